@@ -1,0 +1,121 @@
+"""DeepMAD's entropy score and effectiveness: pure functions of a CNN spec.
+
+Shen et al., "DeepMAD: Mathematical Architecture Design for Deep Convolutional Neural Network",
+CVPR 2023; constants and the 1/2 factor follow the reference code (TinyNAS), the paper's variant
+(no 1/2) is ``entropy="paper"``.
+
+* Block entropy: ``1/2 * sum over the block's main-path convs of log(c_in * k^2 / groups)``
+  (k1kxk1: ``1/2 [log c_in + log(b k^2) + log b]``; k1dwk1: ``1/2 [log c_in + log k^2 + log b]``;
+  SE and shortcut convs are ignored). The stem contributes ``1/2 log(c_in k^2)``.
+* Stages: the stem (with any stride-1 superblocks that follow it) is stage 1; each stride-2
+  superblock opens a new stage; a stride-1 superblock belongs to the stage before it.
+* Score: ``S = sum_s alpha_s [log C_s + log R_s^2] * sum_{j <= end of stage s} e_j`` with
+  ``alpha = 1`` for every stage but the last (8).
+* Depth penalty: ``10 * exp(std(L))``, population std over superblock depths, the first
+  ``penalty_skip`` superblocks left out.
+* Effectiveness: ``rho = max over stage prefixes of L / geomean(c_i k_i^2 / g_i)`` over the
+  main-path convs so far (shortcut projections excluded).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+from archsearch.cost.cnn import cnn_layers
+from archsearch.space.cnn import CNNSpec
+
+__all__ = ["DeepMADScore", "deepmad_score", "stage_ends", "depth_penalty", "DEPTH_PENALTY_SCALE"]
+
+DEPTH_PENALTY_SCALE = 10.0
+
+
+class DeepMADScore(NamedTuple):
+    """Result of :func:`deepmad_score`.
+
+    Attributes:
+        score: The objective: ``entropy - penalty`` when the penalty is on, else ``entropy``.
+        entropy: The network score S.
+        penalty: The depth penalty (0 when off).
+        rho: Effectiveness.
+        rho_prefixes: Effectiveness of each stage prefix.
+        stage_entropy: Cumulative entropy at the end of each stage.
+    """
+
+    score: float
+    entropy: float
+    penalty: float
+    rho: float
+    rho_prefixes: tuple[float, ...]
+    stage_entropy: tuple[float, ...]
+
+
+def stage_ends(strides: tuple[int, ...] | list[int]) -> list[int]:
+    """Index of the last superblock of each stage (-1: the stem) from the superblock strides."""
+    ends = [-1]
+    for i, s in enumerate(strides):
+        if s == 1:
+            ends[-1] = i
+        else:
+            ends.append(i)
+    return ends
+
+
+def depth_penalty(depths: tuple[int, ...] | list[int], *, skip: int) -> float:
+    """``10 exp(pstd(depths[skip:]))`` (DeepMAD reference search)."""
+    d = np.asarray(depths[skip:], dtype=float)
+    return DEPTH_PENALTY_SCALE * math.exp(float(d.std()) if d.size else 0.0)
+
+
+def deepmad_score(
+    spec: CNNSpec,
+    *,
+    last_stage_weight: float = 8.0,
+    penalty_skip: int | None = None,
+    depth_penalty_on: bool = True,
+    entropy: Literal["code", "paper"] = "code",
+) -> DeepMADScore:
+    """Scores a CNN spec with DeepMAD's entropy, depth penalty and effectiveness.
+
+    Args:
+        spec: The network.
+        last_stage_weight: alpha of the last stage.
+        penalty_skip: Superblocks excluded from the depth std; default 2 for bottleneck networks,
+            0 for depthwise ones.
+        depth_penalty_on: Subtract the depth penalty from ``score``.
+        entropy: ``code`` (1/2 factor, reference code) or ``paper`` (no 1/2).
+    """
+    factor = 0.5 if entropy == "code" else 1.0
+    if penalty_skip is None:
+        penalty_skip = 2 if spec.stages[0].block == "k1kxk1" else 0
+    layers = [layer for layer in cnn_layers(spec) if layer.is_main]
+    ends = stage_ends([s.stride for s in spec.stages])
+    # cumulative entropy and layer log-widths at the end of each superblock (-1: stem)
+    cum_e: dict[int, float] = {}
+    cum_log: dict[int, float] = {}
+    cum_n: dict[int, int] = {}
+    side: dict[int, int] = {}
+    channels: dict[int, int] = {}
+    e = logsum = 0.0
+    n = 0
+    for idx, layer in enumerate(layers):
+        term = math.log(layer.c_in * layer.kernel**2 / layer.groups)
+        e += factor * term
+        logsum += term
+        n += 1
+        nxt = layers[idx + 1].superblock if idx + 1 < len(layers) else None
+        if nxt != layer.superblock:
+            cum_e[layer.superblock], cum_log[layer.superblock], cum_n[layer.superblock] = e, logsum, n
+            side[layer.superblock], channels[layer.superblock] = layer.r_out, layer.c_out
+    weights = [1.0] * (len(ends) - 1) + [last_stage_weight]
+    total = 0.0
+    rhos = []
+    stage_e = []
+    for alpha, end in zip(weights, ends):
+        total += alpha * (math.log(channels[end]) + math.log(side[end] ** 2)) * cum_e[end]
+        rhos.append(cum_n[end] / math.exp(cum_log[end] / cum_n[end]))
+        stage_e.append(cum_e[end])
+    penalty = depth_penalty([s.depth for s in spec.stages], skip=penalty_skip) if depth_penalty_on else 0.0
+    return DeepMADScore(total - penalty, total, penalty, max(rhos), tuple(rhos), tuple(stage_e))

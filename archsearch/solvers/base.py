@@ -1,0 +1,145 @@
+"""What every solve returns: status constants, candidates, bound, gap and timings."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, ClassVar
+
+from archsearch.errors import UnknownNameError
+from archsearch.space.base import ArchSpec
+from archsearch.space.budget import Budget
+
+__all__ = [
+    "OPTIMAL", "FEASIBLE", "INFEASIBLE", "STATUSES", "GAP_OPTIMAL",
+    "Candidate", "SolverStats", "SolveResult", "BaseSolver", "register_solver", "get_solver", "list_solvers", "relative_gap",
+]
+
+OPTIMAL = "optimal"
+FEASIBLE = "feasible"
+INFEASIBLE = "infeasible"
+STATUSES = (OPTIMAL, FEASIBLE, INFEASIBLE)
+GAP_OPTIMAL = 1e-3
+
+
+def relative_gap(bound: float, score: float) -> float:
+    """``(bound - score) / |bound|``, 0 when both are equal, inf without a finite bound."""
+    if bound == score:
+        return 0.0
+    if not (abs(bound) < float("inf")) or bound == 0:
+        return float("inf")
+    return max(0.0, (bound - score) / abs(bound))
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One architecture a solve proposes.
+
+    Attributes:
+        spec: The architecture.
+        score: The objective the solver maximised (DeepMAD: penalised entropy by default).
+        macs: MACs counting what the space's budget counts (backbone or whole model).
+        params: Parameters, same convention.
+        rho: DeepMAD effectiveness; ``None`` for families without it.
+        extra: Other figures (entropy, penalty, memory, ...).
+    """
+
+    spec: ArchSpec
+    score: float
+    macs: int
+    params: int
+    rho: float | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spec": self.spec.to_dict(), "score": self.score, "macs": int(self.macs), "params": int(self.params),
+                "rho": self.rho, **({"extra": self.extra} if self.extra else {})}
+
+
+@dataclasses.dataclass
+class SolverStats:
+    """Timings and counters of a solve."""
+
+    solve_time_s: float = 0.0
+    nodes: int = 0
+    relaxations: int = 0
+    evaluations: int = 0
+    backend: str = ""
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class SolveResult:
+    """The result of a solve.
+
+    Attributes:
+        status: ``optimal`` (gap <= 1e-3), ``feasible`` or ``infeasible``.
+        space: Name of the space solved.
+        budget: The budget.
+        candidates: Best first; the first one is the solver's answer.
+        bound: Upper bound on the objective over the whole space (``inf`` when none is known).
+        gap: ``(bound - score) / |bound|`` of the best candidate.
+        stats: Timings and counters.
+        smallest: For infeasible budgets, the smallest feasible costs of the space.
+    """
+
+    status: str
+    space: str
+    budget: Budget
+    candidates: list[Candidate]
+    bound: float
+    gap: float
+    stats: SolverStats
+    smallest: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def best(self) -> Candidate | None:
+        return self.candidates[0] if self.candidates else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object ``archsearch solve --format json`` prints."""
+        finite = lambda v: v if abs(v) < float("inf") else None  # noqa: E731  (JSON has no inf)
+        return {
+            "status": self.status,
+            "space": self.space,
+            "budget": self.budget.to_dict(),
+            "bound": finite(self.bound),
+            "gap": finite(self.gap),
+            "time_s": round(self.stats.solve_time_s, 6),
+            "candidates": [c.to_dict() for c in self.candidates],
+        }
+
+
+class BaseSolver:
+    """Base of solvers: a solver declares which families it solves and returns a :class:`SolveResult`."""
+
+    name: ClassVar[str] = ""
+    families: ClassVar[tuple[str, ...]] = ()
+    gives_bound: ClassVar[bool] = True
+
+    def solve(self, space: Any, budget: Budget, **options: Any) -> SolveResult:
+        raise NotImplementedError
+
+
+_SOLVERS: dict[str, type[BaseSolver]] = {}
+
+
+def register_solver(cls: type[BaseSolver]) -> type[BaseSolver]:
+    if not cls.name:
+        raise ValueError("a solver class needs a name")
+    if cls.name in _SOLVERS:
+        raise ValueError(f"solver {cls.name!r} is already registered")
+    _SOLVERS[cls.name] = cls
+    return cls
+
+
+def list_solvers() -> list[str]:
+    return sorted(_SOLVERS)
+
+
+def get_solver(name: str) -> type[BaseSolver]:
+    if name not in _SOLVERS:
+        raise UnknownNameError(f"solver {name!r} is not registered; known solvers: {list_solvers()}")
+    return _SOLVERS[name]
+
+
+Factory = Callable[..., BaseSolver]

@@ -1,0 +1,236 @@
+"""The DeepMAD mathematical program over a CNN template.
+
+Shen et al., "DeepMAD", CVPR 2023: maximise the network entropy score S (optionally minus the
+depth penalty) subject to the MACs/params (/memory) budgets, the effectiveness bound
+``rho <= rho0``, non-decreasing widths, ``in <= out <= 4 in``, ``b / out`` in the template's range,
+channel multiples and the depth/kernel sets.
+
+A design is ``(c0, c, b, k, L)``: stem width, and per superblock output width, inner width,
+kernel and depth. Structure that the solver uses (see :mod:`archsearch.solvers.deepmad`):
+
+* for fixed depths and kernels, MACs and params are posynomials in the widths, hence convex
+  constraints in the log-widths ``z``;
+* ``sum over layers of log(c k^2 / g)`` is linear in ``z``, so ``rho <= rho0`` (one constraint per
+  stage prefix: ``sum log(c k^2/g) >= n log(n / rho0)``) is linear in ``z``;
+* the score is ``sum_s alpha_s (log C_s + 2 log R_s) E_s(z)``: bilinear. With the stage factors
+  replaced by their upper bounds over a box of stage widths it becomes linear, and the problem
+  a geometric program; that is the relaxation a branch-and-bound node solves.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+from archsearch.errors import SpecError
+from archsearch.objectives.deepmad import depth_penalty, stage_ends
+from archsearch.space.budget import Budget
+from archsearch.space.cnn import CNNSpec, StageSpec, StemSpec, conv_out, se_channels
+from archsearch.space.search_space import SearchSpace
+
+__all__ = ["Design", "Evaluation", "DeepMADProgram"]
+
+
+class Design(NamedTuple):
+    """A point of the discrete space: stem width and per-superblock (out, inner, kernel, depth)."""
+
+    c0: int
+    c: tuple[int, ...]
+    b: tuple[int, ...]
+    k: tuple[int, ...]
+    L: tuple[int, ...]
+
+
+class Evaluation(NamedTuple):
+    """Exact figures of a design (costs count what the space's budget counts)."""
+
+    macs: int
+    params: int
+    memory: int
+    entropy: float
+    penalty: float
+    score: float
+    rho: float
+    feasible: bool
+    violation: float
+
+
+class DeepMADProgram:
+    """The DeepMAD program of a space under a budget (pure numpy; no torch).
+
+    Args:
+        space: A CNN template.
+        budget: MACs/params/memory limits (latency is not handled by this program yet).
+        rho0: Effectiveness bound; default the space's.
+        resolution: Input resolution; default the space's.
+        depth_penalty: Maximise ``S - 10 exp(std(L))`` (default) instead of ``S``.
+        entropy: ``code`` (1/2 factor, reference code) or ``paper``.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        budget: Budget,
+        *,
+        rho0: float | None = None,
+        resolution: int | None = None,
+        depth_penalty: bool = True,
+        entropy: Literal["code", "paper"] = "code",
+    ) -> None:
+        if budget.latency_ms is not None:
+            raise SpecError("budget.latency: the DeepMAD program needs a calibrated latency model (`archsearch calibrate`), which this space does not have yet")
+        self.space = space
+        self.budget = budget
+        self.rho0 = float(space.rho0 if rho0 is None else rho0)
+        if not (0 < self.rho0 <= 100):
+            raise SpecError(f"rho: expected a number in (0, 100], got {rho0!r}")
+        self.resolution = int(space.resolution if resolution is None else resolution)
+        if self.resolution < 8:
+            raise SpecError(f"resolution: expected an integer >= 8, got {resolution!r}")
+        self.use_penalty = bool(depth_penalty)
+        self.f = 0.5 if entropy == "code" else 1.0
+        self.bottleneck = space.block == "k1kxk1"
+        self.se = space.se
+        self.n = len(space.strides)
+        self.strides = tuple(space.strides)
+        self.m = space.channel_multiple
+        self.cin0 = space.in_channels
+        self.ks = space.stem_kernel
+        self.r0 = conv_out(self.resolution, space.stem_stride)
+        r_in, r_out, r = [], [], self.r0
+        for s in self.strides:
+            r_in.append(r)
+            r = conv_out(r, s)
+            r_out.append(r)
+        self.r_in, self.r_out = tuple(r_in), tuple(r_out)
+        self.ends = stage_ends(self.strides)
+        self.stage_of = [0] * self.n
+        for s, end in enumerate(self.ends):
+            start = self.ends[s - 1] + 1 if s else 0
+            for i in range(start, end + 1):
+                self.stage_of[i] = s
+        self.alpha = [1.0] * (len(self.ends) - 1) + [space.last_stage_weight]
+        self.count_head = space.budget_counts == "model"
+        self.num_classes = space.num_classes
+
+    # ----------------------------------------------------------------- designs
+    def stage_side(self, s: int) -> int:
+        end = self.ends[s]
+        return self.r0 if end < 0 else self.r_out[end]
+
+    def b_range(self, c: int) -> tuple[int, int]:
+        """Allowed inner widths for output width ``c`` (multiples of the channel multiple)."""
+        lo_r, hi_r = self.space.bottleneck_ratio
+        m = self.m
+        lo = max(m, math.ceil(lo_r * c / m - 1e-9) * m)
+        hi = max(lo, math.floor(hi_r * c / m + 1e-9) * m)
+        return lo, hi
+
+    def is_valid(self, d: Design) -> bool:
+        sp, m = self.space, self.m
+        if not (sp.stem_widths[0] <= d.c0 <= sp.stem_widths[1]) or d.c0 % m:
+            return False
+        prev = d.c0
+        for i in range(self.n):
+            c, b, k, L = d.c[i], d.b[i], d.k[i], d.L[i]
+            if c % m or b % m or not (sp.widths[0] <= c <= sp.widths[1]):
+                return False
+            if c < prev or c > sp.max_width_ratio * prev:
+                return False
+            lo, hi = self.b_range(c)
+            if not (lo <= b <= hi) or k not in sp.kernels:
+                return False
+            if not (sp.depths[0] <= L <= (sp.first_depth_max if i == 0 else sp.depths[1])):
+                return False
+            prev = c
+        return True
+
+    def to_spec(self, d: Design, *, name: str = "") -> CNNSpec:
+        stages, prev = [], d.c0
+        for i in range(self.n):
+            stages.append(StageSpec(self.space.block, prev, d.c[i], d.b[i], d.k[i], self.strides[i], d.L[i], self.se))
+            prev = d.c[i]
+        stem = StemSpec(d.c0, self.cin0, self.ks, self.space.stem_stride)
+        return CNNSpec(stem, tuple(stages), self.resolution, self.num_classes, name)
+
+    def from_spec(self, spec: CNNSpec) -> Design:
+        st = spec.stages
+        if len(st) != self.n or any(s.block != self.space.block for s in st):
+            raise SpecError(f"spec: does not follow the template of space {self.space.name!r}")
+        return Design(spec.stem.out_channels, tuple(s.out_channels for s in st), tuple(s.bottleneck for s in st),
+                      tuple(s.kernel for s in st), tuple(s.depth for s in st))
+
+    # -------------------------------------------------------------- evaluation
+    def evaluate(self, d: Design) -> Evaluation:
+        """Exact costs, score and rho of a design, in closed form (equal to the cost model)."""
+        ks2 = self.ks * self.ks
+        r0 = self.r0
+        macs = r0 * r0 * self.cin0 * d.c0 * ks2
+        params = self.cin0 * d.c0 * ks2 + 2 * d.c0
+        mem = self.cin0 * self.resolution**2 + d.c0 * r0 * r0
+        log = math.log
+        logsum = log(self.cin0 * ks2)
+        nl = 1
+        cum_log, cum_n = [0.0] * self.n, [0] * self.n
+        prev = d.c0
+        for i in range(self.n):
+            cin, out, b, k, L = prev, d.c[i], d.b[i], d.k[i], d.L[i]
+            ri, ro, s = self.r_in[i], self.r_out[i], self.strides[i]
+            k2 = k * k
+            ri2, ro2 = ri * ri, ro * ro
+            rest = L - 1
+            if self.bottleneck:
+                sc = s != 1 or cin != out
+                macs += ri2 * cin * b + ro2 * (k2 * b * b + b * out) + (ro2 * cin * out if sc else 0)
+                params += cin * b + 4 * b + k2 * b * b + b * out + 2 * out + ((cin * out + 2 * out) if sc else 0)
+                macs += rest * ro2 * (2 * out * b + k2 * b * b)
+                params += rest * (2 * out * b + 4 * b + k2 * b * b + 2 * out)
+                held = cin * ri2
+                mem = max(mem, cin * ri2 + b * ri2, b * ri2 + b * ro2 + held, b * ro2 + out * ro2 + held,
+                          (cin * ri2 + 2 * out * ro2) if sc else 0)
+                if rest:
+                    mem = max(mem, out * ro2 + b * ro2, 2 * b * ro2 + out * ro2, b * ro2 + 2 * out * ro2)
+                logsum += log(cin) + log(b * k2) + log(b) + rest * (log(out) + log(b * k2) + log(b))
+            else:
+                rd = se_channels(b) if self.se else 0
+                se_macs = 2 * b * rd
+                se_params = 2 * b * rd + rd + b if self.se else 0
+                macs += ri2 * cin * b + ro2 * k2 * b + ro2 * b * out + se_macs
+                params += cin * b + 4 * b + k2 * b + b * out + 2 * out + se_params
+                macs += rest * (ro2 * out * b + ro2 * k2 * b + ro2 * b * out + se_macs)
+                params += rest * (2 * out * b + 4 * b + k2 * b + 2 * out + se_params)
+                held = cin * ri2 if (s == 1 and cin == out) else 0
+                mem = max(mem, cin * ri2 + b * ri2, b * ri2 + b * ro2 + held, b * ro2 + out * ro2 + held,
+                          (b + rd + held + b * ro2) if self.se else 0)
+                if rest:
+                    held = out * ro2
+                    mem = max(mem, out * ro2 + b * ro2, 2 * b * ro2 + held, b * ro2 + out * ro2 + held,
+                              (b + rd + held + b * ro2) if self.se else 0)
+                logsum += log(cin) + log(k2) + log(b) + rest * (log(out) + log(k2) + log(b))
+            nl += 3 * L
+            cum_log[i], cum_n[i] = logsum, nl
+            prev = out
+        if self.count_head:
+            macs += d.c[-1] * self.num_classes
+            params += d.c[-1] * self.num_classes + self.num_classes
+        f = self.f
+        stem_log = log(self.cin0 * ks2)
+        entropy, rho = 0.0, 0.0
+        for s, end in enumerate(self.ends):
+            if end < 0:
+                width, side, lg, cnt = d.c0, self.r0, stem_log, 1
+            else:
+                width, side, lg, cnt = d.c[end], self.r_out[end], cum_log[end], cum_n[end]
+            entropy += self.alpha[s] * (log(width) + 2 * log(side)) * f * lg
+            rho = max(rho, cnt / math.exp(lg / cnt))
+        penalty = depth_penalty(d.L, skip=self.space.penalty_skip) if self.use_penalty else 0.0
+        memory = 4 * mem
+        b = self.budget
+        violation = max(0.0, rho / self.rho0 - 1.0)
+        for value, limit in ((macs, b.macs), (params, b.params), (memory, b.memory)):
+            if limit is not None:
+                violation += max(0.0, value / limit - 1.0)
+        feasible = violation <= 1e-12 and rho <= self.rho0 * (1 + 1e-12)
+        return Evaluation(macs, params, memory, entropy, penalty, entropy - penalty, rho, feasible, violation)

@@ -1,0 +1,156 @@
+"""Budgets: hard limits on MACs, parameters, latency and peak activation memory.
+
+The text grammar (one for every command that takes a budget)::
+
+    macs=4.13G,params=25.55M,latency=3ms,memory=50M
+
+Counts (``macs``, ``params``, ``memory``) take a decimal K/M/G/T suffix or a bare number;
+``latency`` takes a number with ``us``, ``ms`` or ``s``. ``memory`` is peak activation memory
+in bytes (float32, batch 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from typing import Any, Iterator
+
+from archsearch.errors import BudgetError
+
+__all__ = ["Budget", "parse_count", "parse_latency", "format_count", "BUDGET_KEYS"]
+
+BUDGET_KEYS = ("macs", "params", "latency", "memory")
+_COUNT_SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+_LATENCY_UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+_NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?"
+
+
+def parse_count(field: str, text: str) -> int:
+    """Parses ``4.13G``, ``25.55M``, ``512K`` or ``1000000`` into an integer count."""
+    m = re.fullmatch(rf"\s*({_NUMBER})\s*([A-Za-z]*)\s*", text)
+    if m is None or m.group(2).upper() not in _COUNT_SUFFIX:
+        raise BudgetError(
+            f"budget field {field!r}: cannot read {text!r}; expected a positive number with an optional "
+            "K, M, G or T suffix (e.g. 4.13G)"
+        )
+    value = float(m.group(1)) * _COUNT_SUFFIX[m.group(2).upper()]
+    if not math.isfinite(value) or value <= 0:
+        raise BudgetError(f"budget field {field!r}: must be positive, got {text!r}")
+    return int(round(value))
+
+
+def parse_latency(text: str) -> float:
+    """Parses ``3ms``, ``250us`` or ``0.01s`` into milliseconds."""
+    m = re.fullmatch(rf"\s*({_NUMBER})\s*([a-zA-Z]*)\s*", text)
+    if m is None or m.group(2) not in _LATENCY_UNIT_MS:
+        raise BudgetError(
+            f"budget field 'latency': cannot read {text!r}; expected a positive number with a unit "
+            f"in {sorted(_LATENCY_UNIT_MS)} (e.g. 3ms)"
+        )
+    value = float(m.group(1)) * _LATENCY_UNIT_MS[m.group(2)]
+    if not math.isfinite(value) or value <= 0:
+        raise BudgetError(f"budget field 'latency': must be positive, got {text!r}")
+    return value
+
+
+def format_count(value: float | int | None, unit: str = "") -> str:
+    """Formats a count with a K/M/G suffix (``4130000000`` -> ``4.13G``)."""
+    if value is None:
+        return "-"
+    for suffix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.4g}{suffix}{unit}"
+    return f"{value:.4g}{unit}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """Hard limits; ``None`` means unconstrained.
+
+    Attributes:
+        macs: Multiply-accumulates of one forward pass at batch 1.
+        params: Parameter count.
+        latency_ms: Latency at batch 1 on the calibrated device, in milliseconds.
+        memory: Peak activation memory in bytes (float32, batch 1).
+    """
+
+    macs: int | None = None
+    params: int | None = None
+    latency_ms: float | None = None
+    memory: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("macs", "params", "memory"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise BudgetError(f"budget field {name!r}: must be a positive count, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if self.latency_ms is not None:
+            if isinstance(self.latency_ms, bool) or not isinstance(self.latency_ms, (int, float)) or not (
+                self.latency_ms > 0 and math.isfinite(self.latency_ms)
+            ):
+                raise BudgetError(f"budget field 'latency': must be a positive time, got {self.latency_ms!r}")
+            object.__setattr__(self, "latency_ms", float(self.latency_ms))
+
+    @classmethod
+    def parse(cls, text: str) -> "Budget":
+        """Parses the budget grammar; see the module docstring."""
+        if not text or not text.strip():
+            raise BudgetError(f"budget: empty; expected key=value pairs with keys {list(BUDGET_KEYS)}")
+        values: dict[str, Any] = {}
+        for item in text.split(","):
+            if not item.strip():
+                continue
+            key, sep, raw = item.partition("=")
+            key = key.strip().lower()
+            if not sep:
+                raise BudgetError(f"budget: cannot read {item.strip()!r}; expected key=value with keys {list(BUDGET_KEYS)}")
+            if key not in BUDGET_KEYS:
+                raise BudgetError(f"budget: unknown key {key!r}; accepted keys are {list(BUDGET_KEYS)}")
+            if key in values or (key == "latency" and "latency_ms" in values):
+                raise BudgetError(f"budget: key {key!r} given twice")
+            if key == "latency":
+                values["latency_ms"] = parse_latency(raw)
+            else:
+                values[key] = parse_count(key, raw)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "Budget":
+        return dataclasses.replace(self, **changes)
+
+    def items(self) -> Iterator[tuple[str, float]]:
+        """Yields the set limits as ``(key, value)`` with the grammar's keys (latency in ms)."""
+        for key, attr in (("macs", "macs"), ("params", "params"), ("latency", "latency_ms"), ("memory", "memory")):
+            value = getattr(self, attr)
+            if value is not None:
+                yield key, value
+
+    def is_empty(self) -> bool:
+        return next(self.items(), None) is None
+
+    def to_text(self) -> str:
+        parts = []
+        for key, value in self.items():
+            parts.append(f"latency={value:g}ms" if key == "latency" else f"{key}={format_count(value)}")
+        return ",".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Budget":
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise BudgetError(f"budget: unknown fields {sorted(unknown)}; accepted are macs, params, latency_ms, memory")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Budget":
+        return cls.from_dict(json.loads(text))

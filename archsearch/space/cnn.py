@@ -1,0 +1,127 @@
+"""CNN specs: a stem and a chain of superblocks (DeepMAD's search unit).
+
+A superblock repeats one block type ``depth`` times: the first block maps ``in_channels`` to
+``out_channels`` with ``stride``; the others keep ``out_channels`` at stride 1.
+
+Block types (Shen et al., "DeepMAD", CVPR 2023; He et al., ResNet; Sandler et al., MobileNetV2):
+
+* ``k1kxk1``: ResNet bottleneck, 1x1 (in -> b) -> kxk (b -> b, stride) -> 1x1 (b -> out), each conv
+  followed by BN, ReLU after the first two and after the residual sum; the shortcut is a strided
+  1x1 conv + BN when the shape changes.
+* ``k1dwk1``: MobileNetV2 inverted residual, 1x1 expand (in -> b) -> depthwise kxk (stride) ->
+  [squeeze-excitation] -> 1x1 project (b -> out), BN after each conv, ReLU after the first two;
+  an identity residual when stride is 1 and in == out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+from archsearch.errors import SpecError
+from archsearch.space.base import ArchSpec, check_int, register_family
+
+__all__ = ["BLOCK_TYPES", "StemSpec", "StageSpec", "CNNSpec", "conv_out", "se_channels"]
+
+BLOCK_TYPES = ("k1kxk1", "k1dwk1")
+
+
+def conv_out(size: int, stride: int) -> int:
+    """Output side of a 'same'-padded odd-kernel conv: ceil(size / stride)."""
+    return -(-size // stride)
+
+
+def se_channels(bottleneck: int) -> int:
+    """Squeeze-excitation reduction width: a quarter of the block width, rounded to 8 (at least 8)."""
+    return max(8, int(bottleneck / 4 + 4) // 8 * 8)
+
+
+@dataclasses.dataclass(frozen=True)
+class StemSpec:
+    """The stem: one kxk conv (stride ``stride``) + BN + ReLU."""
+
+    out_channels: int
+    in_channels: int = 3
+    kernel: int = 3
+    stride: int = 2
+
+    def __post_init__(self) -> None:
+        check_int("stem", "in_channels", self.in_channels, 1, 64)
+        check_int("stem", "out_channels", self.out_channels, 1, 4096)
+        if self.kernel not in (1, 3, 5, 7):
+            raise SpecError(f"stem.kernel: expected one of [1, 3, 5, 7], got {self.kernel!r}")
+        if self.stride not in (1, 2, 4):
+            raise SpecError(f"stem.stride: expected one of [1, 2, 4], got {self.stride!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class StageSpec:
+    """One superblock: ``depth`` blocks of type ``block``."""
+
+    block: str
+    in_channels: int
+    out_channels: int
+    bottleneck: int
+    kernel: int = 3
+    stride: int = 1
+    depth: int = 1
+    se: bool = False
+
+    def __post_init__(self) -> None:
+        if self.block not in BLOCK_TYPES:
+            raise SpecError(f"stage.block: expected one of {list(BLOCK_TYPES)}, got {self.block!r}")
+        check_int("stage", "in_channels", self.in_channels, 1, 16384)
+        check_int("stage", "out_channels", self.out_channels, 1, 16384)
+        check_int("stage", "bottleneck", self.bottleneck, 1, 65536)
+        check_int("stage", "depth", self.depth, 1, 256)
+        if self.kernel not in (1, 3, 5, 7):
+            raise SpecError(f"stage.kernel: expected one of [1, 3, 5, 7], got {self.kernel!r}")
+        if self.stride not in (1, 2):
+            raise SpecError(f"stage.stride: expected 1 or 2, got {self.stride!r}")
+        if not isinstance(self.se, bool):
+            raise SpecError(f"stage.se: expected true or false, got {self.se!r}")
+
+
+@register_family("cnn")
+@dataclasses.dataclass(frozen=True)
+class CNNSpec(ArchSpec):
+    """A CNN: stem, superblocks, global average pooling and a linear classifier.
+
+    Attributes:
+        stem: The stem conv.
+        stages: Superblocks in order; each one's ``in_channels`` equals the previous ``out_channels``.
+        resolution: Input side length in pixels.
+        num_classes: Classifier outputs (0: no classifier).
+        name: Free-form label.
+    """
+
+    family: ClassVar[str]
+    stem: StemSpec
+    stages: tuple[StageSpec, ...]
+    resolution: int = 224
+    num_classes: int = 1000
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.stem, StemSpec):
+            raise SpecError(f"cnn.stem: expected a StemSpec, got {type(self.stem).__name__}")
+        object.__setattr__(self, "stages", tuple(self.stages))
+        if not self.stages or not all(isinstance(s, StageSpec) for s in self.stages):
+            raise SpecError("cnn.stages: expected a non-empty sequence of StageSpec")
+        check_int("cnn", "resolution", self.resolution, 8, 4096)
+        check_int("cnn", "num_classes", self.num_classes, 0)
+        prev = self.stem.out_channels
+        for i, stage in enumerate(self.stages):
+            if stage.in_channels != prev:
+                raise SpecError(
+                    f"cnn.stages[{i}].in_channels: must equal the previous output width {prev}, got {stage.in_channels}"
+                )
+            prev = stage.out_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.stages[-1].out_channels
+
+    @property
+    def depth(self) -> int:
+        return sum(s.depth for s in self.stages)

@@ -1,0 +1,177 @@
+"""Search spaces: a family, a template and the ranges a program may choose from; one registry."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Callable, ClassVar, Literal
+
+from archsearch.errors import SpecError, UnknownNameError
+from archsearch.space.budget import Budget
+from archsearch.space.cnn import BLOCK_TYPES
+
+__all__ = ["BaseSpace", "SearchSpace", "register_space", "get_space", "list_spaces"]
+
+_SPACES: dict[str, "BaseSpace"] = {}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BaseSpace:
+    """Fields every space has, whatever its family.
+
+    Attributes:
+        name: Registry name (``deepmad-r50``).
+        family: The spec family the space produces.
+        resolution: Default input resolution.
+        num_classes: Classifier outputs of built candidates.
+        budget: The template's default budget (used when ``--budget`` is not given).
+        budget_counts: ``backbone`` (the classifier head excluded, DeepMAD's convention) or ``model``.
+        description: One line for ``archsearch spaces``.
+    """
+
+    name: str
+    family: ClassVar[str] = ""
+    resolution: int = 224
+    num_classes: int = 1000
+    budget: Budget = Budget()
+    budget_counts: Literal["backbone", "model"] = "backbone"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.budget_counts not in ("backbone", "model"):
+            raise SpecError(f"space.budget_counts: expected 'backbone' or 'model', got {self.budget_counts!r}")
+        if not isinstance(self.resolution, int) or self.resolution < 8:
+            raise SpecError(f"space.resolution: expected an integer >= 8, got {self.resolution!r}")
+
+    def replace(self, **changes: Any) -> "BaseSpace":
+        return dataclasses.replace(self, **changes)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON row of ``archsearch spaces``."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "resolution": self.resolution,
+            "budget_counts": self.budget_counts,
+            "default_budget": self.budget.to_text(),
+            "description": self.description,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["family"] = self.family
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SearchSpace(BaseSpace):
+    """A DeepMAD CNN template.
+
+    Attributes:
+        block: Block type of every superblock (``k1kxk1`` or ``k1dwk1``).
+        strides: Stride of each superblock; their count is the superblock count.
+        stem_stride: Stride of the stem conv.
+        stem_kernel: Kernel of the stem conv.
+        stem_widths: Range of the stem width.
+        widths: Range of superblock output widths.
+        kernels: Kernel sizes a superblock may use.
+        bottleneck_ratio: ``b / out`` range of a superblock's inner width.
+        depths: Range of superblock depths.
+        first_depth_max: Maximum depth of the first superblock.
+        max_width_ratio: A superblock's output width is at most this times its input width.
+        channel_multiple: Every width is a multiple of this.
+        rho0: Effectiveness bound (rho <= rho0).
+        se: Whether blocks carry squeeze-excitation (inverted residuals only).
+        in_channels: Image channels.
+        penalty_skip: Superblocks left out of the depth-penalty std (DeepMAD: 2 for bottleneck, 0 for
+            depthwise spaces).
+        last_stage_weight: Weight alpha of the last stage in the score (DeepMAD: 8).
+    """
+
+    family: ClassVar[str] = "cnn"
+    block: str = "k1kxk1"
+    strides: tuple[int, ...] = (2, 2, 2, 1, 2)
+    stem_stride: int = 2
+    stem_kernel: int = 3
+    stem_widths: tuple[int, int] = (16, 64)
+    widths: tuple[int, int] = (16, 2048)
+    kernels: tuple[int, ...] = (3, 5)
+    bottleneck_ratio: tuple[float, float] = (1 / 12, 1.0)
+    depths: tuple[int, int] = (1, 30)
+    first_depth_max: int = 3
+    max_width_ratio: float = 4.0
+    channel_multiple: int = 8
+    rho0: float = 0.3
+    se: bool = False
+    in_channels: int = 3
+    penalty_skip: int = 2
+    last_stage_weight: float = 8.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "strides", tuple(self.strides))
+        object.__setattr__(self, "kernels", tuple(sorted(self.kernels)))
+        if self.block not in BLOCK_TYPES:
+            raise SpecError(f"space.block: expected one of {list(BLOCK_TYPES)}, got {self.block!r}")
+        if not self.strides or any(s not in (1, 2) for s in self.strides):
+            raise SpecError(f"space.strides: expected a non-empty list of 1s and 2s, got {self.strides!r}")
+        if not self.kernels or any(k not in (1, 3, 5, 7) for k in self.kernels):
+            raise SpecError(f"space.kernels: expected kernels from [1, 3, 5, 7], got {self.kernels!r}")
+        m = self.channel_multiple
+        for field in ("stem_widths", "widths"):
+            lo, hi = getattr(self, field)
+            if not (0 < lo <= hi) or lo % m or hi % m:
+                raise SpecError(f"space.{field}: expected 0 < lo <= hi, both multiples of {m}, got {(lo, hi)!r}")
+        lo, hi = self.depths
+        if not (1 <= lo <= hi):
+            raise SpecError(f"space.depths: expected 1 <= lo <= hi, got {self.depths!r}")
+        if not (lo <= self.first_depth_max):
+            raise SpecError(f"space.first_depth_max: expected >= {lo}, got {self.first_depth_max!r}")
+        rlo, rhi = self.bottleneck_ratio
+        if not (0 < rlo <= rhi):
+            raise SpecError(f"space.bottleneck_ratio: expected 0 < lo <= hi, got {self.bottleneck_ratio!r}")
+        if not (0 < self.rho0 <= 100):
+            raise SpecError(f"space.rho0: expected a number in (0, 100], got {self.rho0!r}")
+        if self.max_width_ratio < 1:
+            raise SpecError(f"space.max_width_ratio: expected >= 1, got {self.max_width_ratio!r}")
+        if self.se and self.block != "k1dwk1":
+            raise SpecError("space.se: squeeze-excitation is only offered for the k1dwk1 block")
+
+    @property
+    def n_superblocks(self) -> int:
+        return len(self.strides)
+
+    def summary(self) -> dict[str, Any]:
+        row = super().summary()
+        row.update(block=self.block, superblocks=len(self.strides), rho0=self.rho0)
+        return row
+
+
+def register_space(space: BaseSpace | Callable[[], BaseSpace]) -> Any:
+    """Registers a space (or a zero-argument factory of one, as a decorator); raises on duplicates."""
+    obj = space() if callable(space) and not isinstance(space, BaseSpace) else space
+    if not isinstance(obj, BaseSpace):
+        raise TypeError(f"register_space expects a BaseSpace, got {type(obj).__name__}")
+    if obj.name in _SPACES:
+        raise ValueError(f"space {obj.name!r} is already registered")
+    _SPACES[obj.name] = obj
+    return space
+
+
+def list_spaces() -> list[str]:
+    _load_builtin()
+    return sorted(_SPACES)
+
+
+def get_space(name: str) -> BaseSpace:
+    _load_builtin()
+    if name not in _SPACES:
+        raise UnknownNameError(f"space {name!r} is not registered; known spaces: {sorted(_SPACES)}")
+    return _SPACES[name]
+
+
+def _load_builtin() -> None:
+    from archsearch.space import templates  # noqa: F401  (registers on import)
