@@ -80,6 +80,8 @@ class StageSpec:
             raise SpecError(f"stage.stride: expected 1 or 2, got {self.stride!r}")
         if not isinstance(self.se, bool):
             raise SpecError(f"stage.se: expected true or false, got {self.se!r}")
+        if self.se and self.block != "k1dwk1":
+            raise SpecError(f"stage.se: squeeze-excitation is only offered for the k1dwk1 block, not {self.block!r}")
 
 
 @register_family("cnn")

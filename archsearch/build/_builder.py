@@ -1,0 +1,55 @@
+"""Spec coercion and :func:`build_model`, which dispatches on the spec's family."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Union
+
+from archsearch.build._registry import get_builder
+from archsearch.errors import SpecError
+from archsearch.space.base import ArchSpec, list_families, load_spec, spec_from_dict
+
+__all__ = ["SpecLike", "as_spec", "build_model"]
+
+SpecLike = Union[ArchSpec, dict, str, Path]
+
+
+def as_spec(spec: SpecLike, *, family: str | None = None) -> ArchSpec:
+    """Reads a spec given as a spec object, its dict, JSON text or the path of a JSON file.
+
+    Args:
+        spec: The spec in any of the accepted forms.
+        family: When given, the family the spec must belong to.
+
+    Raises:
+        SpecError: The value is of another type or family, or is not a valid spec.
+    """
+    if isinstance(spec, ArchSpec):
+        out = spec
+    elif isinstance(spec, dict):
+        out = spec_from_dict({"family": family, **spec} if family and "family" not in spec else spec)
+    elif isinstance(spec, (str, Path)):
+        out = load_spec(spec)
+    else:
+        raise SpecError(
+            f"spec: expected a spec object, a dict, JSON text or a JSON file path, got {type(spec).__name__}"
+        )
+    if family is not None and out.family != family:
+        raise SpecError(f"spec.family: expected {family!r}, got {out.family!r} (families: {list_families()})")
+    return out
+
+
+def build_model(spec: SpecLike, **kwargs: Any) -> Any:
+    """Builds the torch module of a spec with its family's registered builder.
+
+    Args:
+        spec: A spec object, its dict, JSON text or a JSON file path.
+        **kwargs: Passed to the builder (for CNNs: timm's ``num_classes``, ``in_chans``,
+            ``global_pool``, ``drop_rate`` ...).
+
+    Returns:
+        A ``torch.nn.Module`` with timm's standard methods; to build without allocating weights,
+        call it under ``with torch.device("meta"):``.
+    """
+    spec = as_spec(spec)
+    return get_builder(spec.family)(spec, **kwargs)

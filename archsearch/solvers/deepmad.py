@@ -1,0 +1,748 @@
+"""Branch-and-bound solver of the DeepMAD program with geometric-program relaxations.
+
+Every node of the tree is a box: an integer range of depths and a set of kernels per superblock,
+and a range of widths per stage output. Its relaxation drops integrality and
+
+* takes each stage factor ``log C_s + 2 log R_s`` at the top of its width range, which makes the
+  bilinear score linear in the log-widths (valid because every factor and entropy is positive),
+* counts entropy and ``sum log(c k^2/g)`` (rho) with the largest depths and kernels of the box and
+  the costs with the smallest ones (every cost is increasing in depth and kernel),
+* subtracts the smallest depth penalty over the box (exact: minimum-variance point of a box).
+
+The result is a geometric program in the log-widths (cvxpy; posynomial budgets are convex,
+rho and the width rules are linear), whose optimum bounds every design in the box from above.
+Candidates come from rounding each relaxed solution to the channel grid, a greedy repair and
+a local search. Best-first search stops when the best open bound is within ``gap_tol`` of the
+best design: the reported ``bound`` is valid for the whole discrete space.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+from archsearch.errors import InfeasibleError, SpecError
+from archsearch.objectives.deepmad import DEPTH_PENALTY_SCALE
+from archsearch.solvers.base import (
+    FEASIBLE, GAP_OPTIMAL, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
+    relative_gap,
+)
+from archsearch.solvers.deepmad_program import DeepMADProgram, Design, Evaluation
+from archsearch.space.budget import Budget
+from archsearch.space.search_space import SearchSpace
+
+__all__ = ["DeepMADSolver", "solve_deepmad", "min_depth_std", "brute_force"]
+
+
+def min_depth_std(lo: np.ndarray, hi: np.ndarray) -> float:
+    """Smallest population std of a vector ranging over the box ``[lo, hi]`` (exact).
+
+    At the minimiser every coordinate is ``clip(t, lo, hi)`` with ``t`` its mean; ``mean(clip(t)) - t``
+    decreases in ``t``, so bisection finds ``t``.
+    """
+    if lo.size == 0:
+        return 0.0
+    a, b = float(lo.min()), float(hi.max())
+    for _ in range(100):
+        t = 0.5 * (a + b)
+        if np.clip(t, lo, hi).mean() > t:
+            a = t
+        else:
+            b = t
+    x = np.clip(0.5 * (a + b), lo, hi)
+    return float(x.std())
+
+
+def _log_coef(c: np.ndarray) -> np.ndarray:
+    """Logs of posynomial coefficients; an absent term (0) becomes exp(-60) of the budget."""
+    return np.log(np.maximum(c, 1e-26))
+
+
+class _Node(NamedTuple):
+    lo: tuple[int, ...]  # depth ranges
+    hi: tuple[int, ...]
+    kernels: tuple[tuple[int, ...], ...]
+    wlo: tuple[int, ...]  # width ranges of x variables (stem, superblock outputs)
+    whi: tuple[int, ...]
+
+
+class _Relaxation:
+    """The node relaxation as one DPP-parametrised cvxpy problem, re-solved with new parameters.
+
+    Variables: log-widths ``z = (x, y)`` (stem and superblock outputs, inner widths) and, per
+    superblock, the number ``D = L - 1`` of repeated blocks with ``delta ~ log D`` and ``M_j``, the
+    total over the repeated blocks of each cost monomial ``m_j(z)`` (``c b``, ``b^2``, ``b``, ``c``).
+
+    * Costs: first blocks as posynomials in ``z`` (conic GP form), repeated blocks linear in ``M``;
+      ``M_j >= exp(delta + log m_j(z))`` with ``exp(delta) <= D <= secant(delta)`` links them to the
+      widths, so every cost is exact or underestimated.
+    * Entropy of the repeated blocks ``D v(z)`` is bounded above both by the perspective form
+      ``sum_j theta_j D log(M_j / D)`` (``v = sum_j theta_j log m_j``; jointly concave) and by
+      McCormick over the ranges of ``D`` and ``v`` (exact when the depth is fixed).
+    * rho: ``logsum_s >= N_s log(N_s / rho0)`` with ``N_s >= 1 + 3 sum L`` (linear in ``D``).
+    * Each stage product ``A_s E_s`` by McCormick with ``E_s^L`` implied by rho.
+    """
+
+    KAPPA = 1e4  # scale of the M variables
+
+    def __init__(self, prog: DeepMADProgram, solver: str | None) -> None:
+        import cvxpy as cp
+
+        self.cp = cp
+        self.prog = prog
+        n = prog.n
+        self.nz = nz = 2 * n + 1
+        self.solver = solver
+        z = cp.Variable(nz)
+        self.z = z
+        self.delta = cp.Variable(n)
+        self.D = cp.Variable(n)
+        # repeated-block monomials: name -> exponent row over z, per superblock
+        self.mono = ["cb", "bb", "b", "c"] if prog.bottleneck else ["cb", "b", "c"]
+        J = len(self.mono)
+        self.M = cp.Variable((n, J), nonneg=True)
+        cons = []
+        rows = np.array([[self._mono_row(i, name) for name in self.mono] for i in range(n)])  # (n, J, nz)
+        for i in range(n):
+            cons.append(self.M[i] >= cp.exp(rows[i] @ z + self.delta[i] - math.log(self.KAPPA)))
+        self.d_lo, self.d_hi = cp.Parameter(n), cp.Parameter(n)
+        self.dl_lo, self.dl_hi = cp.Parameter(n), cp.Parameter(n)
+        self.sec_slope, self.sec_icpt = cp.Parameter(n, nonneg=True), cp.Parameter(n)
+        cons += [self.D >= self.d_lo, self.D <= self.d_hi, self.delta >= self.dl_lo, self.delta <= self.dl_hi,
+                 self.D >= cp.exp(self.delta), self.D <= cp.multiply(self.sec_slope, self.delta) + self.sec_icpt]
+        # inner-width ratio in M space: b'^2 vs c' b', b' vs c'
+        lo_r, hi_r = prog.space.bottleneck_ratio
+        ib, ic = self.mono.index("b"), self.mono.index("c")
+        cons += [self.M[:, ib] >= lo_r * self.M[:, ic], self.M[:, ib] <= hi_r * self.M[:, ic]]
+        if prog.bottleneck:
+            ia, ibb = self.mono.index("cb"), self.mono.index("bb")
+            cons += [self.M[:, ibb] >= lo_r * self.M[:, ia], self.M[:, ibb] <= hi_r * self.M[:, ia]]
+        # costs: first blocks (log_sum_exp <= log s) + repeated blocks (linear in M, D) <= 1
+        self.first_macs, self.first_params = self._first_rows()
+        b = prog.budget
+        self.lc_macs = cp.Parameter(len(self.first_macs))
+        self.lc_params = cp.Parameter(len(self.first_params))
+        self.rep_macs = cp.Parameter((n, J), nonneg=True)
+        self.rep_params = cp.Parameter((n, J), nonneg=True)
+        self.rep_params_d = cp.Parameter(n, nonneg=True)
+        for limit, lc, rows_, rep, rep_d in ((b.macs, self.lc_macs, self.first_macs, self.rep_macs, None),
+                                            (b.params, self.lc_params, self.first_params, self.rep_params, self.rep_params_d)):
+            if limit is None:
+                continue
+            s_ = cp.Variable(pos=True)
+            cons.append(cp.log_sum_exp(np.array(rows_) @ z + lc) <= cp.log(s_))
+            total = s_ + cp.sum(cp.multiply(rep, self.M))
+            if rep_d is not None:
+                total = total + rep_d @ self.D
+            cons.append(total <= 1)
+        self.mem_groups: list[tuple[Any, int, list[tuple[float, bool]]]] = []
+        if b.memory is not None:
+            for sb, rows_, coefs in self._memory_posynomials():
+                param = cp.Parameter(len(rows_))
+                cons.append(cp.log_sum_exp(np.array(rows_) @ z + param) <= 0)
+                self.mem_groups.append((param, sb, coefs))
+        # u_i >= D_i v_i: perspective bound and two McCormick pieces
+        self.u = cp.Variable(n)
+        theta = {"cb": 1.0, "bb": 0.5} if prog.bottleneck else {"cb": 1.0}
+        self.two_log_k = cp.Parameter(n)
+        for i in range(n):
+            persp = sum(-t * cp.rel_entr(self.D[i], self.M[i, self.mono.index(name)]) for name, t in theta.items())
+            persp = persp + self.D[i] * (sum(theta.values()) * math.log(self.KAPPA))
+            cons.append(self.u[i] <= persp + cp.multiply(self.two_log_k[i], self.D[i]))
+        self.mc_v = cp.Parameter((2 * n, nz))  # D_bound * v-row
+        self.mc_d = cp.Parameter(2 * n)  # v_bound (coefficient of D)
+        self.mc_c = cp.Parameter(2 * n)
+        pick = np.vstack([np.eye(n), np.eye(n)])
+        cons.append(pick @ self.u <= self.mc_v @ z + cp.multiply(self.mc_d, pick @ self.D) + self.mc_c)
+        # cumulative logsum per stage
+        self.n_stages = len(prog.ends)
+        self.e_z = cp.Parameter((self.n_stages, nz))
+        self.e_u = np.zeros((self.n_stages, n))
+        self.n_first = np.zeros(self.n_stages)
+        for s, end in enumerate(prog.ends):
+            self.e_u[s, : end + 1] = 1.0
+            self.n_first[s] = 1 + 3 * (end + 1)
+        self.e_0 = cp.Parameter(self.n_stages)
+        logsum = self.e_z @ z + self.e_u @ self.u + self.e_0
+        self.N = cp.Variable(self.n_stages)
+        cons.append(self.N >= self.n_first + 3 * self.e_u @ self.D)
+        cons.append(logsum / 100.0 >= cp.rel_entr(self.N, prog.rho0 * np.ones(self.n_stages)) / 100.0)
+        # width rules (constant, linear in log space)
+        rows_l, rhs = [], []
+        for i in range(n):
+            p, o, y = i, 1 + i, 1 + n + i
+            e = np.zeros(nz); e[p], e[o] = 1, -1; rows_l.append(e); rhs.append(0.0)  # x_o >= x_p
+            e = np.zeros(nz); e[o], e[p] = 1, -1; rows_l.append(e); rhs.append(math.log(prog.space.max_width_ratio))
+            e = np.zeros(nz); e[o], e[y] = 1, -1; rows_l.append(e); rhs.append(-math.log(lo_r))  # y >= x + log r_lo
+            e = np.zeros(nz); e[y], e[o] = 1, -1; rows_l.append(e); rhs.append(math.log(hi_r))
+        cons.append(np.array(rows_l) @ z <= np.array(rhs))
+        self.zl = cp.Parameter(nz)
+        self.zu = cp.Parameter(nz)
+        cons += [z >= self.zl, z <= self.zu]
+        # w_s <= A_s^U E_s + A_s(z) E_s^L - A_s^U E_s^L, E_s = f logsum_s; w in thousands (conditioning)
+        self.w = cp.Variable(self.n_stages)
+        self.a_up = cp.Parameter(self.n_stages, nonneg=True)
+        self.mc_z = cp.Parameter((self.n_stages, nz))
+        self.mc_0 = cp.Parameter(self.n_stages)
+        cons.append(self.w <= (cp.multiply(self.a_up, logsum) * prog.f + self.mc_z @ z + self.mc_0) / 1000.0)
+        self.weights = np.array(prog.alpha)
+        self.problem = cp.Problem(cp.Maximize(self.weights @ self.w), cons)
+        self.solves = 0
+
+    # exponent rows are over z = [x_stem, x_1..x_n, y_1..y_n]
+    def _e(self, **idx: float) -> list[float]:
+        row = [0.0] * self.nz
+        n = self.prog.n
+        for key, val in idx.items():
+            kind, i = key[0], int(key[1:])
+            row[i if kind == "x" else 1 + n + i] += val
+        return row
+
+    def _mono_row(self, i: int, name: str) -> list[float]:
+        o, y = f"x{i + 1}", f"y{i}"
+        return {"cb": self._e(**{o: 1, y: 1}), "bb": self._e(**{y: 2}), "b": self._e(**{y: 1}), "c": self._e(**{o: 1})}[name]
+
+    def _first_rows(self) -> tuple[list[list[float]], list[list[float]]]:
+        prog, n, e = self.prog, self.prog.n, self._e
+        macs, params = [e(x0=1)], [e(x0=1)]
+        for i in range(n):
+            p, o, y = f"x{i}", f"x{i + 1}", f"y{i}"
+            if prog.bottleneck:
+                macs += [e(**{p: 1, y: 1}), e(**{y: 2}), e(**{o: 1, y: 1}), e(**{p: 1, o: 1})]
+                params += [e(**{p: 1, y: 1}), e(**{y: 1}), e(**{y: 2}), e(**{o: 1, y: 1}), e(**{o: 1}), e(**{p: 1, o: 1})]
+            else:
+                macs += [e(**{p: 1, y: 1}), e(**{y: 1}), e(**{o: 1, y: 1})]
+                params += [e(**{p: 1, y: 1}), e(**{y: 1}), e(**{o: 1, y: 1}), e(**{o: 1}), e()]
+        if prog.count_head:
+            macs.append(e(**{f"x{n}": 1}))
+            params += [e(**{f"x{n}": 1}), e()]
+        return macs, params
+
+    def _cost_coefs(self, kmin: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Cost coefficients (smallest kernels): first-block posynomials, repeated-block M and D terms."""
+        prog, n = self.prog, self.prog.n
+        b = prog.budget
+        bm, bp = float(b.macs or 1), float(b.params or 1)
+        macs = [prog.r0**2 * prog.cin0 * prog.ks**2]
+        params = [prog.cin0 * prog.ks**2 + 2]
+        rep_m = np.zeros((n, len(self.mono)))
+        rep_p = np.zeros((n, len(self.mono)))
+        rep_pd = np.zeros(n)
+        col = {name: j for j, name in enumerate(self.mono)}
+        se_p, se_m, se_c = (17.0, 16.0, 8.0) if prog.se else (0.0, 0.0, 0.0)
+        for i in range(n):
+            k2 = float(kmin[i]) ** 2
+            ri2, ro2 = prog.r_in[i] ** 2, prog.r_out[i] ** 2
+            sc = 1.0 if prog.strides[i] != 1 else 0.0  # a stride-1 superblock may have no shortcut conv
+            if prog.bottleneck:
+                macs += [ri2, ro2 * k2, ro2, sc * ro2]
+                params += [1.0, 4.0, k2, 1.0, 2 + 2 * sc, sc]
+                rep_m[i, col["cb"]], rep_m[i, col["bb"]] = 2 * ro2, ro2 * k2
+                rep_p[i, col["cb"]], rep_p[i, col["bb"]], rep_p[i, col["b"]], rep_p[i, col["c"]] = 2, k2, 4, 2
+            else:
+                macs += [ri2, ro2 * k2 + se_m, ro2]
+                params += [1.0, 4 + k2 + se_p, 1.0, 2.0, se_c]
+                rep_m[i, col["cb"]], rep_m[i, col["b"]] = 2 * ro2, ro2 * k2 + se_m
+                rep_p[i, col["cb"]], rep_p[i, col["b"]], rep_p[i, col["c"]] = 2, 4 + k2 + se_p, 2
+                rep_pd[i] = se_c / bp
+        if prog.count_head:
+            macs.append(prog.num_classes)
+            params += [prog.num_classes, prog.num_classes]
+        return (np.array(macs, float) / bm, np.array(params, float) / bp,
+                rep_m * self.KAPPA / bm, rep_p * self.KAPPA / bp, rep_pd)
+
+    def _memory_posynomials(self) -> list[tuple[int, list[list[float]], list[tuple[float, bool]]]]:
+        """Per-layer activation posynomials (elements): ``(superblock, rows, [(coef, needs_rest_block)])``."""
+        prog, e, out = self.prog, self._e, []
+        for i in range(prog.n):
+            p, o, y = f"x{i}", f"x{i + 1}", f"y{i}"
+            ri2, ro2 = prog.r_in[i] ** 2, prog.r_out[i] ** 2
+            held = ri2 if prog.bottleneck else 0.0  # an inverted residual's first block may have no residual
+            out += [
+                (i, [e(**{p: 1}), e(**{y: 1})], [(ri2, False), (ri2, False)]),
+                (i, [e(**{y: 1}), e(**{y: 1}), e(**{p: 1})], [(ri2, False), (ro2, False), (held, False)]),
+                (i, [e(**{y: 1}), e(**{o: 1}), e(**{p: 1})], [(ro2, False), (ro2, False), (held, False)]),
+                (i, [e(**{o: 1}), e(**{y: 1})], [(ro2, True), (ro2, True)]),
+                (i, [e(**{y: 1}), e(**{o: 1})], [(2 * ro2, True), (ro2, True)]),
+                (i, [e(**{y: 1}), e(**{o: 1})], [(ro2, True), (2 * ro2, True)]),
+            ]
+            if prog.bottleneck and prog.strides[i] != 1:
+                out.append((i, [e(**{p: 1}), e(**{o: 1})], [(ri2, False), (2 * ro2, False)]))
+        out.append((0, [e(x0=1), e()], [(prog.r0**2, False), (prog.cin0 * prog.resolution**2, False)]))
+        return out
+
+    def v_range(self, node: _Node, i: int, kmax: float) -> tuple[float, float, np.ndarray, float]:
+        """Range of ``v_i = x_o + ny y_i + 2 log k`` over the box, and ``v_i`` as ``row . z + c``."""
+        prog, n = self.prog, self.prog.n
+        ny = 2.0 if prog.bottleneck else 1.0
+        lo_r, hi_r = prog.space.bottleneck_ratio
+        xl, xu = math.log(node.wlo[1 + i]), math.log(node.whi[1 + i])
+        yl = max(math.log(prog.m), xl + math.log(lo_r))
+        yu = xu + math.log(hi_r)
+        c = 2 * math.log(kmax)
+        row = np.zeros(self.nz)
+        row[1 + i], row[1 + n + i] = 1.0, ny
+        return xl + ny * yl + c, xu + ny * yu + c, row, c
+
+    def solve(self, node: _Node) -> tuple[float, np.ndarray] | None:
+        """Returns ``(relaxed objective, z*)`` without the penalty, or ``None`` when infeasible."""
+        cp, prog, n = self.cp, self.prog, self.prog.n
+        kmin = np.array([min(k) for k in node.kernels], float)
+        kmax = np.array([max(k) for k in node.kernels], float)
+        fm, fp, rm, rp, rpd = self._cost_coefs(kmin)
+        self.lc_macs.value, self.lc_params.value = _log_coef(fm), _log_coef(fp)
+        self.rep_macs.value, self.rep_params.value, self.rep_params_d.value = rm, rp, rpd
+        for param, sb, coefs in self.mem_groups:
+            param.value = _log_coef(np.array([0.0 if (rest and node.lo[sb] < 2) else c for c, rest in coefs]) / (prog.budget.memory / 4))
+        ny = 2.0 if prog.bottleneck else 1.0
+        d_lo = np.array(node.lo, float) - 1
+        d_hi = np.array(node.hi, float) - 1
+        dl_lo, dl_hi, slope, icpt = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+        mc_v, mc_d, mc_c = np.zeros((2 * n, self.nz)), np.zeros(2 * n), np.zeros(2 * n)
+        first_row, first_c = np.zeros((n, self.nz)), np.zeros(n)
+        for i in range(n):
+            lo, hi = d_lo[i], d_hi[i]
+            if lo >= 1:
+                dl_lo[i], dl_hi[i] = math.log(lo), math.log(hi)
+                slope[i] = (hi - lo) / (dl_hi[i] - dl_lo[i]) if hi > lo else 0.0
+                icpt[i] = lo - slope[i] * dl_lo[i] if hi > lo else lo
+            else:  # D may be 0: no link between the repeated blocks' costs and the widths
+                dl_lo[i] = dl_hi[i] = math.log(1e-9)
+                icpt[i] = hi
+            vl, vu, vrow, vc = self.v_range(node, i, kmax[i])
+            # D v <= hi v + D vl - hi vl ;  D v <= lo v + D vu - lo vu
+            mc_v[i], mc_d[i], mc_c[i] = hi * vrow, vl, hi * vc - hi * vl
+            mc_v[n + i], mc_d[n + i], mc_c[n + i] = lo * vrow, vu, lo * vc - lo * vu
+            first_row[i, i] = 1.0
+            first_row[i, 1 + n + i] = ny
+            first_c[i] = 2 * math.log(kmax[i])
+        self.d_lo.value, self.d_hi.value, self.dl_lo.value, self.dl_hi.value = d_lo, d_hi, dl_lo, dl_hi
+        self.sec_slope.value, self.sec_icpt.value = slope, icpt
+        self.mc_v.value, self.mc_d.value, self.mc_c.value = mc_v, mc_d, mc_c
+        self.two_log_k.value = 2 * np.log(kmax)
+        stem_log = math.log(prog.cin0 * prog.ks**2)
+        e_z, e_0 = np.zeros((self.n_stages, self.nz)), np.zeros(self.n_stages)
+        for s, end in enumerate(prog.ends):
+            e_z[s] = first_row[: end + 1].sum(axis=0)
+            e_0[s] = stem_log + first_c[: end + 1].sum()
+        self.e_z.value, self.e_0.value = e_z, e_0
+        a_up, mc_z, mc_0 = np.zeros(self.n_stages), np.zeros((self.n_stages, self.nz)), np.zeros(self.n_stages)
+        for s, end in enumerate(prog.ends):
+            idx = 0 if end < 0 else 1 + end
+            two_log_r = 2 * math.log(prog.stage_side(s))
+            a_up[s] = math.log(node.whi[idx]) + two_log_r
+            e_lo = self._e_lo(node, s)
+            mc_z[s, idx] = e_lo
+            mc_0[s] = e_lo * two_log_r - a_up[s] * e_lo
+        self.a_up.value, self.mc_z.value, self.mc_0.value = a_up, mc_z, mc_0
+        zl, zu = np.zeros(self.nz), np.zeros(self.nz)
+        zl[: n + 1] = np.log(node.wlo)
+        zu[: n + 1] = np.log(node.whi)
+        zl[1 + n:] = math.log(prog.m)
+        zu[1 + n:] = np.log(np.array(node.whi[1:], float) * prog.space.bottleneck_ratio[1])
+        self.zl.value, self.zu.value = zl, zu
+        self.solves += 1
+        try:
+            self.problem.solve(solver=self.solver)
+        except cp.error.SolverError:
+            return None
+        if self.problem.status not in ("optimal", "optimal_inaccurate") or self.z.value is None:
+            return None
+        value = 1000.0 * float(self.weights @ self.w.value)
+        if self.problem.status == "optimal_inaccurate":
+            value += 1e-3 * abs(value)  # keep the bound on the safe side
+        return value, np.asarray(self.z.value, float)
+
+    def _e_lo(self, node: _Node, s: int) -> float:
+        """Lower bound on the cumulative entropy of stage ``s`` implied by rho <= rho0."""
+        end = self.prog.ends[s]
+        if end < 0:
+            return self.prog.f * math.log(self.prog.cin0 * self.prog.ks**2)
+        cnt = 1 + 3 * sum(node.lo[: end + 1])
+        return max(0.0, self.prog.f * cnt * math.log(cnt / self.prog.rho0))
+
+    def depths(self) -> np.ndarray:
+        """Relaxed depths ``1 + D`` of the last solution."""
+        return 1.0 + np.asarray(self.D.value, float)
+
+    def stage_slack(self, node: _Node) -> np.ndarray:
+        """Per-stage McCormick slack ``alpha_s (A_s^U - A_s(z)) (E_s - E_s^L)`` at the last solution."""
+        prog = self.prog
+        z = self.z.value
+        logsum = self.e_z.value @ z + self.e_u @ self.u.value + self.e_0.value
+        out = []
+        for s, end in enumerate(prog.ends):
+            idx = 0 if end < 0 else 1 + end
+            e = prog.f * logsum[s]
+            out.append(prog.alpha[s] * (math.log(node.whi[idx]) - z[idx]) * max(0.0, e - self._e_lo(node, s)))
+        return np.array(out)
+
+    def depth_slack(self, node: _Node) -> np.ndarray:
+        """Per-superblock overestimate ``u_i - D_i v_i(z)`` at the last solution, weighted by its stages."""
+        prog, n = self.prog, self.prog.n
+        z, u, D = self.z.value, self.u.value, self.D.value
+        a_up = self.a_up.value
+        out = np.zeros(n)
+        for i in range(n):
+            if node.hi[i] == node.lo[i]:
+                continue
+            _, _, vrow, vc = self.v_range(node, i, max(node.kernels[i]))
+            gap = u[i] - D[i] * (vrow @ z + vc)
+            out[i] = max(gap, 1e-9) * prog.f * sum(prog.alpha[s] * a_up[s] for s in range(prog.stage_of[i], len(prog.ends)))
+        return out
+
+
+class _Search:
+    """Rounding, repair and local search on the discrete grid; keeps the best designs found."""
+
+    def __init__(self, prog: DeepMADProgram, keep: int) -> None:
+        self.prog = prog
+        self.keep = max(1, keep)
+        self.pool: dict[Design, Evaluation] = {}
+        self.best: tuple[Design, Evaluation] | None = None
+        self.evaluations = 0
+        self._cache: dict[Design, Evaluation] = {}
+
+    def evaluate(self, d: Design) -> Evaluation:
+        ev = self._cache.get(d)
+        if ev is None:
+            ev = self.prog.evaluate(d)
+            self.evaluations += 1
+            if len(self._cache) > 200_000:
+                self._cache.clear()
+            self._cache[d] = ev
+            if ev.feasible and self.prog.is_valid(d):
+                self._offer(d, ev)
+        return ev
+
+    def _offer(self, d: Design, ev: Evaluation) -> None:
+        if self.best is None or ev.score > self.best[1].score:
+            self.best = (d, ev)
+        if len(self.pool) < 4 * self.keep or ev.score > min(e.score for e in self.pool.values()):
+            self.pool[d] = ev
+            if len(self.pool) > 8 * self.keep:
+                for key, _ in sorted(self.pool.items(), key=lambda kv: kv[1].score)[: len(self.pool) - 4 * self.keep]:
+                    del self.pool[key]
+
+    def top(self, k: int) -> list[tuple[Design, Evaluation]]:
+        return sorted(self.pool.items(), key=lambda kv: -kv[1].score)[:k]
+
+    relaxed_depths: np.ndarray = np.zeros(0)
+
+    def round(self, z: np.ndarray, node: _Node) -> Design:
+        prog, n, m = self.prog, self.prog.n, self.prog.m
+        sp = prog.space
+        rnd = lambda v: max(m, int(round(v / m)) * m)  # noqa: E731
+        c0 = min(max(rnd(math.exp(z[0])), node.wlo[0]), node.whi[0])
+        cs, prev = [], c0
+        for i in range(n):
+            c = min(max(rnd(math.exp(z[1 + i])), node.wlo[1 + i], prev), node.whi[1 + i])
+            c = min(c, int(sp.max_width_ratio * prev) // m * m)
+            cs.append(max(c, prev))
+            prev = cs[-1]
+        bs = []
+        for i in range(n):
+            lo, hi = prog.b_range(cs[i])
+            bs.append(min(max(rnd(math.exp(z[1 + n + i])), lo), hi))
+        ks = tuple(max(k) for k in node.kernels)
+        Ls = tuple(lo if lo == hi else min(max(int(round(L)), lo), hi)
+                   for L, lo, hi in zip(self.relaxed_depths, node.lo, node.hi))
+        return Design(c0, tuple(cs), tuple(bs), ks, Ls)
+
+    def floor(self, z: np.ndarray, node: _Node) -> Design:
+        """Widths of a relaxed solution rounded down to the grid (costs only decrease)."""
+        prog, n, m = self.prog, self.prog.n, self.prog.m
+        fl = lambda v: max(m, int(math.exp(v) / m + 1e-6) * m)  # noqa: E731
+        c0 = min(max(fl(z[0]), node.wlo[0]), node.whi[0])
+        cs, prev = [], c0
+        for i in range(n):
+            c = min(max(fl(z[1 + i]), node.wlo[1 + i], prev), node.whi[1 + i], int(prog.space.max_width_ratio * prev) // m * m)
+            cs.append(max(c, prev))
+            prev = cs[-1]
+        bs = []
+        for i in range(n):
+            lo, hi = prog.b_range(cs[i])
+            bs.append(min(max(fl(z[1 + n + i]), lo), hi))
+        return Design(c0, tuple(cs), tuple(bs), tuple(max(k) for k in node.kernels), tuple(node.lo))
+
+    def neighbours(self, d: Design) -> list[Design]:
+        prog, n, m, sp = self.prog, self.prog.n, self.prog.m, self.prog.space
+        out = []
+        for delta in (m, -m):
+            out.append(d._replace(c0=d.c0 + delta))
+            for i in range(n):
+                c = list(d.c); c[i] += delta
+                out.append(d._replace(c=tuple(c)))
+                b = list(d.b); b[i] += delta
+                out.append(d._replace(b=tuple(b)))
+                # widen/narrow the output and keep the b/out ratio in range
+                lo, hi = prog.b_range(c[i]) if c[i] > 0 else (m, m)
+                b2 = list(d.b); b2[i] = min(max(d.b[i], lo), hi)
+                out.append(d._replace(c=tuple(c), b=tuple(b2)))
+        for i in range(n):
+            for dl in (1, -1):
+                L = list(d.L); L[i] += dl
+                out.append(d._replace(L=tuple(L)))
+            for k in sp.kernels:
+                if k != d.k[i]:
+                    ks = list(d.k); ks[i] = k
+                    out.append(d._replace(k=tuple(ks)))
+            for j in range(n):
+                if j != i:
+                    L = list(d.L); L[i] += 1; L[j] -= 1
+                    out.append(d._replace(L=tuple(L)))
+        return [x for x in out if self.prog.is_valid(x)]
+
+    def repair(self, d: Design, max_steps: int = 100) -> Design | None:
+        """Greedy descent on the constraint violation, losing as little score per step as possible."""
+        ev = self.evaluate(d)
+        for _ in range(max_steps):
+            if ev.feasible:
+                return d
+            best, best_key = None, None
+            for x in self.neighbours(d):
+                ex = self.evaluate(x)
+                gain = ev.violation - ex.violation
+                if gain <= 1e-15:
+                    continue
+                key = gain / (max(ev.score - ex.score, 0.0) + 1e-6 * abs(ev.score) + 1e-9)
+                if best_key is None or key > best_key:
+                    best, best_key = (x, ex), key
+            if best is None:
+                return None
+            d, ev = best
+        return d if ev.feasible else None
+
+    def polish(self, d: Design, max_steps: int = 60) -> Design:
+        """Best-improvement local search among feasible neighbours."""
+        ev = self.evaluate(d)
+        for _ in range(max_steps):
+            best = None
+            for x in self.neighbours(d):
+                ex = self.evaluate(x)
+                if ex.feasible and ex.score > ev.score + 1e-9 and (best is None or ex.score > best[1].score):
+                    best = (x, ex)
+            if best is None:
+                break
+            d, ev = best
+        return d
+
+
+@register_solver
+class DeepMADSolver(BaseSolver):
+    """Best-first branch and bound with GP relaxations (see the module docstring).
+
+    Capabilities: CNN spaces; MACs, params and activation-memory budgets; gives a bound.
+    """
+
+    name = "deepmad-bnb"
+    families = ("cnn",)
+    gives_bound = True
+
+    def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float = 60.0, max_nodes: int = 200_000,
+                 backend: str | None = "CLARABEL", verbose: bool = False) -> None:
+        self.verbose = verbose
+        if not (0 <= gap_tol < 1):
+            raise SpecError(f"gap_tol: expected a number in [0, 1), got {gap_tol!r}")
+        if not (time_limit > 0):
+            raise SpecError(f"time_limit: expected a positive number of seconds, got {time_limit!r}")
+        self.gap_tol, self.time_limit, self.max_nodes, self.backend = gap_tol, time_limit, max_nodes, backend
+
+    def solve(self, space: SearchSpace, budget: Budget, *, top_k: int = 5, rho0: float | None = None,
+              resolution: int | None = None, depth_penalty: bool = True,
+              entropy: Literal["code", "paper"] = "code") -> SolveResult:
+        t0 = time.perf_counter()
+        prog = DeepMADProgram(space, budget, rho0=rho0, resolution=resolution, depth_penalty=depth_penalty, entropy=entropy)
+        relax = _Relaxation(prog, self.backend)
+        search = _Search(prog, top_k)
+        sp, n = space, prog.n
+        skip = sp.penalty_skip
+
+        def penalty_min(node: _Node) -> float:
+            if not prog.use_penalty:
+                return 0.0
+            return DEPTH_PENALTY_SCALE * math.exp(min_depth_std(np.array(node.lo[skip:], float), np.array(node.hi[skip:], float)))
+
+        heap: list[tuple[float, int, _Node, list[_Node]]] = []
+        stage_vars = [0 if end < 0 else 1 + end for end in prog.ends]
+        counter = itertools.count()
+        nodes = 0
+
+        def push(node: _Node, parent_ub: float = math.inf) -> None:
+            nonlocal nodes
+            nodes += 1
+            res = relax.solve(node)
+            if res is None:
+                return
+            ub = min(res[0] - penalty_min(node), parent_ub)
+            inc = search.best[1].score if search.best else -math.inf
+            if ub <= inc + self.gap_tol * abs(ub) * 0.0 + 1e-9 * abs(ub):
+                return
+            children = self._branch(prog, relax, node, res[1], stage_vars)
+            self._incumbent(prog, relax, search, node, res[1])
+            heapq.heappush(heap, (-ub, next(counter), node, children))
+
+        root = _Node(
+            lo=tuple(sp.depths[0] for _ in range(n)),
+            hi=tuple(min(sp.first_depth_max, sp.depths[1]) if i == 0 else sp.depths[1] for i in range(n)),
+            kernels=tuple(tuple(sp.kernels) for _ in range(n)),
+            wlo=(sp.stem_widths[0],) + tuple(sp.widths[0] for _ in range(n)),
+            whi=(sp.stem_widths[1],) + tuple(sp.widths[1] for _ in range(n)),
+        )
+        push(root)
+        bound = -math.inf
+        while heap:
+            neg_ub, _, node, children = heap[0]
+            bound = -neg_ub
+            if self.verbose and nodes % 200 < len(children):
+                print(f"nodes {nodes} open {len(heap)} bound {bound:.1f} best {search.best[1].score if search.best else None} t {time.perf_counter() - t0:.1f}", flush=True)
+            inc = search.best[1].score if search.best else -math.inf
+            if relative_gap(bound, inc) <= self.gap_tol:
+                break
+            if time.perf_counter() - t0 > self.time_limit or nodes >= self.max_nodes:
+                break
+            heapq.heappop(heap)
+            if bound <= inc:
+                continue
+            for child in children:
+                push(child, bound)
+        else:
+            bound = search.best[1].score if search.best else -math.inf
+        elapsed = time.perf_counter() - t0
+        stats = SolverStats(solve_time_s=elapsed, nodes=nodes, relaxations=relax.solves, evaluations=search.evaluations,
+                            backend=f"{self.name}/{self.backend}")
+        if search.best is None:
+            if heap:  # stopped early with open nodes and nothing feasible yet
+                return SolveResult(FEASIBLE, sp.name, budget, [], bound, math.inf, stats)
+            smallest = smallest_costs(space, budget, rho0=prog.rho0, resolution=prog.resolution)
+            return SolveResult(INFEASIBLE, sp.name, budget, [], -math.inf, math.inf, stats, smallest)
+        best_score = search.best[1].score
+        bound = max(bound, best_score)
+        gap = relative_gap(bound, best_score)
+        status = OPTIMAL if gap <= GAP_OPTIMAL else FEASIBLE
+        cands = []
+        for rank, (d, ev) in enumerate(search.top(top_k)):
+            spec = prog.to_spec(d, name=f"{sp.name}-{rank + 1}")
+            cands.append(Candidate(spec, ev.score, ev.macs, ev.params, ev.rho,
+                                   {"entropy": ev.entropy, "penalty": ev.penalty, "memory": ev.memory}))
+        return SolveResult(status, sp.name, budget, cands, bound, gap, stats)
+
+    @staticmethod
+    def _incumbent(prog: DeepMADProgram, relax: _Relaxation, search: "_Search", node: _Node, z: np.ndarray) -> None:
+        """Designs from a node: its rounded depths and kernels, widths from the fixed-depth GP, floored."""
+        n = prog.n
+        search.relaxed_depths = relax.depths()
+        rounded = search.round(z, node)
+        fixed = node._replace(lo=rounded.L, hi=rounded.L, kernels=tuple((k,) for k in rounded.k))
+        res = relax.solve(fixed)
+        if res is None:
+            return
+        before = search.best[1].score if search.best else -math.inf
+        cand = search.repair(search.floor(res[1], fixed), max_steps=10)
+        if cand is not None and search.evaluate(cand).score > before:
+            search.polish(cand)
+
+    @staticmethod
+    def _branch(prog: DeepMADProgram, relax: _Relaxation, node: _Node, z: np.ndarray, stage_vars: list[int]) -> list[_Node]:
+        n, m = prog.n, prog.m
+        scores: list[tuple[float, str, int]] = []
+        for s, slack in enumerate(relax.stage_slack(node)):
+            var = stage_vars[s]
+            if node.whi[var] > node.wlo[var]:
+                scores.append((float(slack), "w", var))
+        for i, slack in enumerate(relax.depth_slack(node)):
+            if node.hi[i] > node.lo[i]:
+                scores.append((float(slack) + (1e9 if node.lo[i] == 1 else 0.0), "L", i))
+        w_up = relax.a_up.value
+        for i in range(n):
+            if len(node.kernels[i]) > 1:
+                kk = node.kernels[i]
+                weight = prog.f * sum(prog.alpha[s] * w_up[s] for s in range(prog.stage_of[i], len(prog.ends)))
+                scores.append((weight * node.hi[i] * 2 * (math.log(max(kk)) - math.log(min(kk))), "k", i))
+        if not scores:
+            return []
+        _, kind, i = max(scores)
+        if kind == "L":
+            lo, hi = node.lo[i], node.hi[i]
+            if lo == 1:  # D = 0 cannot live in log space: split it off first
+                mid = 1
+            else:  # split where the relaxation put the depth
+                d = float(relax.depths()[i])
+                mid = min(max(int(math.floor(d)), lo), hi - 1)
+                if mid - lo < 1 and hi - lo > 2:
+                    mid = (lo + hi) // 2
+            hi1 = list(node.hi); hi1[i] = mid
+            lo2 = list(node.lo); lo2[i] = mid + 1
+            return [node._replace(hi=tuple(hi1)), node._replace(lo=tuple(lo2))]
+        if kind == "k":
+            out = []
+            for k in node.kernels[i]:
+                ks = list(node.kernels); ks[i] = (k,)
+                out.append(node._replace(kernels=tuple(ks)))
+            return out
+        lo, hi = node.wlo[i], node.whi[i]
+        mid = int(math.sqrt(lo * hi) / m) * m
+        mid = min(max(mid, lo), hi - m)
+        hi1 = list(node.whi); hi1[i] = mid
+        lo2 = list(node.wlo); lo2[i] = mid + m
+        return [node._replace(whi=tuple(hi1)), node._replace(wlo=tuple(lo2))]
+
+
+def smallest_costs(space: SearchSpace, budget: Budget, *, rho0: float | None = None,
+                   resolution: int | None = None) -> dict[str, int]:
+    """Smallest MACs and params of a feasible design of the space (each minimised separately).
+
+    Each is found by a local search that minimises the cost among rho-feasible designs, started from
+    the smallest widths with the largest kernels (rho needs width), so it is an achievable value.
+    """
+    out = {}
+    for key in ("macs", "params"):
+        prog = DeepMADProgram(space, Budget(), rho0=rho0, resolution=resolution)
+        search = _Search(prog, 1)
+        sp, n, m = space, prog.n, prog.m
+        c0 = sp.stem_widths[0]
+        cs = [max(sp.widths[0], c0)]
+        for _ in range(n - 1):
+            cs.append(cs[-1])
+        d = Design(c0, tuple(cs), tuple(prog.b_range(c)[0] for c in cs), tuple(max(sp.kernels) for _ in cs),
+                   tuple(sp.depths[0] for _ in cs))
+        # grow widths until rho holds, then descend on the cost
+        for _ in range(2000):
+            if prog.evaluate(d).rho <= prog.rho0:
+                break
+            d = min((x for x in search.neighbours(d)), key=lambda x: prog.evaluate(x).rho)
+        cost = lambda x: getattr(prog.evaluate(x), key)  # noqa: E731
+        for _ in range(2000):
+            better = [x for x in search.neighbours(d) if prog.evaluate(x).rho <= prog.rho0 and cost(x) < cost(d)]
+            if not better:
+                break
+            d = min(better, key=cost)
+        ev = prog.evaluate(d)
+        out[key] = int(getattr(ev, key))
+    return out
+
+
+def solve_deepmad(space: SearchSpace, budget: Budget | None = None, *, top_k: int = 5, rho0: float | None = None,
+                  resolution: int | None = None, depth_penalty: bool = True, entropy: Literal["code", "paper"] = "code",
+                  gap_tol: float = GAP_OPTIMAL, time_limit: float = 60.0) -> SolveResult:
+    """Solves the DeepMAD program of ``space`` under ``budget`` (default: the space's)."""
+    solver = DeepMADSolver(gap_tol=gap_tol, time_limit=time_limit)
+    return solver.solve(space, budget or space.budget, top_k=top_k, rho0=rho0, resolution=resolution,
+                        depth_penalty=depth_penalty, entropy=entropy)
+
+
+def brute_force(prog: DeepMADProgram, designs: Any) -> tuple[Design, Evaluation] | None:
+    """Best feasible design among ``designs`` (for tests on small spaces)."""
+    best = None
+    for d in designs:
+        if not prog.is_valid(d):
+            continue
+        ev = prog.evaluate(d)
+        if ev.feasible and (best is None or ev.score > best[1].score):
+            best = (d, ev)
+    return best

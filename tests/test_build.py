@@ -1,0 +1,215 @@
+"""Built modules: registries, timm's model API, spec forms, measurement helpers and ONNX export."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import timm
+import torch
+from torch import nn
+
+import archsearch.build as build
+from archsearch.build import (
+    ArchsearchCNN, archsearch_cnn, build_model, count_macs, count_params, export_onnx, get_block, get_builder,
+    list_blocks, list_builders, measured_costs, register_block, register_builder,
+)
+from archsearch.build._registry import register_timm_model
+from archsearch.build.cnn import Bottleneck
+from archsearch.cost import costs
+from archsearch.errors import SpecError, UnknownNameError
+from archsearch.space import CNNSpec, StageSpec, StemSpec
+
+
+# registries
+
+
+def test_registries_list_their_entries() -> None:
+    assert "cnn" in list_builders()
+    assert {"k1dwk1", "k1kxk1"} <= set(list_blocks())
+    assert get_block("k1kxk1") is Bottleneck
+    assert "archsearch_cnn" in timm.list_models("archsearch*")
+
+
+def test_unknown_names_list_the_registered_ones() -> None:
+    with pytest.raises(UnknownNameError, match=r"'no-such-family'.*\['cnn'"):
+        get_builder("no-such-family")
+    with pytest.raises(UnknownNameError, match=r"'k3'.*\['k1dwk1', 'k1kxk1'"):
+        get_block("k3")
+
+
+def test_duplicate_registration_raises() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_block("k1kxk1")(type("Other", (nn.Module,), {}))
+    with pytest.raises(ValueError, match="already registered"):
+        register_builder("cnn")(lambda spec: spec)
+
+    def archsearch_cnn(pretrained: bool = False, **kwargs: object) -> nn.Module:  # same name, other origin
+        raise NotImplementedError
+
+    with pytest.raises(ValueError, match="timm already has"):
+        register_timm_model(archsearch_cnn)
+
+
+def test_registering_the_same_definition_again_is_silent() -> None:
+    """What a second import (or a reload) of the build modules does."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert register_block("k1kxk1")(Bottleneck) is Bottleneck
+        assert register_timm_model(archsearch_cnn) is archsearch_cnn
+    assert timm.models.model_entrypoint("archsearch_cnn") is archsearch_cnn
+
+
+def test_space_and_cost_do_not_import_build() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, archsearch.space, archsearch.cost; print('torch' in sys.modules, 'archsearch.build' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+# spec forms and errors
+
+
+def test_spec_forms_build_the_same_model(tiny_cnn_spec: CNNSpec, tmp_path) -> None:
+    path = tmp_path / "spec.json"
+    path.write_text(tiny_cnn_spec.to_json())
+    forms = [tiny_cnn_spec, tiny_cnn_spec.to_dict(), tiny_cnn_spec.to_json(), str(path), path]
+    for form in forms:
+        model = timm.create_model("archsearch_cnn", spec=form)
+        assert isinstance(model, ArchsearchCNN)
+        assert model.spec == tiny_cnn_spec
+    assert build_model(str(path)).spec == tiny_cnn_spec
+
+
+def test_timm_overrides_update_the_spec(tiny_cnn_spec: CNNSpec) -> None:
+    model = timm.create_model("archsearch_cnn", spec=tiny_cnn_spec, num_classes=3, in_chans=1)
+    assert model.spec == tiny_cnn_spec.replace(num_classes=3, stem=StemSpec(8, in_channels=1))
+    assert model.pretrained_cfg["input_size"] == (1, 33, 33)
+    assert model(torch.randn(2, 1, 33, 33)).shape == (2, 3)
+    assert count_params(model) == costs(model.spec)["params_with_head"]
+
+
+def test_bad_arguments_raise_spec_errors(tiny_cnn_spec: CNNSpec) -> None:
+    with pytest.raises(SpecError, match="expected spec="):
+        timm.create_model("archsearch_cnn")
+    with pytest.raises(SpecError, match="pretrained=True"):
+        timm.create_model("archsearch_cnn", spec=tiny_cnn_spec, pretrained=True)
+    with pytest.raises(SpecError, match="num_classes"):
+        timm.create_model("archsearch_cnn", spec=tiny_cnn_spec, num_classes=-1)
+    with pytest.raises(SpecError, match="got int"):
+        build_model(3)  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match="file not found"):
+        build_model("no/such/spec.json")
+
+
+def test_bottleneck_refuses_se_that_the_cost_model_does_not_count() -> None:
+    spec = CNNSpec(stem=StemSpec(8), stages=(StageSpec("k1kxk1", 8, 8, bottleneck=4, se=True),), resolution=16)
+    with pytest.raises(SpecError, match="k1kxk1 block has no squeeze-excitation"):
+        build_model(spec)
+
+
+# timm's model API
+
+
+def test_forward_and_head_api(tiny_cnn_spec: CNNSpec) -> None:
+    torch.manual_seed(0)
+    model = build_model(tiny_cnn_spec).eval()
+    x = torch.randn(2, 3, 33, 33)
+    side = model.pretrained_cfg["pool_size"][0]
+    assert model.num_classes == 7 and model.num_features == 24
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        assert feats.shape == (2, 24, side, side) == (2, 24, 5, 5)
+        logits = model(x)
+        assert logits.shape == (2, 7)
+        torch.testing.assert_close(model.forward_head(feats), logits)
+        pooled = model.forward_head(feats, pre_logits=True)
+        torch.testing.assert_close(pooled, feats.mean((2, 3)))
+        torch.testing.assert_close(model.get_classifier()(pooled), logits)
+
+        model.reset_classifier(0)
+        assert model.num_classes == 0 and model.spec.num_classes == 0
+        assert isinstance(model.get_classifier(), nn.Identity)
+        torch.testing.assert_close(model(x), pooled)
+
+        model.reset_classifier(4)
+        assert model(x).shape == (2, 4) and model.spec.num_classes == 4
+        model.reset_classifier(0, global_pool="")
+        assert model(x).shape == feats.shape
+
+
+def test_pretrained_cfg_describes_the_model(tiny_cnn_spec: CNNSpec) -> None:
+    model = timm.create_model("archsearch_cnn", spec=tiny_cnn_spec)
+    cfg = model.pretrained_cfg
+    assert model.default_cfg is cfg
+    assert cfg["architecture"] == "archsearch_cnn"
+    assert cfg["input_size"] == (3, 33, 33) and cfg["num_classes"] == 7 and cfg["pool_size"] == (5, 5)
+    assert isinstance(model.get_submodule(cfg["first_conv"]), nn.Conv2d)
+    assert model.get_submodule(cfg["classifier"]) is model.get_classifier()
+    assert build_model(tiny_cnn_spec).pretrained_cfg == cfg
+
+
+def test_features_only(tiny_cnn_spec: CNNSpec) -> None:
+    model = timm.create_model("archsearch_cnn", spec=tiny_cnn_spec, features_only=True)
+    feats = model(torch.randn(1, 3, 33, 33))
+    assert [f.shape[1] for f in feats] == model.feature_info.channels() == [8, 16, 24, 24]
+    assert [f.shape[-1] for f in feats] == [17, 9, 5, 5]
+    assert model.feature_info.reduction() == [2, 4, 8, 8]
+
+
+def test_training_step_with_grad_checkpointing(tiny_cnn_spec: CNNSpec) -> None:
+    model = build_model(tiny_cnn_spec, drop_rate=0.1)
+    model.set_grad_checkpointing()
+    loss = nn.functional.cross_entropy(model(torch.randn(2, 3, 33, 33)), torch.tensor([0, 6]))
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+    assert set(model.group_matcher()) == {"stem", "blocks"}
+
+
+# measurement helpers
+
+
+def test_count_macs_leaves_a_real_model_unchanged(tiny_cnn_spec: CNNSpec) -> None:
+    model = build_model(tiny_cnn_spec).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    macs = count_macs(model, 33)
+    assert macs == measured_costs(tiny_cnn_spec)["measured_macs_with_head"] == costs(tiny_cnn_spec)["macs_with_head"]
+    assert model.training
+    after = model.state_dict()
+    assert all(after[k].device.type == "cpu" and torch.equal(after[k], v) for k, v in before.items())
+
+
+def test_measured_costs_counts_a_meta_model(tiny_cnn_spec: CNNSpec) -> None:
+    with torch.device("meta"):
+        model = build_model(tiny_cnn_spec)
+    assert all(p.is_meta for p in model.parameters())
+    c = costs(tiny_cnn_spec)
+    assert count_params(model) == c["params_with_head"]
+    assert count_macs(model, 33) == c["macs_with_head"]
+    assert measured_costs(tiny_cnn_spec.to_json()) == {
+        "measured_params": c["params"], "measured_macs": c["macs"],
+        "measured_params_with_head": c["params_with_head"], "measured_macs_with_head": c["macs_with_head"],
+    }
+
+
+# export
+
+
+def test_onnx_export_passes_the_checker(tiny_cnn_spec: CNNSpec, tmp_path) -> None:
+    onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install 'archsearch[onnx]')")
+    model = build_model(tiny_cnn_spec).train()
+    path = export_onnx(model, tmp_path / "tiny.onnx", resolution=33)
+    assert model.training
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [17]
+    (inp,), (out,) = proto.graph.input, proto.graph.output
+    assert inp.name == "input" and [d.dim_value for d in inp.type.tensor_type.shape.dim[1:]] == [3, 33, 33]
+    assert out.type.tensor_type.shape.dim[1].dim_value == 7
+
+
+def test_public_names_are_exported() -> None:
+    for name in build.__all__:
+        assert hasattr(build, name), name
