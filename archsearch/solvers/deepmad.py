@@ -22,6 +22,7 @@ import heapq
 import itertools
 import math
 import time
+import warnings
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -168,7 +169,10 @@ class _Relaxation:
             self.e_u[s, : end + 1] = 1.0
             self.n_first[s] = 1 + 3 * (end + 1)
         self.e_0 = cp.Parameter(self.n_stages)
-        logsum = self.e_z @ z + self.e_u @ self.u + self.e_0
+        # a variable for the cumulative logsum keeps the stage products parameter x variable (DPP)
+        logsum = cp.Variable(self.n_stages)
+        self.logsum = logsum
+        cons.append(logsum == self.e_z @ z + self.e_u @ self.u + self.e_0)
         self.N = cp.Variable(self.n_stages)
         cons.append(self.N >= self.n_first + 3 * self.e_u @ self.D)
         cons.append(logsum / 100.0 >= cp.rel_entr(self.N, prog.rho0 * np.ones(self.n_stages)) / 100.0)
@@ -348,7 +352,9 @@ class _Relaxation:
         self.zl.value, self.zu.value = zl, zu
         self.solves += 1
         try:
-            self.problem.solve(solver=self.solver)
+            with warnings.catch_warnings():  # an inaccurate status is handled below
+                warnings.simplefilter("ignore", UserWarning)
+                self.problem.solve(solver=self.solver)
         except cp.error.SolverError:
             return None
         if self.problem.status not in ("optimal", "optimal_inaccurate") or self.z.value is None:
@@ -374,7 +380,7 @@ class _Relaxation:
         """Per-stage McCormick slack ``alpha_s (A_s^U - A_s(z)) (E_s - E_s^L)`` at the last solution."""
         prog = self.prog
         z = self.z.value
-        logsum = self.e_z.value @ z + self.e_u @ self.u.value + self.e_0.value
+        logsum = self.logsum.value
         out = []
         for s, end in enumerate(prog.ends):
             idx = 0 if end < 0 else 1 + end

@@ -1,0 +1,322 @@
+"""``archsearch``: the command line.
+
+Exit codes: 0 success; 1 a verification found a difference; 2 bad input or an infeasible budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from archsearch import __version__
+from archsearch.cli._output import err, fmt, print_json, print_table
+from archsearch.errors import ArchsearchError, BudgetError, InfeasibleError, SpecError
+from archsearch.space.budget import BUDGET_KEYS, Budget, format_count, parse_count, parse_latency
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_DIFF, EXIT_USAGE = 0, 1, 2
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"archsearch": __version__, "python": platform.python_version()}
+    for name in ("numpy", "scipy", "cvxpy", "clarabel", "torch", "timm"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _run_name(space: str, budget: Budget) -> str:
+    text = budget.to_text().replace("=", "").replace(",", "-")
+    return re.sub(r"[^A-Za-z0-9._-]+", "", f"{space}-{text}") if text else space
+
+
+def _parse_sweep(text: str) -> tuple[str, list[float]]:
+    """``macs=0.5G:4G:8`` -> ("macs", 8 values evenly spaced from 0.5G to 4G)."""
+    key, sep, rng = text.partition("=")
+    key = key.strip().lower()
+    parts = rng.split(":")
+    if not sep or key not in BUDGET_KEYS or len(parts) != 3:
+        raise BudgetError(f"--sweep: expected KEY=LO:HI:N with KEY in {list(BUDGET_KEYS)}, got {text!r}")
+    if key == "latency":
+        lo, hi = parse_latency(parts[0]), parse_latency(parts[1])
+    else:
+        lo, hi = float(parse_count(key, parts[0])), float(parse_count(key, parts[1]))
+    try:
+        count = int(parts[2])
+    except ValueError:
+        count = 0
+    if count < 1 or count > 1000:
+        raise BudgetError(f"--sweep: N must be an integer in [1, 1000], got {parts[2]!r}")
+    if hi < lo:
+        raise BudgetError(f"--sweep: LO must not exceed HI, got {parts[0]!r} > {parts[1]!r}")
+    values = [lo + (hi - lo) * i / (count - 1) for i in range(count)] if count > 1 else [hi]
+    return key, values
+
+
+def _with(budget: Budget, key: str, value: float) -> Budget:
+    attr = "latency_ms" if key == "latency" else key
+    return budget.replace(**{attr: value if key == "latency" else int(round(value))})
+
+
+def _solve_once(space: Any, budget: Budget, args: argparse.Namespace) -> Any:
+    if space.family != "cnn":
+        raise SpecError(f"--space {space.name}: no program is registered for the {space.family!r} family yet")
+    from archsearch.solvers.deepmad import DeepMADSolver
+
+    solver = DeepMADSolver(gap_tol=args.gap_tol, time_limit=args.time_limit)
+    return solver.solve(space, budget, top_k=args.top_k, rho0=args.rho, resolution=args.resolution,
+                        depth_penalty=not args.no_depth_penalty, entropy=args.entropy)
+
+
+def _infeasible_message(result: Any, budget: Budget) -> str:
+    small = result.smallest
+    return (f"budget {budget.to_text()} is infeasible for space {result.space}: the smallest feasible design has "
+            f"macs={format_count(small.get('macs'))} ({small.get('macs')}) and params={format_count(small.get('params'))} "
+            f"({small.get('params')})")
+
+
+def _pareto_rows(candidates: Sequence[Any]) -> list[dict[str, Any]]:
+    from archsearch.results import non_dominated
+
+    rows = [{"name": c.spec.name, "score": c.score, "macs": c.macs, "params": c.params, "rho": c.rho} for c in candidates]
+    marks = non_dominated(rows, {"score": "max", "macs": "min", "params": "min"})
+    for row, mark in zip(rows, marks):
+        row["pareto"] = mark
+    return rows
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from archsearch.space import get_space
+
+    space = get_space(args.space)
+    budget = Budget.parse(args.budget) if args.budget else space.budget
+    if budget.is_empty():
+        raise BudgetError("--budget: give at least one of macs, params, memory (latency needs a calibrated space)")
+    name = args.name or _run_name(space.name, budget)
+    sweep = _parse_sweep(args.sweep) if args.sweep else None
+    t0 = time.perf_counter()
+    front = []
+    if sweep:
+        key, values = sweep
+        results = []
+        for value in values:
+            b = _with(budget, key, value)
+            res = _status(lambda b=b: _solve_once(space, b, args), f"solving {space.name} at {b.to_text()}", args)
+            results.append(res)
+            best = res.best
+            front.append({"budget": b.to_dict(), "status": res.status, "score": best.score if best else None,
+                          "macs": best.macs if best else None, "params": best.params if best else None,
+                          "bound": res.bound if abs(res.bound) < float("inf") else None,
+                          "gap": res.gap if res.gap < float("inf") else None})
+        feasible = [r for r in results if r.best is not None]
+        result = feasible[-1] if feasible else results[-1]
+    else:
+        result = _status(lambda: _solve_once(space, budget, args), f"solving {space.name} at {budget.to_text()}", args)
+    wall = time.perf_counter() - t0
+    if result.status == "infeasible" and not front:
+        err("error: " + _infeasible_message(result, budget))
+        return EXIT_USAGE
+    obj = result.to_dict()
+    for cand in obj["candidates"]:
+        cand.pop("extra", None)
+    if front:
+        obj["front"] = front
+    if args.out:
+        _write_run(Path(args.out), obj, result, name=name, args=args, wall=wall)
+    if args.format == "json":
+        print_json(obj)
+    else:
+        _print_solve_table(result, name=name, front=front)
+        if args.out:
+            err(f"wrote {Path(args.out) / 'candidates.json'} and {Path(args.out) / 'pareto.csv'}")
+    return EXIT_OK
+
+
+def _status(fn: Any, message: str, args: argparse.Namespace) -> Any:
+    if args.format == "json" or not sys.stderr.isatty():
+        return fn()
+    from rich.console import Console
+
+    with Console(stderr=True).status(message):
+        return fn()
+
+
+def _write_run(out: Path, obj: dict[str, Any], result: Any, *, name: str, args: argparse.Namespace, wall: float) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    record = dict(obj)
+    record["name"] = name
+    record["provenance"] = {
+        "command": "archsearch " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("archsearch") else " ".join(sys.argv),
+        "versions": _versions(),
+        "seed": args.seed,
+        "solver": result.stats.backend,
+        "nodes": result.stats.nodes,
+        "wall_time_s": round(wall, 3),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    tmp = out / "candidates.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, out / "candidates.json")  # atomic: an interrupted write never leaves half a file
+    import pandas as pd
+
+    rows = obj.get("front") and [
+        {"budget_" + k: v for k, v in row["budget"].items() if v is not None} | {k: v for k, v in row.items() if k != "budget"}
+        for row in obj["front"]
+    ] or _pareto_rows(result.candidates)
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "run", name)
+    frame.to_csv(out / "pareto.csv", index=False)
+
+
+def _print_solve_table(result: Any, *, name: str, front: list[dict[str, Any]]) -> None:
+    caption = (f"status {result.status} · bound {fmt(result.bound)} · gap {fmt(result.gap, 'pct')} · "
+               f"{result.stats.nodes} nodes · {result.stats.solve_time_s:.2f} s")
+    rows = []
+    for i, c in enumerate(result.candidates):
+        gap = (result.bound - c.score) / abs(result.bound) if abs(result.bound) < float("inf") else float("inf")
+        rows.append((i + 1, c.spec.name, fmt(c.score), format_count(c.macs), format_count(c.params), fmt(c.rho), fmt(gap, "pct")))
+    print_table(f"{name}: {len(result.candidates)} candidates", ["#", "name", "score", "macs", "params", "rho", "gap"], rows, caption=caption)
+    if result.best is not None:
+        stages = [(i + 1, s.block, s.in_channels, s.out_channels, s.bottleneck, s.kernel, s.stride, s.depth)
+                  for i, s in enumerate(result.best.spec.stages)]
+        print_table(f"best: stem {result.best.spec.stem.out_channels}", ["stage", "block", "in", "out", "b", "k", "stride", "depth"], stages)
+    if front:
+        print_table("budget sweep", ["budget", "status", "score", "macs", "params", "gap"],
+                    [(Budget.from_dict(r["budget"]).to_text(), r["status"], fmt(r["score"]), format_count(r["macs"]),
+                      format_count(r["params"]), fmt(r["gap"], "pct")) for r in front])
+
+
+def cmd_spaces(args: argparse.Namespace) -> int:
+    from archsearch.space import get_space, list_spaces
+
+    rows = [get_space(n).summary() for n in list_spaces()]
+    if args.format == "json":
+        print_json(rows)
+    else:
+        print_table("search spaces", ["name", "family", "resolution", "budget_counts", "default_budget", "description"],
+                    [(r["name"], r["family"], r["resolution"], r["budget_counts"], r["default_budget"], r["description"]) for r in rows])
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from archsearch import cost
+    from archsearch.space import load_spec
+
+    spec = load_spec(args.spec)
+    info: dict[str, Any] = {"family": spec.family, "name": getattr(spec, "name", "")}
+    info.update(cost.costs(spec))
+    if spec.family == "cnn":
+        from archsearch.objectives import deepmad_score
+
+        sc = deepmad_score(spec)
+        info.update(deepmad_entropy=sc.entropy, deepmad_penalty=sc.penalty, rho=sc.rho)
+    code = EXIT_OK
+    if args.verify:
+        from archsearch.build import measured_costs
+
+        measured = measured_costs(spec)
+        info.update(measured)
+        for key in ("params", "macs", "params_with_head", "macs_with_head"):
+            if info[key] != measured[f"measured_{key}"]:
+                code = EXIT_DIFF
+        info["verified"] = code == EXIT_OK
+    if args.format == "json":
+        info["spec"] = spec.to_dict()
+        print_json(info)
+    else:
+        if spec.family == "cnn":
+            rows = [("stem", "conv", spec.stem.in_channels, spec.stem.out_channels, "-", spec.stem.kernel, spec.stem.stride, 1)]
+            rows += [(i + 1, s.block + ("+se" if s.se else ""), s.in_channels, s.out_channels, s.bottleneck, s.kernel, s.stride, s.depth)
+                     for i, s in enumerate(spec.stages)]
+            print_table(f"{info['name'] or spec.family} ({spec.resolution} px, {spec.num_classes} classes)",
+                        ["stage", "block", "in", "out", "b", "k", "stride", "depth"], rows)
+        keys = [k for k in ("params", "macs", "params_with_head", "macs_with_head", "activation_memory") if k in info]
+        rows = [(k, format_count(info[k]), format_count(info.get(f"measured_{k}")) if args.verify else "") for k in keys]
+        print_table("costs (backbone = all but the classifier)", ["quantity", "analytic", "measured" if args.verify else ""], rows)
+        if args.verify:
+            err("verified: analytic costs equal the built module" if code == EXIT_OK else "MISMATCH: analytic and measured costs differ")
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="archsearch", description="Optimization-driven architecture search for efficient vision models.")
+    parser.add_argument("--version", action="version", version=f"archsearch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("solve", help="design architectures under a budget by mathematical programming")
+    p.add_argument("--space", default="deepmad-r50", help="search space (see `archsearch spaces`); default deepmad-r50")
+    p.add_argument("--budget", help="e.g. macs=4.13G,params=25.55M[,memory=50M]; default: the space's budget")
+    p.add_argument("--rho", type=float, default=None, help="effectiveness bound rho0 (default: the space's)")
+    p.add_argument("--resolution", type=int, default=None, help="input resolution (default: the space's)")
+    p.add_argument("--top-k", type=int, default=5, help="candidates to report (default 5)")
+    p.add_argument("--out", help="run directory: writes candidates.json and pareto.csv")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--sweep", help="solve a series of budgets, e.g. macs=0.5G:4G:8 (the other --budget keys stay fixed)")
+    p.add_argument("--name", help="run name (default: derived from space and budget)")
+    p.add_argument("--no-depth-penalty", action="store_true", help="maximise S without DeepMAD's depth penalty")
+    p.add_argument("--entropy", choices=("code", "paper"), default="code", help="block entropy with the reference code's 1/2 (default) or the paper's")
+    p.add_argument("--time-limit", type=float, default=30.0, help="seconds per solve before returning the best design and its gap (default 30)")
+    p.add_argument("--gap-tol", type=float, default=1e-3, help="stop when (bound - score)/|bound| <= this (default 1e-3)")
+    p.add_argument("--seed", type=int, default=0, help="recorded in the run's provenance (the solver is deterministic)")
+    p.set_defaults(func=cmd_solve)
+
+    p = sub.add_parser("spaces", help="list the search spaces")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_spaces)
+
+    p = sub.add_parser("show", help="print a spec's stages and exact costs; --verify builds it and measures them")
+    p.add_argument("spec", help="spec JSON file (or a candidates.json: its best candidate)")
+    p.add_argument("--verify", action="store_true", help="build the module and compare measured params/MACs (exit 1 on a difference)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_show)
+    return parser
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if getattr(args, "top_k", 1) < 1:
+        raise SpecError(f"--top-k: expected an integer >= 1, got {args.top_k}")
+    if getattr(args, "time_limit", 1.0) <= 0:
+        raise SpecError(f"--time-limit: expected a positive number of seconds, got {args.time_limit}")
+    gap = getattr(args, "gap_tol", 0.0)
+    if not (0 <= gap < 1):
+        raise SpecError(f"--gap-tol: expected a number in [0, 1), got {gap}")
+    rho = getattr(args, "rho", None)
+    if rho is not None and not (0 < rho <= 100):
+        raise SpecError(f"--rho: expected a number in (0, 100], got {rho}")
+    res = getattr(args, "resolution", None)
+    if res is not None and not (8 <= res <= 4096):
+        raise SpecError(f"--resolution: expected an integer in [8, 4096], got {res}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        _validate(args)
+        return args.func(args)
+    except InfeasibleError as exc:
+        err(f"error: {exc}")
+        return EXIT_USAGE
+    except ArchsearchError as exc:
+        err(f"error: {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""The command line as a user runs it: exit codes, JSON contracts, files, no torch in `solve`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from archsearch.cli.main import main
+
+FAST = ["--time-limit", "2"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_spaces_json_lists_templates(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "spaces", "--format", "json")
+    rows = json.loads(out)
+    assert code == 0
+    by_name = {r["name"]: r for r in rows}
+    assert {"deepmad-r18", "deepmad-r34", "deepmad-r50", "deepmad-mbv2", "deepmad-cifar"} <= set(by_name)
+    assert by_name["deepmad-r50"]["budget_counts"] == "backbone" and by_name["deepmad-cifar"]["resolution"] == 32
+    assert all({"name", "family", "resolution", "budget_counts"} <= set(r) for r in rows)
+
+
+def test_solve_json_is_one_object_with_the_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "solve", "--space", "deepmad-cifar", "--format", "json", "--top-k", "3", *FAST)
+    obj = json.loads(out)  # exactly one JSON document
+    assert code == 0
+    assert set(obj) == {"status", "space", "budget", "bound", "gap", "time_s", "candidates"}
+    assert obj["status"] in ("optimal", "feasible") and obj["space"] == "deepmad-cifar"
+    assert 1 <= len(obj["candidates"]) <= 3
+    for cand in obj["candidates"]:
+        assert set(cand) == {"spec", "score", "macs", "params", "rho"}
+        assert isinstance(cand["macs"], int) and isinstance(cand["params"], int)
+        assert cand["macs"] <= 20_000_000 and cand["params"] <= 500_000 and cand["rho"] <= 0.3 + 1e-12
+        assert cand["score"] <= obj["bound"] + 1e-6
+    best = obj["candidates"][0]["score"]
+    assert obj["gap"] == pytest.approx((obj["bound"] - best) / abs(obj["bound"]), abs=1e-9)
+
+
+def test_solve_out_writes_run_files_and_show_verifies_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "run"
+    code, _, _ = run(capsys, "solve", "--space", "deepmad-cifar", "--out", str(out_dir), "--name", "my-run", *FAST)
+    assert code == 0
+    record = json.loads((out_dir / "candidates.json").read_text())
+    assert record["name"] == "my-run"
+    assert {"command", "versions", "seed", "solver"} <= set(record["provenance"])
+    csv = (out_dir / "pareto.csv").read_text().splitlines()
+    assert csv[0].startswith("run,name,score,macs,params,rho,pareto") and len(csv) >= 2 and "my-run" in csv[1]
+    code, out, _ = run(capsys, "show", str(out_dir / "candidates.json"), "--verify", "--format", "json")
+    info = json.loads(out)
+    assert code == 0 and info["verified"] is True
+    for key in ("params", "macs", "params_with_head", "macs_with_head"):
+        assert info[key] == info[f"measured_{key}"]
+    assert info["macs"] == record["candidates"][0]["macs"]
+
+
+def test_show_verify_exits_1_on_a_difference(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from archsearch import cost
+
+    run(capsys, "solve", "--space", "deepmad-cifar", "--out", str(tmp_path), *FAST)
+    real = cost.costs
+    monkeypatch.setattr(cost, "costs", lambda spec: {**real(spec), "macs": real(spec)["macs"] + 1})
+    code, _, err = run(capsys, "show", str(tmp_path / "candidates.json"), "--verify")
+    assert code == 1 and "MISMATCH" in err
+
+
+def test_sweep_adds_a_front(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "solve", "--space", "deepmad-cifar", "--budget", "params=500K", "--sweep", "macs=5M:20M:3",
+                       "--format", "json", "--time-limit", "1")
+    obj = json.loads(out)
+    assert code == 0 and len(obj["front"]) == 3
+    macs = [row["budget"]["macs"] for row in obj["front"]]
+    assert macs == [5_000_000, 12_500_000, 20_000_000]
+    for row in obj["front"]:
+        assert row["budget"]["params"] == 500_000
+        assert row["macs"] <= row["budget"]["macs"] and row["params"] <= 500_000
+    scores = [row["score"] for row in obj["front"]]
+    assert scores[0] < scores[-1]  # a larger budget buys a higher score
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["solve", "--budget", "flops=1G"], "unknown key 'flops'"),
+        (["solve", "--budget", "macs=-1G"], "macs"),
+        (["solve", "--budget", "latency=3parsecs"], "latency"),
+        (["solve", "--space", "nope"], "known spaces"),
+        (["solve", "--rho", "0"], "--rho"),
+        (["solve", "--sweep", "macs=1G"], "--sweep"),
+        (["show", "/no/such/spec.json"], "not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert needle in err and err.count("\n") == 1
+
+
+def test_infeasible_budget_names_the_smallest_feasible_costs(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "solve", "--space", "deepmad-cifar", "--budget", "macs=100K,params=1K")
+    assert code == 2 and out == ""
+    assert "infeasible" in err and "smallest feasible" in err and err.count("\n") == 1
+    assert "macs=" in err and "params=" in err
+
+
+def test_solve_does_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from archsearch.cli.main import main\n"
+        "rc = main(['solve', '--space', 'deepmad-cifar', '--format', 'json', '--time-limit', '1'])\n"
+        "assert rc == 0, rc\n"
+        "bad = [m for m in ('torch', 'timm', 'matplotlib') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
