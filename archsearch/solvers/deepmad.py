@@ -70,21 +70,27 @@ class _Node(NamedTuple):
     kernels: tuple[tuple[int, ...], ...]
     wlo: tuple[int, ...]  # width ranges of x variables (stem, superblock outputs)
     whi: tuple[int, ...]
+    blo: tuple[int, ...]  # inner-width ranges per superblock
+    bhi: tuple[int, ...]
 
 
 class _Relaxation:
     """The node relaxation as one DPP-parametrised cvxpy problem, re-solved with new parameters.
 
-    Variables: log-widths ``z = (x, y)`` (stem and superblock outputs, inner widths) and, per
-    superblock, the number ``D = L - 1`` of repeated blocks with ``delta ~ log D`` and ``M_j``, the
-    total over the repeated blocks of each cost monomial ``m_j(z)`` (``c b``, ``b^2``, ``b``, ``c``).
+    Variables: ``z = (x, y, kappa)``, the log-widths (stem and superblock outputs), the log inner
+    widths and the log squared kernels (``kappa = log k^2`` over the node's kernel range: the
+    kernel set relaxed to an interval); per superblock the number ``D = L - 1`` of repeated blocks
+    with ``delta ~ log D``, and ``M_j``, the total over the repeated blocks of each cost monomial
+    ``m_j(z)`` (bottleneck ``c b``, ``b^2 k^2``, ``b``, ``c``; inverted residual ``c b``, ``b k^2``,
+    ``b``, ``c``).
 
     * Costs: first blocks as posynomials in ``z`` (conic GP form), repeated blocks linear in ``M``;
       ``M_j >= exp(delta + log m_j(z))`` with ``exp(delta) <= D <= secant(delta)`` links them to the
       widths, so every cost is exact or underestimated.
     * Entropy of the repeated blocks ``D v(z)`` is bounded above both by the perspective form
-      ``sum_j theta_j D log(M_j / D)`` (``v = sum_j theta_j log m_j``; jointly concave) and by
-      McCormick over the ranges of ``D`` and ``v`` (exact when the depth is fixed).
+      (``v = log m_cb + 1/2 log m_bbk + 1/2 kappa`` for the bottleneck, ``log m_cb + kappa`` for the
+      inverted residual; ``D log(M/D)`` is jointly concave, ``kappa D`` by McCormick) and by McCormick
+      over the ranges of ``D`` and ``v`` (exact when the depth is fixed).
     * rho: ``logsum_s >= N_s log(N_s / rho0)`` with ``N_s >= 1 + 3 sum L`` (linear in ``D``).
     * Each stage product ``A_s E_s`` by McCormick with ``E_s^L`` implied by rho.
     """
@@ -97,16 +103,17 @@ class _Relaxation:
         self.cp = cp
         self.prog = prog
         n = prog.n
-        self.nz = nz = 2 * n + 1
+        self.nz = nz = 3 * n + 1
         self.solver = solver
         z = cp.Variable(nz)
         self.z = z
         self.delta = cp.Variable(n)
         self.D = cp.Variable(n)
-        # repeated-block monomials: name -> exponent row over z, per superblock
-        self.mono = ["cb", "bb", "b", "c"] if prog.bottleneck else ["cb", "b", "c"]
+        self.mono = ["cb", "bbk", "b", "c"] if prog.bottleneck else ["cb", "bk", "b", "c"]
         J = len(self.mono)
         self.M = cp.Variable((n, J), nonneg=True)
+        col = {name: j for j, name in enumerate(self.mono)}
+        self.col = col
         cons = []
         rows = np.array([[self._mono_row(i, name) for name in self.mono] for i in range(n)])  # (n, J, nz)
         for i in range(n):
@@ -116,13 +123,13 @@ class _Relaxation:
         self.sec_slope, self.sec_icpt = cp.Parameter(n, nonneg=True), cp.Parameter(n)
         cons += [self.D >= self.d_lo, self.D <= self.d_hi, self.delta >= self.dl_lo, self.delta <= self.dl_hi,
                  self.D >= cp.exp(self.delta), self.D <= cp.multiply(self.sec_slope, self.delta) + self.sec_icpt]
-        # inner-width ratio in M space: b'^2 vs c' b', b' vs c'
+        # inner-width ratio in M space (kernels at their range ends)
         lo_r, hi_r = prog.space.bottleneck_ratio
-        ib, ic = self.mono.index("b"), self.mono.index("c")
-        cons += [self.M[:, ib] >= lo_r * self.M[:, ic], self.M[:, ib] <= hi_r * self.M[:, ic]]
-        if prog.bottleneck:
-            ia, ibb = self.mono.index("cb"), self.mono.index("bb")
-            cons += [self.M[:, ibb] >= lo_r * self.M[:, ia], self.M[:, ibb] <= hi_r * self.M[:, ia]]
+        cons += [self.M[:, col["b"]] >= lo_r * self.M[:, col["c"]], self.M[:, col["b"]] <= hi_r * self.M[:, col["c"]]]
+        self.k2_lo, self.k2_hi = cp.Parameter(n, nonneg=True), cp.Parameter(n, nonneg=True)
+        if prog.bottleneck:  # b^2 k^2 vs c b
+            cons += [self.M[:, col["bbk"]] >= lo_r * cp.multiply(self.k2_lo, self.M[:, col["cb"]]),
+                     self.M[:, col["bbk"]] <= hi_r * cp.multiply(self.k2_hi, self.M[:, col["cb"]])]
         # costs: first blocks (log_sum_exp <= log s) + repeated blocks (linear in M, D) <= 1
         self.first_macs, self.first_params = self._first_rows()
         b = prog.budget
@@ -147,32 +154,42 @@ class _Relaxation:
                 param = cp.Parameter(len(rows_))
                 cons.append(cp.log_sum_exp(np.array(rows_) @ z + param) <= 0)
                 self.mem_groups.append((param, sb, coefs))
-        # u_i >= D_i v_i: perspective bound and two McCormick pieces
-        self.u = cp.Variable(n)
-        theta = {"cb": 1.0, "bb": 0.5} if prog.bottleneck else {"cb": 1.0}
-        self.two_log_k = cp.Parameter(n)
-        for i in range(n):
-            persp = sum(-t * cp.rel_entr(self.D[i], self.M[i, self.mono.index(name)]) for name, t in theta.items())
-            persp = persp + self.D[i] * (sum(theta.values()) * math.log(self.KAPPA))
-            cons.append(self.u[i] <= persp + cp.multiply(self.two_log_k[i], self.D[i]))
-        self.mc_v = cp.Parameter((2 * n, nz))  # D_bound * v-row
-        self.mc_d = cp.Parameter(2 * n)  # v_bound (coefficient of D)
-        self.mc_c = cp.Parameter(2 * n)
+        # kappa D <= McCormick (t), then u_i >= D_i v_i: perspective bound and two McCormick pieces
+        self.t = cp.Variable(n)
+        self.kd_a = cp.Parameter((2 * n, nz))
+        self.kd_d = cp.Parameter(2 * n)
+        self.kd_c = cp.Parameter(2 * n)
         pick = np.vstack([np.eye(n), np.eye(n)])
+        cons.append(pick @ self.t <= self.kd_a @ z + cp.multiply(self.kd_d, pick @ self.D) + self.kd_c)
+        self.u = cp.Variable(n)
+        theta = {"cb": 1.0, "bbk": 0.5} if prog.bottleneck else {"cb": 1.0}
+        t_coef = 0.5 if prog.bottleneck else 1.0
+        for i in range(n):
+            persp = sum(-th * cp.rel_entr(self.D[i], self.M[i, col[name]]) for name, th in theta.items())
+            persp = persp + self.D[i] * (sum(theta.values()) * math.log(self.KAPPA))
+            cons.append(self.u[i] <= persp + t_coef * self.t[i])
+        self.mc_v = cp.Parameter((2 * n, nz))  # D bound * v-row
+        self.mc_d = cp.Parameter(2 * n)  # v bound (coefficient of D)
+        self.mc_c = cp.Parameter(2 * n)
         cons.append(pick @ self.u <= self.mc_v @ z + cp.multiply(self.mc_d, pick @ self.D) + self.mc_c)
-        # cumulative logsum per stage
+        # cumulative logsum per stage (a variable keeps the stage products parameter x variable: DPP)
         self.n_stages = len(prog.ends)
-        self.e_z = cp.Parameter((self.n_stages, nz))
         self.e_u = np.zeros((self.n_stages, n))
         self.n_first = np.zeros(self.n_stages)
+        e_z = np.zeros((self.n_stages, nz))
+        ny = 2.0 if prog.bottleneck else 1.0
         for s, end in enumerate(prog.ends):
             self.e_u[s, : end + 1] = 1.0
             self.n_first[s] = 1 + 3 * (end + 1)
-        self.e_0 = cp.Parameter(self.n_stages)
-        # a variable for the cumulative logsum keeps the stage products parameter x variable (DPP)
+            for i in range(end + 1):  # first block: x_p + ny y + kappa
+                e_z[s, i] += 1.0
+                e_z[s, 1 + n + i] += ny
+                e_z[s, 1 + 2 * n + i] += 1.0
+        self.e_z = e_z
+        self.stem_log = math.log(prog.cin0 * prog.ks**2)
         logsum = cp.Variable(self.n_stages)
         self.logsum = logsum
-        cons.append(logsum == self.e_z @ z + self.e_u @ self.u + self.e_0)
+        cons.append(logsum == e_z @ z + self.e_u @ self.u + self.stem_log)
         self.N = cp.Variable(self.n_stages)
         cons.append(self.N >= self.n_first + 3 * self.e_u @ self.D)
         cons.append(logsum / 100.0 >= cp.rel_entr(self.N, prog.rho0 * np.ones(self.n_stages)) / 100.0)
@@ -198,38 +215,39 @@ class _Relaxation:
         self.problem = cp.Problem(cp.Maximize(self.weights @ self.w), cons)
         self.solves = 0
 
-    # exponent rows are over z = [x_stem, x_1..x_n, y_1..y_n]
+    # exponent rows are over z = [x_stem, x_1..x_n, y_1..y_n, kappa_1..kappa_n]
     def _e(self, **idx: float) -> list[float]:
         row = [0.0] * self.nz
         n = self.prog.n
         for key, val in idx.items():
             kind, i = key[0], int(key[1:])
-            row[i if kind == "x" else 1 + n + i] += val
+            row[{"x": i, "y": 1 + n + i, "k": 1 + 2 * n + i}[kind]] += val
         return row
 
     def _mono_row(self, i: int, name: str) -> list[float]:
-        o, y = f"x{i + 1}", f"y{i}"
-        return {"cb": self._e(**{o: 1, y: 1}), "bb": self._e(**{y: 2}), "b": self._e(**{y: 1}), "c": self._e(**{o: 1})}[name]
+        o, y, k = f"x{i + 1}", f"y{i}", f"k{i}"
+        return {"cb": self._e(**{o: 1, y: 1}), "bbk": self._e(**{y: 2, k: 1}), "bk": self._e(**{y: 1, k: 1}),
+                "b": self._e(**{y: 1}), "c": self._e(**{o: 1})}[name]
 
     def _first_rows(self) -> tuple[list[list[float]], list[list[float]]]:
         prog, n, e = self.prog, self.prog.n, self._e
         macs, params = [e(x0=1)], [e(x0=1)]
         for i in range(n):
-            p, o, y = f"x{i}", f"x{i + 1}", f"y{i}"
+            p, o, y, k = f"x{i}", f"x{i + 1}", f"y{i}", f"k{i}"
             if prog.bottleneck:
-                macs += [e(**{p: 1, y: 1}), e(**{y: 2}), e(**{o: 1, y: 1}), e(**{p: 1, o: 1})]
-                params += [e(**{p: 1, y: 1}), e(**{y: 1}), e(**{y: 2}), e(**{o: 1, y: 1}), e(**{o: 1}), e(**{p: 1, o: 1})]
+                macs += [e(**{p: 1, y: 1}), e(**{y: 2, k: 1}), e(**{o: 1, y: 1}), e(**{p: 1, o: 1})]
+                params += [e(**{p: 1, y: 1}), e(**{y: 1}), e(**{y: 2, k: 1}), e(**{o: 1, y: 1}), e(**{o: 1}), e(**{p: 1, o: 1})]
             else:
-                macs += [e(**{p: 1, y: 1}), e(**{y: 1}), e(**{o: 1, y: 1})]
-                params += [e(**{p: 1, y: 1}), e(**{y: 1}), e(**{o: 1, y: 1}), e(**{o: 1}), e()]
+                macs += [e(**{p: 1, y: 1}), e(**{y: 1, k: 1}), e(**{y: 1}), e(**{o: 1, y: 1})]
+                params += [e(**{p: 1, y: 1}), e(**{y: 1}), e(**{y: 1, k: 1}), e(**{o: 1, y: 1}), e(**{o: 1}), e()]
         if prog.count_head:
             macs.append(e(**{f"x{n}": 1}))
             params += [e(**{f"x{n}": 1}), e()]
         return macs, params
 
-    def _cost_coefs(self, kmin: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Cost coefficients (smallest kernels): first-block posynomials, repeated-block M and D terms."""
-        prog, n = self.prog, self.prog.n
+    def _cost_coefs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Cost coefficients: first-block posynomials, repeated-block M and D terms (kernels in z)."""
+        prog, n, col = self.prog, self.prog.n, self.col
         b = prog.budget
         bm, bp = float(b.macs or 1), float(b.params or 1)
         macs = [prog.r0**2 * prog.cin0 * prog.ks**2]
@@ -237,22 +255,20 @@ class _Relaxation:
         rep_m = np.zeros((n, len(self.mono)))
         rep_p = np.zeros((n, len(self.mono)))
         rep_pd = np.zeros(n)
-        col = {name: j for j, name in enumerate(self.mono)}
         se_p, se_m, se_c = (17.0, 16.0, 8.0) if prog.se else (0.0, 0.0, 0.0)
         for i in range(n):
-            k2 = float(kmin[i]) ** 2
             ri2, ro2 = prog.r_in[i] ** 2, prog.r_out[i] ** 2
             sc = 1.0 if prog.strides[i] != 1 else 0.0  # a stride-1 superblock may have no shortcut conv
             if prog.bottleneck:
-                macs += [ri2, ro2 * k2, ro2, sc * ro2]
-                params += [1.0, 4.0, k2, 1.0, 2 + 2 * sc, sc]
-                rep_m[i, col["cb"]], rep_m[i, col["bb"]] = 2 * ro2, ro2 * k2
-                rep_p[i, col["cb"]], rep_p[i, col["bb"]], rep_p[i, col["b"]], rep_p[i, col["c"]] = 2, k2, 4, 2
+                macs += [ri2, ro2, ro2, sc * ro2]
+                params += [1.0, 4.0, 1.0, 1.0, 2 + 2 * sc, sc]
+                rep_m[i, col["cb"]], rep_m[i, col["bbk"]] = 2 * ro2, ro2
+                rep_p[i, col["cb"]], rep_p[i, col["bbk"]], rep_p[i, col["b"]], rep_p[i, col["c"]] = 2, 1, 4, 2
             else:
-                macs += [ri2, ro2 * k2 + se_m, ro2]
-                params += [1.0, 4 + k2 + se_p, 1.0, 2.0, se_c]
-                rep_m[i, col["cb"]], rep_m[i, col["b"]] = 2 * ro2, ro2 * k2 + se_m
-                rep_p[i, col["cb"]], rep_p[i, col["b"]], rep_p[i, col["c"]] = 2, 4 + k2 + se_p, 2
+                macs += [ri2, ro2, se_m, ro2]
+                params += [1.0, 4 + se_p, 1.0, 1.0, 2.0, se_c]
+                rep_m[i, col["cb"]], rep_m[i, col["bk"]], rep_m[i, col["b"]] = 2 * ro2, ro2, se_m
+                rep_p[i, col["cb"]], rep_p[i, col["bk"]], rep_p[i, col["b"]], rep_p[i, col["c"]] = 2, 1, 4 + se_p, 2
                 rep_pd[i] = se_c / bp
         if prog.count_head:
             macs.append(prog.num_classes)
@@ -280,35 +296,46 @@ class _Relaxation:
         out.append((0, [e(x0=1), e()], [(prog.r0**2, False), (prog.cin0 * prog.resolution**2, False)]))
         return out
 
-    def v_range(self, node: _Node, i: int, kmax: float) -> tuple[float, float, np.ndarray, float]:
-        """Range of ``v_i = x_o + ny y_i + 2 log k`` over the box, and ``v_i`` as ``row . z + c``."""
+    def box(self, node: _Node) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds of ``z`` in a node."""
+        prog, n = self.prog, self.prog.n
+        zl, zu = np.zeros(self.nz), np.zeros(self.nz)
+        zl[: n + 1], zu[: n + 1] = np.log(node.wlo), np.log(node.whi)
+        zl[1 + n: 1 + 2 * n], zu[1 + n: 1 + 2 * n] = np.log(node.blo), np.log(node.bhi)
+        zl[1 + 2 * n:] = [2 * math.log(min(k)) for k in node.kernels]
+        zu[1 + 2 * n:] = [2 * math.log(max(k)) for k in node.kernels]
+        return zl, zu
+
+    def v_range(self, zl: np.ndarray, zu: np.ndarray, i: int) -> tuple[float, float, np.ndarray]:
+        """Range of ``v_i = x_o + ny y_i + kappa_i`` over the box, and ``v_i`` as ``row . z``."""
         prog, n = self.prog, self.prog.n
         ny = 2.0 if prog.bottleneck else 1.0
         lo_r, hi_r = prog.space.bottleneck_ratio
-        xl, xu = math.log(node.wlo[1 + i]), math.log(node.whi[1 + i])
-        yl = max(math.log(prog.m), xl + math.log(lo_r))
-        yu = xu + math.log(hi_r)
-        c = 2 * math.log(kmax)
+        o, y, k = 1 + i, 1 + n + i, 1 + 2 * n + i
+        yl = max(zl[y], zl[o] + math.log(lo_r))
+        yu = min(zu[y], zu[o] + math.log(hi_r))
         row = np.zeros(self.nz)
-        row[1 + i], row[1 + n + i] = 1.0, ny
-        return xl + ny * yl + c, xu + ny * yu + c, row, c
+        row[o], row[y], row[k] = 1.0, ny, 1.0
+        return zl[o] + ny * yl + zl[k], zu[o] + ny * yu + zu[k], row
 
     def solve(self, node: _Node) -> tuple[float, np.ndarray] | None:
         """Returns ``(relaxed objective, z*)`` without the penalty, or ``None`` when infeasible."""
         cp, prog, n = self.cp, self.prog, self.prog.n
-        kmin = np.array([min(k) for k in node.kernels], float)
-        kmax = np.array([max(k) for k in node.kernels], float)
-        fm, fp, rm, rp, rpd = self._cost_coefs(kmin)
+        zl, zu = self.box(node)
+        if np.any(zl > zu + 1e-12):
+            return None
+        fm, fp, rm, rp, rpd = self._cost_coefs()
         self.lc_macs.value, self.lc_params.value = _log_coef(fm), _log_coef(fp)
         self.rep_macs.value, self.rep_params.value, self.rep_params_d.value = rm, rp, rpd
         for param, sb, coefs in self.mem_groups:
             param.value = _log_coef(np.array([0.0 if (rest and node.lo[sb] < 2) else c for c, rest in coefs]) / (prog.budget.memory / 4))
-        ny = 2.0 if prog.bottleneck else 1.0
+        self.k2_lo.value = np.exp(zl[1 + 2 * n:])
+        self.k2_hi.value = np.exp(zu[1 + 2 * n:])
         d_lo = np.array(node.lo, float) - 1
         d_hi = np.array(node.hi, float) - 1
         dl_lo, dl_hi, slope, icpt = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
         mc_v, mc_d, mc_c = np.zeros((2 * n, self.nz)), np.zeros(2 * n), np.zeros(2 * n)
-        first_row, first_c = np.zeros((n, self.nz)), np.zeros(n)
+        kd_a, kd_d, kd_c = np.zeros((2 * n, self.nz)), np.zeros(2 * n), np.zeros(2 * n)
         for i in range(n):
             lo, hi = d_lo[i], d_hi[i]
             if lo >= 1:
@@ -318,37 +345,27 @@ class _Relaxation:
             else:  # D may be 0: no link between the repeated blocks' costs and the widths
                 dl_lo[i] = dl_hi[i] = math.log(1e-9)
                 icpt[i] = hi
-            vl, vu, vrow, vc = self.v_range(node, i, kmax[i])
+            vl, vu, vrow = self.v_range(zl, zu, i)
             # D v <= hi v + D vl - hi vl ;  D v <= lo v + D vu - lo vu
-            mc_v[i], mc_d[i], mc_c[i] = hi * vrow, vl, hi * vc - hi * vl
-            mc_v[n + i], mc_d[n + i], mc_c[n + i] = lo * vrow, vu, lo * vc - lo * vu
-            first_row[i, i] = 1.0
-            first_row[i, 1 + n + i] = ny
-            first_c[i] = 2 * math.log(kmax[i])
+            mc_v[i], mc_d[i], mc_c[i] = hi * vrow, vl, -hi * vl
+            mc_v[n + i], mc_d[n + i], mc_c[n + i] = lo * vrow, vu, -lo * vu
+            k, kl, ku = 1 + 2 * n + i, zl[1 + 2 * n + i], zu[1 + 2 * n + i]
+            # kappa D <= hi kappa + D kl - hi kl ;  kappa D <= lo kappa + D ku - lo ku
+            kd_a[i, k], kd_d[i], kd_c[i] = hi, kl, -hi * kl
+            kd_a[n + i, k], kd_d[n + i], kd_c[n + i] = lo, ku, -lo * ku
         self.d_lo.value, self.d_hi.value, self.dl_lo.value, self.dl_hi.value = d_lo, d_hi, dl_lo, dl_hi
         self.sec_slope.value, self.sec_icpt.value = slope, icpt
         self.mc_v.value, self.mc_d.value, self.mc_c.value = mc_v, mc_d, mc_c
-        self.two_log_k.value = 2 * np.log(kmax)
-        stem_log = math.log(prog.cin0 * prog.ks**2)
-        e_z, e_0 = np.zeros((self.n_stages, self.nz)), np.zeros(self.n_stages)
-        for s, end in enumerate(prog.ends):
-            e_z[s] = first_row[: end + 1].sum(axis=0)
-            e_0[s] = stem_log + first_c[: end + 1].sum()
-        self.e_z.value, self.e_0.value = e_z, e_0
+        self.kd_a.value, self.kd_d.value, self.kd_c.value = kd_a, kd_d, kd_c
         a_up, mc_z, mc_0 = np.zeros(self.n_stages), np.zeros((self.n_stages, self.nz)), np.zeros(self.n_stages)
         for s, end in enumerate(prog.ends):
             idx = 0 if end < 0 else 1 + end
             two_log_r = 2 * math.log(prog.stage_side(s))
-            a_up[s] = math.log(node.whi[idx]) + two_log_r
+            a_up[s] = zu[idx] + two_log_r
             e_lo = self._e_lo(node, s)
             mc_z[s, idx] = e_lo
             mc_0[s] = e_lo * two_log_r - a_up[s] * e_lo
         self.a_up.value, self.mc_z.value, self.mc_0.value = a_up, mc_z, mc_0
-        zl, zu = np.zeros(self.nz), np.zeros(self.nz)
-        zl[: n + 1] = np.log(node.wlo)
-        zu[: n + 1] = np.log(node.whi)
-        zl[1 + n:] = math.log(prog.m)
-        zu[1 + n:] = np.log(np.array(node.whi[1:], float) * prog.space.bottleneck_ratio[1])
         self.zl.value, self.zu.value = zl, zu
         self.solves += 1
         try:
@@ -368,7 +385,7 @@ class _Relaxation:
         """Lower bound on the cumulative entropy of stage ``s`` implied by rho <= rho0."""
         end = self.prog.ends[s]
         if end < 0:
-            return self.prog.f * math.log(self.prog.cin0 * self.prog.ks**2)
+            return self.prog.f * self.stem_log
         cnt = 1 + 3 * sum(node.lo[: end + 1])
         return max(0.0, self.prog.f * cnt * math.log(cnt / self.prog.rho0))
 
@@ -381,25 +398,24 @@ class _Relaxation:
         prog = self.prog
         z = self.z.value
         logsum = self.logsum.value
+        zl, zu = self.box(node)
         out = []
         for s, end in enumerate(prog.ends):
             idx = 0 if end < 0 else 1 + end
-            e = prog.f * logsum[s]
-            out.append(prog.alpha[s] * (math.log(node.whi[idx]) - z[idx]) * max(0.0, e - self._e_lo(node, s)))
+            out.append(prog.alpha[s] * (zu[idx] - z[idx]) * max(0.0, prog.f * logsum[s] - self._e_lo(node, s)))
         return np.array(out)
 
     def depth_slack(self, node: _Node) -> np.ndarray:
         """Per-superblock overestimate ``u_i - D_i v_i(z)`` at the last solution, weighted by its stages."""
         prog, n = self.prog, self.prog.n
         z, u, D = self.z.value, self.u.value, self.D.value
+        zl, zu = self.box(node)
         a_up = self.a_up.value
         out = np.zeros(n)
         for i in range(n):
-            if node.hi[i] == node.lo[i]:
-                continue
-            _, _, vrow, vc = self.v_range(node, i, max(node.kernels[i]))
-            gap = u[i] - D[i] * (vrow @ z + vc)
-            out[i] = max(gap, 1e-9) * prog.f * sum(prog.alpha[s] * a_up[s] for s in range(prog.stage_of[i], len(prog.ends)))
+            _, _, vrow = self.v_range(zl, zu, i)
+            gap = u[i] - D[i] * (vrow @ z)
+            out[i] = max(gap, 0.0) * prog.f * sum(prog.alpha[s] * a_up[s] for s in range(prog.stage_of[i], len(prog.ends)))
         return out
 
 
@@ -454,8 +470,8 @@ class _Search:
         bs = []
         for i in range(n):
             lo, hi = prog.b_range(cs[i])
-            bs.append(min(max(rnd(math.exp(z[1 + n + i])), lo), hi))
-        ks = tuple(max(k) for k in node.kernels)
+            bs.append(min(max(rnd(math.exp(z[1 + n + i])), lo, node.blo[i]), hi, max(node.bhi[i], lo)))
+        ks = self.kernels(z, node)
         Ls = tuple(lo if lo == hi else min(max(int(round(L)), lo), hi)
                    for L, lo, hi in zip(self.relaxed_depths, node.lo, node.hi))
         return Design(c0, tuple(cs), tuple(bs), ks, Ls)
@@ -473,8 +489,13 @@ class _Search:
         bs = []
         for i in range(n):
             lo, hi = prog.b_range(cs[i])
-            bs.append(min(max(fl(z[1 + n + i]), lo), hi))
-        return Design(c0, tuple(cs), tuple(bs), tuple(max(k) for k in node.kernels), tuple(node.lo))
+            bs.append(min(max(fl(z[1 + n + i]), lo, node.blo[i]), hi, max(node.bhi[i], lo)))
+        return Design(c0, tuple(cs), tuple(bs), self.kernels(z, node), tuple(node.lo))
+
+    def kernels(self, z: np.ndarray, node: _Node) -> tuple[int, ...]:
+        """The allowed kernel nearest (in log k^2) to each relaxed kappa."""
+        n = self.prog.n
+        return tuple(min(kk, key=lambda k: abs(2 * math.log(k) - z[1 + 2 * n + i])) for i, kk in enumerate(node.kernels))
 
     def neighbours(self, d: Design) -> list[Design]:
         prog, n, m, sp = self.prog, self.prog.n, self.prog.m, self.prog.space
@@ -503,6 +524,24 @@ class _Search:
                     L = list(d.L); L[i] += 1; L[j] -= 1
                     out.append(d._replace(L=tuple(L)))
         return [x for x in out if self.prog.is_valid(x)]
+
+    def pair_polish(self, d: Design, deadline: float) -> Design:
+        """Local search over pairs of moves (then single moves) until no pair improves or time is up."""
+        d = self.polish(d)
+        while time.perf_counter() < deadline:
+            ev = self.evaluate(d)
+            best = None
+            for x in self.neighbours(d):
+                if time.perf_counter() > deadline:
+                    break
+                for y in self.neighbours(x):
+                    ey = self.evaluate(y)
+                    if ey.feasible and ey.score > ev.score + 1e-9 and (best is None or ey.score > best[1].score):
+                        best = (y, ey)
+            if best is None:
+                break
+            d = self.polish(best[0])
+        return d
 
     def repair(self, d: Design, max_steps: int = 100) -> Design | None:
         """Greedy descent on the constraint violation, losing as little score per step as possible."""
@@ -551,8 +590,9 @@ class DeepMADSolver(BaseSolver):
     gives_bound = True
 
     def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float = 60.0, max_nodes: int = 200_000,
-                 backend: str | None = "CLARABEL", verbose: bool = False) -> None:
+                 backend: str | None = "CLARABEL", verbose: bool = False, polish_share: float = 0.1) -> None:
         self.verbose = verbose
+        self.polish_share = polish_share
         if not (0 <= gap_tol < 1):
             raise SpecError(f"gap_tol: expected a number in [0, 1), got {gap_tol!r}")
         if not (time_limit > 0):
@@ -599,26 +639,50 @@ class DeepMADSolver(BaseSolver):
             kernels=tuple(tuple(sp.kernels) for _ in range(n)),
             wlo=(sp.stem_widths[0],) + tuple(sp.widths[0] for _ in range(n)),
             whi=(sp.stem_widths[1],) + tuple(sp.widths[1] for _ in range(n)),
+            blo=tuple(prog.m for _ in range(n)),
+            bhi=tuple(max(prog.m, int(sp.widths[1] * sp.bottleneck_ratio[1] / prog.m) * prog.m) for _ in range(n)),
         )
         push(root)
         bound = -math.inf
-        while heap:
-            neg_ub, _, node, children = heap[0]
-            bound = -neg_ub
-            if self.verbose and nodes % 200 < len(children):
-                print(f"nodes {nodes} open {len(heap)} bound {bound:.1f} best {search.best[1].score if search.best else None} t {time.perf_counter() - t0:.1f}", flush=True)
+        expanded: set[int] = set()
+        plunge: tuple[float, int, _Node, list[_Node]] | None = None
+        plunge_depth = 0
+        search_time = self.time_limit * (1.0 - self.polish_share)
+        while True:
+            while heap and heap[0][1] in expanded:  # lazily drop entries a plunge already expanded
+                heapq.heappop(heap)
+            if not heap:
+                bound = search.best[1].score if search.best else -math.inf
+                break
+            bound = -heap[0][0]
             inc = search.best[1].score if search.best else -math.inf
+            if self.verbose and nodes % 200 < n + 2:
+                print(f"nodes {nodes} open {len(heap)} bound {bound:.1f} best {inc:.1f} t {time.perf_counter() - t0:.1f}", flush=True)
             if relative_gap(bound, inc) <= self.gap_tol:
                 break
-            if time.perf_counter() - t0 > self.time_limit or nodes >= self.max_nodes:
+            if time.perf_counter() - t0 > search_time or nodes >= self.max_nodes:
                 break
-            heapq.heappop(heap)
-            if bound <= inc:
+            # best-first, with depth-first plunges that reach leaves (where candidates are good) early
+            entry = plunge if plunge is not None else heapq.heappop(heap)
+            expanded.add(entry[1])
+            plunge = None
+            if -entry[0] <= inc:
                 continue
-            for child in children:
-                push(child, bound)
-        else:
-            bound = search.best[1].score if search.best else -math.inf
+            before = len(heap)
+            for child in entry[3]:
+                push(child, -entry[0])
+            kids = [e for e in heap[before:]] if len(heap) > before else []
+            if kids and plunge_depth < 40:
+                plunge = max(kids, key=lambda e: -e[0])
+                plunge_depth += 1
+            else:
+                plunge_depth = 0 if nodes % 4 == 0 else 40  # plunge again after a few best-first steps
+        # polish the best designs with pair moves in the remaining time
+        deadline = t0 + self.time_limit
+        for d, _ in search.top(3):
+            if time.perf_counter() > deadline:
+                break
+            search.pair_polish(d, deadline)
         elapsed = time.perf_counter() - t0
         stats = SolverStats(solve_time_s=elapsed, nodes=nodes, relaxations=relax.solves, evaluations=search.evaluations,
                             backend=f"{self.name}/{self.backend}")
@@ -655,44 +719,69 @@ class DeepMADSolver(BaseSolver):
 
     @staticmethod
     def _branch(prog: DeepMADProgram, relax: _Relaxation, node: _Node, z: np.ndarray, stage_vars: list[int]) -> list[_Node]:
+        """Children of a node: split the range that the relaxation overestimates most at its solution."""
         n, m = prog.n, prog.m
+        zl, zu = relax.box(node)
         scores: list[tuple[float, str, int]] = []
         for s, slack in enumerate(relax.stage_slack(node)):
             var = stage_vars[s]
             if node.whi[var] > node.wlo[var]:
                 scores.append((float(slack), "w", var))
+        D = relax.D.value
         for i, slack in enumerate(relax.depth_slack(node)):
-            if node.hi[i] > node.lo[i]:
-                scores.append((float(slack) + (1e9 if node.lo[i] == 1 else 0.0), "L", i))
+            d_rel = (node.hi[i] - node.lo[i]) / max(1.0, D[i])
+            vl, vu, vrow = relax.v_range(zl, zu, i)
+            v_rel = (vu - vl) / max(1.0, abs(float(vrow @ z)))
+            if node.lo[i] == 1 < node.hi[i]:
+                scores.append((float(slack) + 1e9, "L", i))
+            elif node.hi[i] > node.lo[i] and d_rel >= v_rel:
+                scores.append((float(slack), "L", i))
+            elif node.bhi[i] > node.blo[i]:
+                scores.append((float(slack), "b", i))
         w_up = relax.a_up.value
         for i in range(n):
-            if len(node.kernels[i]) > 1:
-                kk = node.kernels[i]
+            kk = node.kernels[i]
+            if len(kk) > 1:
+                kap = z[1 + 2 * n + i]
+                dist = min(abs(kap - 2 * math.log(k)) for k in kk)
                 weight = prog.f * sum(prog.alpha[s] * w_up[s] for s in range(prog.stage_of[i], len(prog.ends)))
-                scores.append((weight * node.hi[i] * 2 * (math.log(max(kk)) - math.log(min(kk))), "k", i))
+                scores.append((weight * node.hi[i] * dist + (1e6 if dist > 1e-3 else 0.0), "k", i))
         if not scores:
             return []
         _, kind, i = max(scores)
+
         if kind == "L":
             lo, hi = node.lo[i], node.hi[i]
             if lo == 1:  # D = 0 cannot live in log space: split it off first
                 mid = 1
             else:  # split where the relaxation put the depth
-                d = float(relax.depths()[i])
-                mid = min(max(int(math.floor(d)), lo), hi - 1)
-                if mid - lo < 1 and hi - lo > 2:
-                    mid = (lo + hi) // 2
+                mid = min(max(int(math.floor(float(relax.depths()[i]))), lo), hi - 1)
             hi1 = list(node.hi); hi1[i] = mid
             lo2 = list(node.lo); lo2[i] = mid + 1
             return [node._replace(hi=tuple(hi1)), node._replace(lo=tuple(lo2))]
         if kind == "k":
+            kk = node.kernels[i]
+            kap = z[1 + 2 * n + i]
+            low = tuple(k for k in kk if 2 * math.log(k) <= kap)
+            high = tuple(k for k in kk if 2 * math.log(k) > kap)
+            if not low or not high:
+                low, high = kk[: len(kk) // 2], kk[len(kk) // 2:]
             out = []
-            for k in node.kernels[i]:
-                ks = list(node.kernels); ks[i] = (k,)
+            for part in (low, high):
+                ks = list(node.kernels); ks[i] = part
                 out.append(node._replace(kernels=tuple(ks)))
             return out
+        if kind == "b":
+            lo, hi = node.blo[i], node.bhi[i]
+            at = math.exp(z[1 + n + i])
+            mid = int((0.5 * at + 0.5 * math.sqrt(lo * hi)) / m) * m
+            mid = min(max(mid, lo), hi - m)
+            hi1 = list(node.bhi); hi1[i] = mid
+            lo2 = list(node.blo); lo2[i] = mid + m
+            return [node._replace(bhi=tuple(hi1)), node._replace(blo=tuple(lo2))]
         lo, hi = node.wlo[i], node.whi[i]
-        mid = int(math.sqrt(lo * hi) / m) * m
+        at = math.exp(z[i])
+        mid = int((0.5 * at + 0.5 * math.sqrt(lo * hi)) / m) * m
         mid = min(max(mid, lo), hi - m)
         hi1 = list(node.whi); hi1[i] = mid
         lo2 = list(node.wlo); lo2[i] = mid + m
