@@ -28,7 +28,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from archsearch.errors import InfeasibleError, SpecError
-from archsearch.objectives.deepmad import DEPTH_PENALTY_SCALE
+from archsearch.objectives.deepmad import DEPTH_PENALTY_SCALE, depth_penalty
 from archsearch.solvers.base import (
     FEASIBLE, GAP_OPTIMAL, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
     relative_gap,
@@ -590,9 +590,11 @@ class DeepMADSolver(BaseSolver):
     gives_bound = True
 
     def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float = 60.0, max_nodes: int = 200_000,
-                 backend: str | None = "CLARABEL", verbose: bool = False, polish_share: float = 0.1) -> None:
+                 backend: str | None = "CLARABEL", verbose: bool = False, polish_share: float = 0.1,
+                 structure_share: float = 0.3) -> None:
         self.verbose = verbose
         self.polish_share = polish_share
+        self.structure_share = structure_share
         if not (0 <= gap_tol < 1):
             raise SpecError(f"gap_tol: expected a number in [0, 1), got {gap_tol!r}")
         if not (time_limit > 0):
@@ -643,6 +645,13 @@ class DeepMADSolver(BaseSolver):
             bhi=tuple(max(prog.m, int(sp.widths[1] * sp.bottleneck_ratio[1] / prog.m) * prog.m) for _ in range(n)),
         )
         push(root)
+        # a strong incumbent early: local search over (depths, kernels), each point realised by its
+        # fixed-structure relaxation (tight) floored to the grid
+        root_res = relax.solve(root)
+        if root_res is not None:
+            search.relaxed_depths = relax.depths()
+            start = search.best[0] if search.best is not None else search.round(root_res[1], root)
+            self._structure_search(prog, relax, search, root, start, t0 + self.structure_share * self.time_limit)
         bound = -math.inf
         expanded: set[int] = set()
         plunge: tuple[float, int, _Node, list[_Node]] | None = None
@@ -701,6 +710,61 @@ class DeepMADSolver(BaseSolver):
             cands.append(Candidate(spec, ev.score, ev.macs, ev.params, ev.rho,
                                    {"entropy": ev.entropy, "penalty": ev.penalty, "memory": ev.memory}))
         return SolveResult(status, sp.name, budget, cands, bound, gap, stats)
+
+    @staticmethod
+    def _structure_search(prog: DeepMADProgram, relax: _Relaxation, search: "_Search", root: _Node, start: Design,
+                          deadline: float) -> None:
+        """First-improvement local search over depths and kernels; widths from the fixed-structure relaxation."""
+        sp, n = prog.space, prog.n
+        seen: dict[tuple[tuple[int, ...], tuple[int, ...]], float] = {}
+
+        def value(L: tuple[int, ...], k: tuple[int, ...]) -> float:
+            """The fixed-structure relaxation (within a fraction of a percent of the best design) minus the penalty."""
+            key = (L, k)
+            if key not in seen:
+                node = root._replace(lo=L, hi=L, kernels=tuple((x,) for x in k))
+                res = relax.solve(node)
+                seen[key] = -math.inf
+                if res is not None:
+                    pen = depth_penalty(L, skip=sp.penalty_skip) if prog.use_penalty else 0.0
+                    seen[key] = res[0] - pen
+                    cand = search.repair(search.floor(res[1], node), max_steps=10)
+                    if cand is not None:
+                        search.polish(cand, max_steps=8)
+            return seen[key]
+
+        cur = (start.L, start.k)
+        cur_value = value(*cur)
+        while time.perf_counter() < deadline:
+            L, k = cur
+            moves = []
+            for i in range(n):
+                hi = sp.first_depth_max if i == 0 else sp.depths[1]
+                for dl in (1, -1):
+                    if sp.depths[0] <= L[i] + dl <= hi:
+                        moves.append((L[:i] + (L[i] + dl,) + L[i + 1:], k))
+                for j in range(n):
+                    hj = sp.first_depth_max if j == 0 else sp.depths[1]
+                    for di, dj in ((1, -1), (1, 1), (-1, -1)):  # transfers, and joint moves that keep the std
+                        if j != i and (di, dj) != (-1, -1) or (j > i and (di, dj) == (-1, -1)):
+                            if j == i or (dj == 1 and j < i):
+                                continue
+                            if sp.depths[0] <= L[i] + di <= hi and sp.depths[0] <= L[j] + dj <= hj:
+                                L2 = list(L); L2[i] += di; L2[j] += dj
+                                moves.append((tuple(L2), k))
+                for kk in sp.kernels:
+                    if kk != k[i]:
+                        moves.append((L, k[:i] + (kk,) + k[i + 1:]))
+            best_move, best_value = None, cur_value
+            for move in moves:  # steepest ascent on the relaxation value
+                if time.perf_counter() > deadline:
+                    return
+                v = value(*move)
+                if v > best_value + 1e-9:
+                    best_move, best_value = move, v
+            if best_move is None:
+                return
+            cur, cur_value = best_move, best_value
 
     @staticmethod
     def _incumbent(prog: DeepMADProgram, relax: _Relaxation, search: "_Search", node: _Node, z: np.ndarray) -> None:
