@@ -28,7 +28,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from archsearch.errors import InfeasibleError, SpecError
-from archsearch.objectives.deepmad import DEPTH_PENALTY_SCALE, depth_penalty
+from archsearch.objectives.deepmad import DEPTH_PENALTY_SCALE
 from archsearch.solvers.base import (
     FEASIBLE, GAP_OPTIMAL, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
     relative_gap,
@@ -57,6 +57,9 @@ def min_depth_std(lo: np.ndarray, hi: np.ndarray) -> float:
             b = t
     x = np.clip(0.5 * (a + b), lo, hi)
     return float(x.std())
+
+
+UNSOLVED = (math.inf, np.zeros(0))  # a relaxation the backend could not solve: no bound, no pruning
 
 
 def _log_coef(c: np.ndarray) -> np.ndarray:
@@ -212,7 +215,16 @@ class _Relaxation:
         self.mc_0 = cp.Parameter(self.n_stages)
         cons.append(self.w <= (cp.multiply(self.a_up, logsum) * prog.f + self.mc_z @ z + self.mc_0) / 1000.0)
         self.weights = np.array(prog.alpha)
-        self.problem = cp.Problem(cp.Maximize(self.weights @ self.w), cons)
+        objective = self.weights @ self.w
+        # DeepMAD's depth penalty 10 exp(std L) is convex in L (exp of a norm): subtracted exactly
+        skip = prog.space.penalty_skip
+        self.penalty = None
+        if prog.use_penalty and n - skip > 0:
+            m = n - skip
+            centre = np.eye(m) - np.ones((m, m)) / m
+            self.penalty = DEPTH_PENALTY_SCALE * cp.exp(cp.norm(centre @ self.D[skip:], 2) / math.sqrt(m))
+            objective = objective - self.penalty / 1000.0
+        self.problem = cp.Problem(cp.Maximize(objective), cons)
         self.solves = 0
 
     # exponent rows are over z = [x_stem, x_1..x_n, y_1..y_n, kappa_1..kappa_n]
@@ -319,7 +331,8 @@ class _Relaxation:
         return zl[o] + ny * yl + zl[k], zu[o] + ny * yu + zu[k], row
 
     def solve(self, node: _Node) -> tuple[float, np.ndarray] | None:
-        """Returns ``(relaxed objective, z*)`` without the penalty, or ``None`` when infeasible."""
+        """Returns ``(relaxed objective, z*)`` (the depth penalty included), ``None`` when the relaxation is
+        proven infeasible, or :data:`UNSOLVED` when the backend fails."""
         cp, prog, n = self.cp, self.prog, self.prog.n
         zl, zu = self.box(node)
         if np.any(zl > zu + 1e-12):
@@ -368,16 +381,25 @@ class _Relaxation:
         self.a_up.value, self.mc_z.value, self.mc_0.value = a_up, mc_z, mc_0
         self.zl.value, self.zu.value = zl, zu
         self.solves += 1
-        try:
-            with warnings.catch_warnings():  # an inaccurate status is handled below
-                warnings.simplefilter("ignore", UserWarning)
-                self.problem.solve(solver=self.solver)
-        except cp.error.SolverError:
+        # a failed or inconclusive solve must never prune: retry with more iterations, then report
+        # UNSOLVED so the caller keeps the parent's bound
+        status = None
+        for options in ({}, {"max_iter": 2000, "tol_feas": 1e-7, "tol_gap_rel": 1e-7}):
+            try:
+                with warnings.catch_warnings():  # inaccurate statuses are handled below
+                    warnings.simplefilter("ignore", UserWarning)
+                    self.problem.solve(solver=self.solver, **options)
+                status = self.problem.status
+            except cp.error.SolverError:
+                status = None
+            if status in ("optimal", "optimal_inaccurate", "infeasible"):
+                break
+        if status == "infeasible":
             return None
-        if self.problem.status not in ("optimal", "optimal_inaccurate") or self.z.value is None:
-            return None
-        value = 1000.0 * float(self.weights @ self.w.value)
-        if self.problem.status == "optimal_inaccurate":
+        if status not in ("optimal", "optimal_inaccurate") or self.z.value is None:
+            return UNSOLVED
+        value = 1000.0 * float(self.problem.value)
+        if status == "optimal_inaccurate":
             value += 1e-3 * abs(value)  # keep the bound on the safe side
         return value, np.asarray(self.z.value, float)
 
@@ -611,12 +633,8 @@ class DeepMADSolver(BaseSolver):
         sp, n = space, prog.n
         skip = sp.penalty_skip
 
-        def penalty_min(node: _Node) -> float:
-            if not prog.use_penalty:
-                return 0.0
-            return DEPTH_PENALTY_SCALE * math.exp(min_depth_std(np.array(node.lo[skip:], float), np.array(node.hi[skip:], float)))
-
         heap: list[tuple[float, int, _Node, list[_Node]]] = []
+        stats_unsolved = [0]
         stage_vars = [0 if end < 0 else 1 + end for end in prog.ends]
         counter = itertools.count()
         nodes = 0
@@ -625,14 +643,20 @@ class DeepMADSolver(BaseSolver):
             nonlocal nodes
             nodes += 1
             res = relax.solve(node)
-            if res is None:
+            if res is None:  # proven infeasible
                 return
-            ub = min(res[0] - penalty_min(node), parent_ub)
+            ub = min(res[0], parent_ub)
             inc = search.best[1].score if search.best else -math.inf
-            if ub <= inc + self.gap_tol * abs(ub) * 0.0 + 1e-9 * abs(ub):
+            if ub <= inc + 1e-9 * abs(ub):
                 return
-            children = self._branch(prog, relax, node, res[1], stage_vars)
-            self._incumbent(prog, relax, search, node, res[1])
+            if res is UNSOLVED:  # keep the parent's bound; split the widest range blindly
+                stats_unsolved[0] += 1
+                children = self._split_widest(node, prog.m)
+                if not children:
+                    return
+            else:
+                children = self._branch(prog, relax, node, res[1], stage_vars)
+                self._incumbent(prog, relax, search, node, res[1])
             heapq.heappush(heap, (-ub, next(counter), node, children))
 
         root = _Node(
@@ -648,7 +672,7 @@ class DeepMADSolver(BaseSolver):
         # a strong incumbent early: local search over (depths, kernels), each point realised by its
         # fixed-structure relaxation (tight) floored to the grid
         root_res = relax.solve(root)
-        if root_res is not None:
+        if root_res is not None and root_res is not UNSOLVED:
             search.relaxed_depths = relax.depths()
             start = search.best[0] if search.best is not None else search.round(root_res[1], root)
             self._structure_search(prog, relax, search, root, start, t0 + self.structure_share * self.time_limit)
@@ -686,6 +710,7 @@ class DeepMADSolver(BaseSolver):
                 plunge_depth += 1
             else:
                 plunge_depth = 0 if nodes % 4 == 0 else 40  # plunge again after a few best-first steps
+        self._open = heap  # kept for diagnostics
         # polish the best designs with pair moves in the remaining time
         deadline = t0 + self.time_limit
         for d, _ in search.top(3):
@@ -694,7 +719,7 @@ class DeepMADSolver(BaseSolver):
             search.pair_polish(d, deadline)
         elapsed = time.perf_counter() - t0
         stats = SolverStats(solve_time_s=elapsed, nodes=nodes, relaxations=relax.solves, evaluations=search.evaluations,
-                            backend=f"{self.name}/{self.backend}")
+                            backend=f"{self.name}/{self.backend}", extra={"unsolved_relaxations": stats_unsolved[0]})
         if search.best is None:
             if heap:  # stopped early with open nodes and nothing feasible yet
                 return SolveResult(FEASIBLE, sp.name, budget, [], bound, math.inf, stats)
@@ -719,15 +744,14 @@ class DeepMADSolver(BaseSolver):
         seen: dict[tuple[tuple[int, ...], tuple[int, ...]], float] = {}
 
         def value(L: tuple[int, ...], k: tuple[int, ...]) -> float:
-            """The fixed-structure relaxation (within a fraction of a percent of the best design) minus the penalty."""
+            """The fixed-structure relaxation, within a fraction of a percent of the best design."""
             key = (L, k)
             if key not in seen:
                 node = root._replace(lo=L, hi=L, kernels=tuple((x,) for x in k))
                 res = relax.solve(node)
                 seen[key] = -math.inf
-                if res is not None:
-                    pen = depth_penalty(L, skip=sp.penalty_skip) if prog.use_penalty else 0.0
-                    seen[key] = res[0] - pen
+                if res is not None and res is not UNSOLVED:
+                    seen[key] = res[0]  # the penalty is part of the relaxation
                     cand = search.repair(search.floor(res[1], node), max_steps=10)
                     if cand is not None:
                         search.polish(cand, max_steps=8)
@@ -774,12 +798,44 @@ class DeepMADSolver(BaseSolver):
         rounded = search.round(z, node)
         fixed = node._replace(lo=rounded.L, hi=rounded.L, kernels=tuple((k,) for k in rounded.k))
         res = relax.solve(fixed)
-        if res is None:
+        if res is None or res is UNSOLVED:
             return
         before = search.best[1].score if search.best else -math.inf
         cand = search.repair(search.floor(res[1], fixed), max_steps=10)
         if cand is not None and search.evaluate(cand).score > before:
             search.polish(cand)
+
+    @staticmethod
+    def _split_widest(node: _Node, m: int) -> list[_Node]:
+        """Halves the widest range of a node (used when its relaxation could not be solved)."""
+        options = []
+        for i, (lo, hi) in enumerate(zip(node.lo, node.hi)):
+            if hi > lo:
+                options.append(((hi - lo) / hi, "L", i))
+        for i, kk in enumerate(node.kernels):
+            if len(kk) > 1:
+                options.append((0.5, "k", i))
+        for i, (lo, hi) in enumerate(zip(node.wlo, node.whi)):
+            if hi > lo:
+                options.append(((hi - lo) / hi, "w", i))
+        for i, (lo, hi) in enumerate(zip(node.blo, node.bhi)):
+            if hi > lo:
+                options.append(((hi - lo) / hi, "b", i))
+        if not options:
+            return []
+        _, kind, i = max(options)
+        if kind == "k":
+            kk = node.kernels[i]
+            return [node._replace(kernels=node.kernels[:i] + (part,) + node.kernels[i + 1:])
+                    for part in (kk[: len(kk) // 2], kk[len(kk) // 2:])]
+        lo_f, hi_f = {"L": ("lo", "hi"), "w": ("wlo", "whi"), "b": ("blo", "bhi")}[kind]
+        lo, hi = getattr(node, lo_f)[i], getattr(node, hi_f)[i]
+        step = 1 if kind == "L" else m
+        mid = max(lo, ((lo + hi) // 2) // step * step)
+        mid = min(mid, hi - step)
+        a = list(getattr(node, hi_f)); a[i] = mid
+        b = list(getattr(node, lo_f)); b[i] = mid + step
+        return [node._replace(**{hi_f: tuple(a)}), node._replace(**{lo_f: tuple(b)})]
 
     @staticmethod
     def _branch(prog: DeepMADProgram, relax: _Relaxation, node: _Node, z: np.ndarray, stage_vars: list[int]) -> list[_Node]:
