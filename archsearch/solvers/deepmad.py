@@ -121,6 +121,14 @@ class _Relaxation:
         rows = np.array([[self._mono_row(i, name) for name in self.mono] for i in range(n)])  # (n, J, nz)
         for i in range(n):
             cons.append(self.M[i] >= cp.exp(rows[i] @ z + self.delta[i] - math.log(self.KAPPA)))
+        # upper links (valid, tight as the box narrows): M_j <= D m_j(z_hi) and M_j <= D_hi secant(m_j(z))
+        self.m_up = cp.Parameter((n, J), nonneg=True)
+        self.sec_rows = [cp.Parameter((n, nz)) for _ in range(J)]
+        self.sec_c = cp.Parameter((n, J))
+        for j in range(J):
+            cons.append(self.M[:, j] <= cp.multiply(self.m_up[:, j], self.D))
+            cons.append(self.M[:, j] <= self.sec_rows[j] @ z + self.sec_c[:, j])
+        self.mono_rows = rows
         self.d_lo, self.d_hi = cp.Parameter(n), cp.Parameter(n)
         self.dl_lo, self.dl_hi = cp.Parameter(n), cp.Parameter(n)
         self.sec_slope, self.sec_icpt = cp.Parameter(n, nonneg=True), cp.Parameter(n)
@@ -367,6 +375,25 @@ class _Relaxation:
             kd_a[i, k], kd_d[i], kd_c[i] = hi, kl, -hi * kl
             kd_a[n + i, k], kd_d[n + i], kd_c[n + i] = lo, ku, -lo * ku
         self.d_lo.value, self.d_hi.value, self.dl_lo.value, self.dl_hi.value = d_lo, d_hi, dl_lo, dl_hi
+        J = len(self.mono)
+        m_up, sec_c = np.zeros((n, J)), np.zeros((n, J))
+        sec_rows = [np.zeros((n, self.nz)) for _ in range(J)]
+        for i in range(n):
+            for j in range(J):
+                row = self.mono_rows[i, j]
+                pl = float(np.where(row > 0, zl, zu) @ row)
+                pu = float(np.where(row > 0, zu, zl) @ row)
+                el, eu = math.exp(pl) / self.KAPPA, math.exp(pu) / self.KAPPA
+                m_up[i, j] = eu
+                if pu - pl > 1e-12:  # e^p <= el + (eu - el) (p - pl) / (pu - pl)
+                    sl = (eu - el) / (pu - pl)
+                    sec_rows[j][i] = d_hi[i] * sl * row
+                    sec_c[i, j] = d_hi[i] * (el - sl * pl)
+                else:
+                    sec_c[i, j] = d_hi[i] * eu
+        self.m_up.value, self.sec_c.value = m_up, sec_c
+        for j in range(J):
+            self.sec_rows[j].value = sec_rows[j]
         self.sec_slope.value, self.sec_icpt.value = slope, icpt
         self.mc_v.value, self.mc_d.value, self.mc_c.value = mc_v, mc_d, mc_c
         self.kd_a.value, self.kd_d.value, self.kd_c.value = kd_a, kd_d, kd_c
@@ -710,9 +737,15 @@ class DeepMADSolver(BaseSolver):
                 plunge_depth += 1
             else:
                 plunge_depth = 0 if nodes % 4 == 0 else 40  # plunge again after a few best-first steps
-        self._open = heap  # kept for diagnostics
-        # polish the best designs with pair moves in the remaining time
+        # realise the structures the best open nodes point at, then polish the best designs with pair
+        # moves in the remaining time
         deadline = t0 + self.time_limit
+        for _, _, node, _ in heapq.nsmallest(5, heap):
+            if time.perf_counter() > deadline:
+                break
+            res = relax.solve(node)
+            if res is not None and res is not UNSOLVED:
+                self._incumbent(prog, relax, search, node, res[1])
         for d, _ in search.top(3):
             if time.perf_counter() > deadline:
                 break
@@ -848,16 +881,22 @@ class DeepMADSolver(BaseSolver):
             if node.whi[var] > node.wlo[var]:
                 scores.append((float(slack), "w", var))
         D = relax.D.value
+        ny = 2.0 if prog.bottleneck else 1.0
         for i, slack in enumerate(relax.depth_slack(node)):
-            d_rel = (node.hi[i] - node.lo[i]) / max(1.0, D[i])
-            vl, vu, vrow = relax.v_range(zl, zu, i)
-            v_rel = (vu - vl) / max(1.0, abs(float(vrow @ z)))
             if node.lo[i] == 1 < node.hi[i]:
                 scores.append((float(slack) + 1e9, "L", i))
-            elif node.hi[i] > node.lo[i] and d_rel >= v_rel:
-                scores.append((float(slack), "L", i))
-            elif node.bhi[i] > node.blo[i]:
-                scores.append((float(slack), "b", i))
+                continue
+            # the McCormick error of D v grows with the ranges of D and of v = x_o + ny y + kappa:
+            # split whichever contributes most
+            vl, vu, vrow = relax.v_range(zl, zu, i)
+            v_mid = max(1.0, abs(float(vrow @ z)))
+            parts = [((node.hi[i] - node.lo[i]) / max(1.0, D[i]), "L", i),
+                     ((zu[1 + i] - zl[1 + i]) / v_mid, "w", 1 + i),
+                     (ny * (zu[1 + n + i] - zl[1 + n + i]) / v_mid, "b", i)]
+            parts = [q for q in parts if q[0] > 0]
+            if parts:
+                _, kind_i, var = max(parts)
+                scores.append((float(slack), kind_i, var))
         w_up = relax.a_up.value
         for i in range(n):
             kk = node.kernels[i]
