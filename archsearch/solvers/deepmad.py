@@ -23,7 +23,7 @@ import itertools
 import math
 import time
 import warnings
-from typing import Any, Literal, NamedTuple
+from typing import Any, Iterable, Literal, NamedTuple
 
 import numpy as np
 
@@ -503,9 +503,8 @@ class _Search:
     def top(self, k: int) -> list[tuple[Design, Evaluation]]:
         return sorted(self.pool.items(), key=lambda kv: -kv[1].score)[:k]
 
-    relaxed_depths: np.ndarray = np.zeros(0)
-
-    def round(self, z: np.ndarray, node: _Node) -> Design:
+    def round(self, z: np.ndarray, node: _Node, depths: np.ndarray) -> Design:
+        """A relaxed solution rounded to the nearest grid point of the node (depths ``depths``)."""
         prog, n, m = self.prog, self.prog.n, self.prog.m
         sp = prog.space
         rnd = lambda v: max(m, int(round(v / m)) * m)  # noqa: E731
@@ -522,7 +521,7 @@ class _Search:
             bs.append(min(max(rnd(math.exp(z[1 + n + i])), lo, node.blo[i]), hi, max(node.bhi[i], lo)))
         ks = self.kernels(z, node)
         Ls = tuple(lo if lo == hi else min(max(int(round(L)), lo), hi)
-                   for L, lo, hi in zip(self.relaxed_depths, node.lo, node.hi))
+                   for L, lo, hi in zip(depths, node.lo, node.hi))
         return Design(c0, tuple(cs), tuple(bs), ks, Ls)
 
     def floor(self, z: np.ndarray, node: _Node) -> Design:
@@ -574,19 +573,21 @@ class _Search:
                     out.append(d._replace(L=tuple(L)))
         return [x for x in out if self.prog.is_valid(x)]
 
+    def best_improvement(self, designs: Iterable[Design], score: float) -> tuple[Design, Evaluation] | None:
+        """The feasible design scoring best among ``designs``, if it beats ``score``."""
+        best = None
+        for x in designs:
+            ex = self.evaluate(x)
+            if ex.feasible and ex.score > score + 1e-9 and (best is None or ex.score > best[1].score):
+                best = (x, ex)
+        return best
+
     def pair_polish(self, d: Design, deadline: float) -> Design:
         """Local search over pairs of moves (then single moves) until no pair improves or time is up."""
         d = self.polish(d)
         while time.perf_counter() < deadline:
-            ev = self.evaluate(d)
-            best = None
-            for x in self.neighbours(d):
-                if time.perf_counter() > deadline:
-                    break
-                for y in self.neighbours(x):
-                    ey = self.evaluate(y)
-                    if ey.feasible and ey.score > ev.score + 1e-9 and (best is None or ey.score > best[1].score):
-                        best = (y, ey)
+            pairs = (y for x in self.neighbours(d) if time.perf_counter() < deadline for y in self.neighbours(x))
+            best = self.best_improvement(pairs, self.evaluate(d).score)
             if best is None:
                 break
             d = self.polish(best[0])
@@ -616,11 +617,7 @@ class _Search:
         """Best-improvement local search among feasible neighbours."""
         ev = self.evaluate(d)
         for _ in range(max_steps):
-            best = None
-            for x in self.neighbours(d):
-                ex = self.evaluate(x)
-                if ex.feasible and ex.score > ev.score + 1e-9 and (best is None or ex.score > best[1].score):
-                    best = (x, ex)
+            best = self.best_improvement(self.neighbours(d), ev.score)
             if best is None:
                 break
             d, ev = best
@@ -700,8 +697,7 @@ class DeepMADSolver(BaseSolver):
         # fixed-structure relaxation (tight) floored to the grid
         root_res = relax.solve(root)
         if root_res is not None and root_res is not UNSOLVED:
-            search.relaxed_depths = relax.depths()
-            start = search.best[0] if search.best is not None else search.round(root_res[1], root)
+            start = search.best[0] if search.best is not None else search.round(root_res[1], root, relax.depths())
             self._structure_search(prog, relax, search, root, start, t0 + self.structure_share * self.time_limit)
         bound = -math.inf
         expanded: set[int] = set()
@@ -826,9 +822,7 @@ class DeepMADSolver(BaseSolver):
     @staticmethod
     def _incumbent(prog: DeepMADProgram, relax: _Relaxation, search: "_Search", node: _Node, z: np.ndarray) -> None:
         """Designs from a node: its rounded depths and kernels, widths from the fixed-depth GP, floored."""
-        n = prog.n
-        search.relaxed_depths = relax.depths()
-        rounded = search.round(z, node)
+        rounded = search.round(z, node, relax.depths())
         fixed = node._replace(lo=rounded.L, hi=rounded.L, kernels=tuple((k,) for k in rounded.k))
         res = relax.solve(fixed)
         if res is None or res is UNSOLVED:
