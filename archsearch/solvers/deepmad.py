@@ -1,19 +1,23 @@
-"""Branch-and-bound solver of the DeepMAD program with geometric-program relaxations.
+"""Branch-and-bound solver of the DeepMAD program with conic relaxations.
 
-Every node of the tree is a box: an integer range of depths and a set of kernels per superblock,
-and a range of widths per stage output. Its relaxation drops integrality and
+Every node of the tree is a box: per superblock an integer range of depths, a set of kernels and a
+range of inner widths, and a range for the stem and every superblock output width. Its relaxation
+(:class:`_Relaxation`, one DPP-parametrised cvxpy problem re-solved per node) is a convex program
+whose optimum bounds every design in the box from above:
 
-* takes each stage factor ``log C_s + 2 log R_s`` at the top of its width range, which makes the
-  bilinear score linear in the log-widths (valid because every factor and entropy is positive),
-* counts entropy and ``sum log(c k^2/g)`` (rho) with the largest depths and kernels of the box and
-  the costs with the smallest ones (every cost is increasing in depth and kernel),
-* subtracts the smallest depth penalty over the box (exact: minimum-variance point of a box).
+* costs are posynomials in the log-widths (conic GP form) for the first block of each superblock,
+  and linear in the totals ``M_j`` of the repeated blocks' cost monomials, linked to the widths;
+* rho <= rho0 is ``sum log(c k^2/g) >= N log(N/rho0)``;
+* each stage product ``(log C_s + 2 log R_s) E_s`` is bounded by McCormick, with the entropy floor
+  that rho implies (exact where rho binds);
+* the repeated blocks' entropy ``D v`` by a jointly concave perspective form and by McCormick;
+* kernel sets are relaxed to an interval of ``log k^2``; the depth penalty is convex and exact.
 
-The result is a geometric program in the log-widths (cvxpy; posynomial budgets are convex,
-rho and the width rules are linear), whose optimum bounds every design in the box from above.
-Candidates come from rounding each relaxed solution to the channel grid, a greedy repair and
-a local search. Best-first search stops when the best open bound is within ``gap_tol`` of the
-best design: the reported ``bound`` is valid for the whole discrete space.
+Candidates come from the fixed-structure relaxation floored to the channel grid, a greedy repair, a
+structure search over depths and kernels and local search. Best-first search with plunges stops
+when the best open bound is within ``gap_tol`` of the best design or at the time limit: the reported
+``bound`` is valid for the whole discrete space (a relaxation the backend cannot solve is never
+pruned).
 """
 
 from __future__ import annotations
@@ -37,26 +41,7 @@ from archsearch.solvers.deepmad_program import DeepMADProgram, Design, Evaluatio
 from archsearch.space.budget import Budget
 from archsearch.space.search_space import SearchSpace
 
-__all__ = ["DeepMADSolver", "solve_deepmad", "min_depth_std", "brute_force"]
-
-
-def min_depth_std(lo: np.ndarray, hi: np.ndarray) -> float:
-    """Smallest population std of a vector ranging over the box ``[lo, hi]`` (exact).
-
-    At the minimiser every coordinate is ``clip(t, lo, hi)`` with ``t`` its mean; ``mean(clip(t)) - t``
-    decreases in ``t``, so bisection finds ``t``.
-    """
-    if lo.size == 0:
-        return 0.0
-    a, b = float(lo.min()), float(hi.max())
-    for _ in range(100):
-        t = 0.5 * (a + b)
-        if np.clip(t, lo, hi).mean() > t:
-            a = t
-        else:
-            b = t
-    x = np.clip(0.5 * (a + b), lo, hi)
-    return float(x.std())
+__all__ = ["DeepMADSolver", "solve_deepmad", "brute_force", "smallest_costs"]
 
 
 UNSOLVED = (math.inf, np.zeros(0))  # a relaxation the backend could not solve: no bound, no pruning
@@ -655,7 +640,6 @@ class DeepMADSolver(BaseSolver):
         relax = _Relaxation(prog, self.backend)
         search = _Search(prog, top_k)
         sp, n = space, prog.n
-        skip = sp.penalty_skip
 
         heap: list[tuple[float, int, _Node, list[_Node]]] = []
         stats_unsolved = [0]
