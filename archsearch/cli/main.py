@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="run name (default: derived from space and budget)")
     p.add_argument("--no-depth-penalty", action="store_true", help="maximise S without DeepMAD's depth penalty")
     p.add_argument("--entropy", choices=("code", "paper"), default="code", help="block entropy with the reference code's 1/2 (default) or the paper's")
-    p.add_argument("--time-limit", type=float, default=30.0, help="seconds per solve before returning the best design and its gap (default 30)")
+    p.add_argument("--time-limit", type=float, default=30.0, help="seconds per solve before returning the best design and its gap (default 30; longer, up to 10x, until a first feasible design is found)")
     p.add_argument("--gap-tol", type=float, default=1e-3, help="stop when (bound - score)/|bound| <= this (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="recorded in the run's provenance (the solver is deterministic)")
     p.set_defaults(func=cmd_solve)

@@ -700,7 +700,9 @@ class DeepMADSolver(BaseSolver):
                 print(f"nodes {nodes} open {len(heap)} bound {bound:.1f} best {inc:.1f} t {time.perf_counter() - t0:.1f}", flush=True)
             if relative_gap(bound, inc) <= self.gap_tol:
                 break
-            if time.perf_counter() - t0 > search_time or nodes >= self.max_nodes:
+            # the time limit does not stop the search before a first feasible design (up to 10x)
+            elapsed = time.perf_counter() - t0
+            if (elapsed > search_time and search.best is not None) or elapsed > 10 * self.time_limit or nodes >= self.max_nodes:
                 break
             # best-first, with depth-first plunges that reach leaves (where candidates are good) early
             entry = plunge if plunge is not None else heapq.heappop(heap)
