@@ -3,8 +3,8 @@
 Heavy dependencies (torch, timm, cvxpy) are imported lazily by the subpackages that need them.
 """
 
-from archsearch.errors import ArchsearchError, BudgetError, InfeasibleError, SpecError, UnknownNameError
+from archsearch.errors import ArchsearchError, BudgetError, SpecError, UnknownNameError
 
 __version__ = "0.1.0"
 
-__all__ = ["ArchsearchError", "BudgetError", "InfeasibleError", "SpecError", "UnknownNameError", "__version__"]
+__all__ = ["ArchsearchError", "BudgetError", "SpecError", "UnknownNameError", "__version__"]

@@ -5,7 +5,7 @@ Messages follow one shape: the field, the value received, what is accepted.
 
 from __future__ import annotations
 
-__all__ = ["ArchsearchError", "SpecError", "BudgetError", "InfeasibleError", "UnknownNameError"]
+__all__ = ["ArchsearchError", "SpecError", "BudgetError", "UnknownNameError"]
 
 
 class ArchsearchError(Exception):
@@ -25,11 +25,3 @@ class UnknownNameError(ArchsearchError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
-
-
-class InfeasibleError(ArchsearchError):
-    """No architecture of the space satisfies the budget."""
-
-    def __init__(self, message: str, *, smallest: dict[str, int] | None = None) -> None:
-        super().__init__(message)
-        self.smallest = dict(smallest or {})

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from archsearch import __version__
 from archsearch.cli._output import err, fmt, print_json, print_table
-from archsearch.errors import ArchsearchError, BudgetError, InfeasibleError, SpecError
+from archsearch.errors import ArchsearchError, BudgetError, SpecError
 from archsearch.space.budget import BUDGET_KEYS, Budget, format_count, parse_count, parse_latency
 
 __all__ = ["main", "build_parser"]
@@ -307,9 +307,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _validate(args)
         return args.func(args)
-    except InfeasibleError as exc:
-        err(f"error: {exc}")
-        return EXIT_USAGE
     except ArchsearchError as exc:
         err(f"error: {exc}")
         return EXIT_USAGE

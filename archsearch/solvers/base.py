@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from archsearch.errors import UnknownNameError
 from archsearch.space.base import ArchSpec
@@ -141,5 +141,3 @@ def get_solver(name: str) -> type[BaseSolver]:
         raise UnknownNameError(f"solver {name!r} is not registered; known solvers: {list_solvers()}")
     return _SOLVERS[name]
 
-
-Factory = Callable[..., BaseSolver]

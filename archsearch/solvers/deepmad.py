@@ -31,7 +31,7 @@ from typing import Any, Iterable, Literal, NamedTuple
 
 import numpy as np
 
-from archsearch.errors import InfeasibleError, SpecError
+from archsearch.errors import SpecError
 from archsearch.objectives.deepmad import DEPTH_PENALTY_SCALE
 from archsearch.solvers.base import (
     FEASIBLE, GAP_OPTIMAL, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
