@@ -1,0 +1,326 @@
+"""archsearch.solvers: the DeepMAD program's exact evaluator and the branch-and-bound solver.
+
+Known answers: the published DeepMAD-R50 at its budget, and brute force over every design of tiny
+spaces (both block types, depth penalty on and off, a binding rho bound, a binding memory budget).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from archsearch import cost
+from archsearch.errors import SpecError
+from archsearch.objectives import deepmad_score
+from archsearch.solvers import (
+    FEASIBLE, INFEASIBLE, OPTIMAL, STATUSES, Candidate, DeepMADProgram, DeepMADSolver, Design, SolveResult, brute_force,
+    get_solver, list_solvers, relative_gap, solve_deepmad,
+)
+from archsearch.space import Budget, CNNSpec, SearchSpace, get_space
+
+PUBLISHED_R50 = Design(32, (128, 512, 872, 1024, 1232), (40, 48, 88, 104, 120), (5,) * 5, (1, 11, 12, 13, 15))
+
+
+# --------------------------------------------------------------------------------------- random designs
+@st.composite
+def designs(draw: st.DrawFn, prog: DeepMADProgram) -> Design:
+    """A valid design of ``prog``'s space: multiples of 8, non-decreasing, out <= 4 in, depths 1..4."""
+    sp, m = prog.space, prog.m
+    c0 = draw(st.sampled_from(range(sp.stem_widths[0], sp.stem_widths[1] + 1, m)))
+    cs, bs, prev = [], [], c0
+    for _ in range(prog.n):
+        lo = max(prev, sp.widths[0])
+        hi = min(int(sp.max_width_ratio * prev) // m * m, sp.widths[1])
+        c = draw(st.sampled_from(range(lo, hi + 1, m)))
+        blo, bhi = prog.b_range(c)
+        bs.append(draw(st.sampled_from(range(blo, bhi + 1, m))))
+        cs.append(c)
+        prev = c
+    ks = tuple(draw(st.sampled_from(sp.kernels)) for _ in cs)
+    Ls = tuple(draw(st.integers(1, min(4, sp.first_depth_max) if i == 0 else 4)) for i in range(prog.n))
+    return Design(c0, tuple(cs), tuple(bs), ks, Ls)
+
+
+def _program(name: str, **space_changes) -> DeepMADProgram:
+    space = get_space(name)
+    if space_changes:
+        space = space.replace(**space_changes)
+    return DeepMADProgram(space, space.budget)
+
+
+PROGRAMS = {
+    "r50": _program("deepmad-r50"),
+    "mbv2": _program("deepmad-mbv2"),
+    "mbv2-se": _program("deepmad-mbv2", se=True),
+    "cifar": _program("deepmad-cifar"),
+}
+
+
+def _check_evaluation(prog: DeepMADProgram, d: Design) -> None:
+    assert prog.is_valid(d), d
+    ev, spec = prog.evaluate(d), prog.to_spec(d)
+    assert isinstance(spec, CNNSpec) and spec.resolution == prog.resolution
+    c = cost.costs(spec)
+    head = prog.space.budget_counts == "model"
+    assert ev.macs == c["macs_with_head" if head else "macs"]
+    assert ev.params == c["params_with_head" if head else "params"]
+    assert ev.memory == c["activation_memory"]
+    assert all(isinstance(v, int) for v in (ev.macs, ev.params, ev.memory))
+    sc = deepmad_score(spec, penalty_skip=prog.space.penalty_skip, last_stage_weight=prog.space.last_stage_weight,
+                       depth_penalty_on=prog.use_penalty, entropy="code" if prog.f == 0.5 else "paper")
+    assert ev.score == pytest.approx(sc.score, rel=1e-12, abs=1e-9)
+    assert ev.entropy == pytest.approx(sc.entropy, rel=1e-12)
+    assert ev.penalty == pytest.approx(sc.penalty, rel=1e-12)
+    assert ev.rho == pytest.approx(sc.rho, rel=1e-12)
+    within = all(v is None or x <= v for x, v in ((ev.macs, prog.budget.macs), (ev.params, prog.budget.params),
+                                                   (ev.memory, prog.budget.memory)))
+    assert ev.feasible == (within and ev.rho <= prog.rho0)
+    assert (ev.violation == 0.0) == ev.feasible
+    assert prog.from_spec(spec) == d
+    assert CNNSpec.from_json(spec.to_json()) == spec
+
+
+@pytest.mark.parametrize("key", list(PROGRAMS))
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_evaluate_equals_cost_model_and_objective(key: str, data: st.DataObject) -> None:
+    prog = PROGRAMS[key]
+    _check_evaluation(prog, data.draw(designs(prog)))
+
+
+@pytest.mark.parametrize("key", ["r50", "mbv2-se"])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), resolution=st.integers(32, 257), penalty=st.booleans(),
+       entropy=st.sampled_from(["code", "paper"]), counts=st.sampled_from(["backbone", "model"]))
+def test_evaluate_equals_cost_model_at_other_resolutions_and_options(key: str, data: st.DataObject, resolution: int,
+                                                                     penalty: bool, entropy: str, counts: str) -> None:
+    base = PROGRAMS[key]
+    space = base.space.replace(budget_counts=counts)
+    prog = DeepMADProgram(space, space.budget, resolution=resolution, depth_penalty=penalty, entropy=entropy)
+    _check_evaluation(prog, data.draw(designs(prog)))
+
+
+def test_from_spec_rejects_other_templates() -> None:
+    r50, mbv2 = PROGRAMS["r50"], PROGRAMS["mbv2"]
+    with pytest.raises(SpecError, match="template"):
+        r50.from_spec(mbv2.to_spec(Design(16, (16,) * 7, (16,) * 7, (3,) * 7, (1,) * 7)))
+    with pytest.raises(SpecError, match="template"):
+        mbv2.from_spec(r50.to_spec(PUBLISHED_R50))
+
+
+@pytest.mark.parametrize("change", [
+    {"c0": 12},  # not a multiple of 8
+    {"c0": 8},  # below the stem range (16, 64)
+    {"c": (128, 96, 872, 1024, 1232)},  # decreasing
+    {"c": (160, 512, 872, 1024, 1232)},  # more than 4x the stem width
+    {"b": (40, 40, 88, 104, 120)},  # 40 < 512 / 12
+    {"b": (136, 48, 88, 104, 120)},  # above out
+    {"k": (5, 5, 7, 5, 5)},  # kernel outside the space
+    {"L": (4, 11, 12, 13, 15)},  # first depth > 3
+    {"L": (1, 11, 12, 0, 15)},
+])
+def test_is_valid_rejects_each_rule(change: dict) -> None:
+    prog = PROGRAMS["r50"]
+    assert prog.is_valid(PUBLISHED_R50)
+    assert not prog.is_valid(PUBLISHED_R50._replace(**change))
+
+
+def test_latency_budget_is_refused() -> None:
+    with pytest.raises(SpecError, match="latency"):
+        DeepMADProgram(get_space("deepmad-r50"), Budget(latency_ms=3.0))
+
+
+# ------------------------------------------------------------------------------------------ known answer
+def test_published_r50_is_feasible_at_its_budget() -> None:
+    space = get_space("deepmad-r50")
+    prog = DeepMADProgram(space, space.budget)
+    assert prog.is_valid(PUBLISHED_R50)
+    ev = prog.evaluate(PUBLISHED_R50)
+    assert (ev.params, ev.macs) == (24_208_144, 4_041_529_408)
+    assert ev.rho == pytest.approx(0.29975, abs=1e-5) and ev.rho <= 0.3
+    assert ev.feasible and ev.violation == 0.0
+    assert ev.entropy == pytest.approx(48919.28, abs=0.01) and ev.score == pytest.approx(48884.47, abs=0.01)
+    # 5% less of either budget, or a tighter rho bound, and the published net no longer fits
+    assert not DeepMADProgram(space, space.budget.replace(params=23_000_000)).evaluate(PUBLISHED_R50).feasible
+    assert not DeepMADProgram(space, space.budget.replace(macs=3_900_000_000)).evaluate(PUBLISHED_R50).feasible
+    assert not DeepMADProgram(space, space.budget, rho0=0.29).evaluate(PUBLISHED_R50).feasible
+
+
+# ------------------------------------------------------------------------------- brute force, tiny spaces
+def _tiny(block: str, **changes) -> SearchSpace:
+    base = dict(name=f"tiny-{block}", block=block, resolution=16, num_classes=10, strides=(1, 2), stem_widths=(8, 16),
+                widths=(8, 32), kernels=(3, 5), depths=(1, 3), first_depth_max=2, rho0=0.5, penalty_skip=0)
+    if block == "k1kxk1":
+        base.update(bottleneck_ratio=(0.25, 1.0), budget=Budget(macs=600_000, params=20_000))
+    else:
+        base.update(bottleneck_ratio=(1.0, 3.0), budget=Budget(macs=400_000, params=8_000))
+    base.update(changes)
+    return SearchSpace(**base)
+
+
+@functools.lru_cache(maxsize=None)
+def _all_valid(space: SearchSpace) -> tuple[Design, ...]:
+    """Every valid design of a tiny space (the enumeration is a superset; ``is_valid`` filters)."""
+    prog = DeepMADProgram(space, Budget())
+    sp, m = space, prog.m
+    widths = range(sp.widths[0], sp.widths[1] + 1, m)
+    depth_ranges = [range(sp.depths[0], (sp.first_depth_max if i == 0 else sp.depths[1]) + 1) for i in range(prog.n)]
+    out = []
+    for c0 in range(sp.stem_widths[0], sp.stem_widths[1] + 1, m):
+        for cs in itertools.product(widths, repeat=prog.n):
+            inner = [range(prog.b_range(c)[0], prog.b_range(c)[1] + 1, m) for c in cs]
+            for bs, ks, Ls in itertools.product(itertools.product(*inner), itertools.product(sp.kernels, repeat=prog.n),
+                                                itertools.product(*depth_ranges)):
+                d = Design(c0, cs, bs, ks, Ls)
+                if prog.is_valid(d):
+                    out.append(d)
+    return tuple(out)
+
+
+def _optimum(space: SearchSpace, budget: Budget, *, penalty: bool = True, rho0: float | None = None):
+    prog = DeepMADProgram(space, budget, depth_penalty=penalty, rho0=rho0)
+    return prog, brute_force(prog, _all_valid(space))
+
+
+def _check_solve(space: SearchSpace, budget: Budget, *, penalty: bool, entropy: str = "code", top_k: int = 5) -> SolveResult:
+    prog = DeepMADProgram(space, budget, depth_penalty=penalty, entropy=entropy)
+    best = brute_force(prog, _all_valid(space))
+    assert best is not None
+    res = DeepMADSolver(time_limit=60).solve(space, budget, depth_penalty=penalty, entropy=entropy, top_k=top_k)
+    assert res.status == OPTIMAL, (res.status, res.gap)
+    assert res.best.score == pytest.approx(best[1].score, rel=1e-9)
+    assert res.bound >= best[1].score - 1e-6
+    assert res.gap == relative_gap(res.bound, res.best.score) and res.gap <= 1e-3
+    assert res.space == space.name and res.budget == budget
+    assert 1 <= len(res.candidates) <= top_k
+    scores = [c.score for c in res.candidates]
+    assert scores == sorted(scores, reverse=True)
+    seen = set()
+    for cand in res.candidates:
+        d = prog.from_spec(cand.spec)
+        assert prog.is_valid(d) and d not in seen
+        seen.add(d)
+        ev = prog.evaluate(d)
+        # every candidate respects every budget and the rho bound
+        assert ev.feasible and cand.rho <= prog.rho0
+        assert budget.macs is None or cand.macs <= budget.macs
+        assert budget.params is None or cand.params <= budget.params
+        assert budget.memory is None or cand.extra["memory"] <= budget.memory
+        assert (cand.macs, cand.params, cand.extra["memory"]) == (ev.macs, ev.params, ev.memory)
+        assert cand.score == pytest.approx(ev.score, rel=1e-12) and cand.rho == pytest.approx(ev.rho, rel=1e-12)
+        assert cand.score <= best[1].score * (1 + 1e-12)
+    return res
+
+
+@pytest.mark.parametrize("block", ["k1kxk1", "k1dwk1"])
+@pytest.mark.parametrize("penalty", [True, False], ids=["penalty", "no-penalty"])
+def test_solver_matches_brute_force(block: str, penalty: bool) -> None:
+    space = _tiny(block)
+    _check_solve(space, space.budget, penalty=penalty)
+    # the budget matters: without it the optimum is strictly better
+    _, free = _optimum(space, Budget(), penalty=penalty, rho0=space.rho0)
+    _, bounded = _optimum(space, space.budget, penalty=penalty)
+    assert free[1].score > bounded[1].score + 1e-6
+
+
+@pytest.mark.parametrize("block, rho0", [("k1kxk1", 0.3), ("k1dwk1", 0.3), ("k1dwk1", 0.5)])
+@pytest.mark.parametrize("penalty", [True, False], ids=["penalty", "no-penalty"])
+def test_solver_matches_brute_force_when_rho_binds(block: str, rho0: float, penalty: bool) -> None:
+    space = _tiny(block, rho0=rho0)
+    # rho binds: the optimum without the rho bound violates it
+    _, loose = _optimum(space, space.budget, penalty=penalty, rho0=100.0)
+    assert loose[1].rho > rho0
+    res = _check_solve(space, space.budget, penalty=penalty)
+    assert res.best.rho <= rho0 and res.best.score < loose[1].score - 1e-6
+
+
+@pytest.mark.parametrize("block", ["k1kxk1", "k1dwk1"])
+@pytest.mark.parametrize("penalty", [True, False], ids=["penalty", "no-penalty"])
+def test_solver_matches_brute_force_with_a_binding_memory_budget(block: str, penalty: bool) -> None:
+    space = _tiny(block)
+    _, free = _optimum(space, space.budget, penalty=penalty)
+    limit = int(0.8 * free[1].memory)
+    budget = space.budget.replace(memory=limit)
+    _, bounded = _optimum(space, budget, penalty=penalty)
+    assert bounded[1].memory <= limit < free[1].memory and bounded[1].score < free[1].score - 1e-6
+    res = _check_solve(space, budget, penalty=penalty)
+    assert res.best.extra["memory"] <= limit
+
+
+def test_solver_matches_brute_force_with_se_and_the_paper_entropy() -> None:
+    space = _tiny("k1dwk1", se=True, budget=Budget(macs=400_000, params=10_000))
+    _check_solve(space, space.budget, penalty=True, entropy="paper")
+
+
+def test_solver_matches_brute_force_with_a_binding_macs_budget_only() -> None:
+    space = _tiny("k1kxk1", rho0=0.4)
+    budget = Budget(macs=300_000)
+    _, free = _optimum(space, Budget(), rho0=0.4)
+    assert free[1].macs > 300_000
+    _check_solve(space, budget, penalty=True)
+
+
+# ------------------------------------------------------------------------------------------- infeasible
+def test_infeasible_budget_reports_the_smallest_costs() -> None:
+    budget = Budget(macs=1000, params=100)
+    res = solve_deepmad(get_space("deepmad-cifar"), budget, time_limit=20)
+    assert res.status == INFEASIBLE and res.candidates == [] and res.best is None
+    assert res.bound == -math.inf and res.gap == math.inf
+    for key, limit in (("macs", budget.macs), ("params", budget.params)):
+        value = res.smallest[key]
+        assert isinstance(value, int) and not isinstance(value, bool)
+        assert value > limit > 0
+    obj = res.to_dict()
+    assert obj["status"] == "infeasible" and obj["candidates"] == [] and obj["bound"] is None and obj["gap"] is None
+    json.dumps(obj, allow_nan=False)
+
+
+# ------------------------------------------------------------------------------------------ result types
+@pytest.mark.parametrize("bound, score, gap", [
+    (10.0, 10.0, 0.0),
+    (10.0, 9.0, 0.1),
+    (-10.0, -11.0, 0.1),
+    (9.0, 10.0, 0.0),  # a bound below the score clips to 0
+    (0.0, -1.0, math.inf),
+    (math.inf, 1.0, math.inf),
+    (math.inf, math.inf, 0.0),
+    (200.0, 150.0, 0.25),
+])
+def test_relative_gap(bound: float, score: float, gap: float) -> None:
+    assert relative_gap(bound, score) == pytest.approx(gap, rel=1e-15)
+
+
+def test_solve_result_to_dict_contract() -> None:
+    space = _tiny("k1dwk1")
+    res = solve_deepmad(space, time_limit=30, top_k=3)
+    assert isinstance(res, SolveResult) and res.status in STATUSES and res.status in (OPTIMAL, FEASIBLE)
+    obj = res.to_dict()
+    assert set(obj) == {"status", "space", "budget", "bound", "gap", "time_s", "candidates"}
+    assert obj["status"] == res.status and obj["space"] == space.name
+    assert Budget.from_dict(obj["budget"]) == space.budget
+    assert obj["bound"] == pytest.approx(res.bound) and obj["gap"] == pytest.approx(res.gap)
+    assert isinstance(obj["time_s"], float) and obj["time_s"] >= 0
+    assert 1 <= len(obj["candidates"]) <= 3
+    for cand, raw in zip(res.candidates, obj["candidates"]):
+        assert isinstance(cand, Candidate)
+        assert {"spec", "score", "macs", "params", "rho"} <= set(raw) <= {"spec", "score", "macs", "params", "rho", "extra"}
+        assert type(raw["macs"]) is int and type(raw["params"]) is int
+        assert isinstance(raw["score"], float) and isinstance(raw["rho"], float)
+        assert CNNSpec.from_dict(raw["spec"]) == cand.spec
+    back = json.loads(json.dumps(obj, allow_nan=False))  # strict JSON (no inf/nan)
+    assert [CNNSpec.from_dict(c["spec"]) for c in back["candidates"]] == [c.spec for c in res.candidates]
+
+
+def test_solver_registry_and_options() -> None:
+    assert "deepmad-bnb" in list_solvers() and get_solver("deepmad-bnb") is DeepMADSolver
+    assert DeepMADSolver.families == ("cnn",) and DeepMADSolver.gives_bound
+    with pytest.raises(SpecError, match="time_limit"):
+        DeepMADSolver(time_limit=0)
+    with pytest.raises(SpecError, match="gap_tol"):
+        DeepMADSolver(gap_tol=1.5)
