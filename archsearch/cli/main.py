@@ -71,14 +71,40 @@ def _with(budget: Budget, key: str, value: float) -> Budget:
     return budget.replace(**{attr: value if key == "latency" else int(round(value))})
 
 
-def _solve_once(space: Any, budget: Budget, args: argparse.Namespace) -> Any:
-    if space.family != "cnn":
-        raise SpecError(f"--space {space.name}: no program is registered for the {space.family!r} family yet")
-    from archsearch.solvers.deepmad import DeepMADSolver
+# program-specific options: (solve keyword, CLI flag, value from args, whether the user set it)
+_OPTIONS = (
+    ("rho0", "--rho", lambda a: a.rho, lambda a: a.rho is not None),
+    ("depth_penalty", "--no-depth-penalty", lambda a: not a.no_depth_penalty, lambda a: a.no_depth_penalty),
+    ("entropy", "--entropy", lambda a: a.entropy, lambda a: a.entropy != "code"),
+)
 
-    solver = DeepMADSolver(gap_tol=args.gap_tol, time_limit=args.time_limit)
-    return solver.solve(space, budget, top_k=args.top_k, rho0=args.rho, resolution=args.resolution,
-                        depth_penalty=not args.no_depth_penalty, entropy=args.entropy)
+
+def _solver_for(space: Any, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The registered solver of a space, and the options of the command line it accepts."""
+    from archsearch.solvers import get_solver
+
+    if not space.solver:
+        raise SpecError(f"--space {space.name}: no solver is registered for the {space.family!r} family")
+    cls = get_solver(space.solver)
+    options = {}
+    for key, flag, value, given in _OPTIONS:
+        if key in cls.options:
+            options[key] = value(args)
+        elif given(args):
+            users = sorted({n for n in _solver_names() if key in get_solver(n).options})
+            raise SpecError(f"{flag}: not an option of {cls.name} (space {space.name}); it applies to the solvers {users}")
+    return cls(gap_tol=args.gap_tol, time_limit=args.time_limit), options
+
+
+def _solver_names() -> list[str]:
+    from archsearch.solvers import list_solvers
+
+    return list_solvers()
+
+
+def _solve_once(space: Any, budget: Budget, args: argparse.Namespace) -> Any:
+    solver, options = _solver_for(space, args)
+    return solver.solve(space, budget, top_k=args.top_k, resolution=args.resolution, **options)
 
 
 def _infeasible_message(result: Any, budget: Budget) -> str:
@@ -190,9 +216,8 @@ def _print_solve_table(result: Any, *, name: str, front: list[dict[str, Any]]) -
         rows.append((i + 1, c.spec.name, fmt(c.score), format_count(c.macs), format_count(c.params), fmt(c.rho), fmt(gap, "pct")))
     print_table(f"{name}: {len(result.candidates)} candidates", ["#", "name", "score", "macs", "params", "rho", "gap"], rows, caption=caption)
     if result.best is not None:
-        stages = [(i + 1, s.block, s.in_channels, s.out_channels, s.bottleneck, s.kernel, s.stride, s.depth)
-                  for i, s in enumerate(result.best.spec.stages)]
-        print_table(f"best: stem {result.best.spec.stem.out_channels}", ["stage", "block", "in", "out", "b", "k", "stride", "depth"], stages)
+        title, columns, rows = result.best.spec.layout()
+        print_table(f"best: {title}", columns, rows)
     if front:
         print_table("budget sweep", ["budget", "status", "score", "macs", "params", "gap"],
                     [(Budget.from_dict(r["budget"]).to_text(), r["status"], fmt(r["score"]), format_count(r["macs"]),
@@ -237,12 +262,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         info["spec"] = spec.to_dict()
         print_json(info)
     else:
-        if spec.family == "cnn":
-            rows = [("stem", "conv", spec.stem.in_channels, spec.stem.out_channels, "-", spec.stem.kernel, spec.stem.stride, 1)]
-            rows += [(i + 1, s.block + ("+se" if s.se else ""), s.in_channels, s.out_channels, s.bottleneck, s.kernel, s.stride, s.depth)
-                     for i, s in enumerate(spec.stages)]
-            print_table(f"{info['name'] or spec.family} ({spec.resolution} px, {spec.num_classes} classes)",
-                        ["stage", "block", "in", "out", "b", "k", "stride", "depth"], rows)
+        title, columns, rows = spec.layout()
+        print_table(title, columns, rows)
         keys = [k for k in ("params", "macs", "params_with_head", "macs_with_head", "activation_memory") if k in info]
         rows = [(k, format_count(info[k]), format_count(info.get(f"measured_{k}")) if args.verify else "") for k in keys]
         print_table("costs (backbone = all but the classifier)", ["quantity", "analytic", "measured" if args.verify else ""], rows)

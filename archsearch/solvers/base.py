@@ -110,11 +110,23 @@ class SolveResult:
 
 
 class BaseSolver:
-    """Base of solvers: a solver declares which families it solves and returns a :class:`SolveResult`."""
+    """Base of solvers: a solver declares which families it solves and returns a :class:`SolveResult`.
+
+    Protocol (what the CLI relies on): constructed as ``cls(gap_tol=..., time_limit=...)``; solved as
+    ``solver.solve(space, budget, top_k=..., resolution=..., **options)`` where ``options`` are among
+    the class's :attr:`options` (program-specific switches such as DeepMAD's ``rho0``).
+
+    Attributes:
+        name: Registry name (a space names its solver in ``space.solver``).
+        families: Spec families whose spaces it solves.
+        gives_bound: Whether results carry a finite upper bound.
+        options: Keyword options of :meth:`solve` beyond ``top_k`` and ``resolution``.
+    """
 
     name: ClassVar[str] = ""
     families: ClassVar[tuple[str, ...]] = ()
     gives_bound: ClassVar[bool] = True
+    options: ClassVar[tuple[str, ...]] = ()
 
     def solve(self, space: Any, budget: Budget, **options: Any) -> SolveResult:
         raise NotImplementedError

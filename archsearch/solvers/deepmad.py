@@ -619,6 +619,7 @@ class DeepMADSolver(BaseSolver):
     name = "deepmad-bnb"
     families = ("cnn",)
     gives_bound = True
+    options = ("rho0", "depth_penalty", "entropy")
 
     def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float = 60.0, max_nodes: int = 200_000,
                  backend: str | None = "CLARABEL", verbose: bool = False, polish_share: float = 0.1,

@@ -112,6 +112,14 @@ class ArchSpec:
     def replace(self, **changes: Any) -> "ArchSpec":
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
+    def layout(self) -> tuple[str, list[str], list[tuple[Any, ...]]]:
+        """A title, column names and rows describing the architecture (``archsearch show`` and
+        ``solve`` print it). The default lists the scalar fields; families override it with their
+        stage or block tables."""
+        rows = [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                if isinstance(getattr(self, f.name), (int, float, str, bool))]
+        return self.family, ["field", "value"], rows
+
 
 def spec_from_dict(data: dict[str, Any]) -> ArchSpec:
     """Reads a spec of any registered family from its dict (dispatching on ``family``)."""

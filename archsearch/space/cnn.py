@@ -16,7 +16,7 @@ Block types (Shen et al., "DeepMAD", CVPR 2023; He et al., ResNet; Sandler et al
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from archsearch.errors import SpecError
 from archsearch.space.base import ArchSpec, check_int, register_family
@@ -123,6 +123,14 @@ class CNNSpec(ArchSpec):
     @property
     def out_channels(self) -> int:
         return self.stages[-1].out_channels
+
+    def layout(self) -> tuple[str, list[str], list[tuple[Any, ...]]]:
+        rows: list[tuple[Any, ...]] = [("stem", "conv", self.stem.in_channels, self.stem.out_channels, "-", self.stem.kernel,
+                                        self.stem.stride, 1)]
+        rows += [(i + 1, s.block + ("+se" if s.se else ""), s.in_channels, s.out_channels, s.bottleneck, s.kernel, s.stride,
+                  s.depth) for i, s in enumerate(self.stages)]
+        return (f"{self.name or 'cnn'} ({self.resolution} px, {self.num_classes} classes)",
+                ["stage", "block", "in", "out", "b", "k", "stride", "depth"], rows)
 
     @property
     def depth(self) -> int:

@@ -31,6 +31,7 @@ class BaseSpace:
 
     name: str
     family: ClassVar[str] = ""
+    solver: ClassVar[str] = ""  # registry name of the solver of this space's program
     resolution: int = 224
     num_classes: int = 1000
     budget: Budget = Budget()
@@ -53,6 +54,7 @@ class BaseSpace:
             "family": self.family,
             "resolution": self.resolution,
             "budget_counts": self.budget_counts,
+            "solver": self.solver,
             "default_budget": self.budget.to_text(),
             "description": self.description,
         }
@@ -92,6 +94,7 @@ class SearchSpace(BaseSpace):
     """
 
     family: ClassVar[str] = "cnn"
+    solver: ClassVar[str] = "deepmad-bnb"
     block: str = "k1kxk1"
     strides: tuple[int, ...] = (2, 2, 2, 1, 2)
     stem_stride: int = 2
@@ -173,5 +176,14 @@ def get_space(name: str) -> BaseSpace:
     return _SPACES[name]
 
 
+# modules whose import registers the built-in spaces (one line per family)
+_BUILTIN = (
+    "archsearch.space.templates",
+)
+
+
 def _load_builtin() -> None:
-    from archsearch.space import templates  # noqa: F401  (registers on import)
+    import importlib
+
+    for module in _BUILTIN:
+        importlib.import_module(module)
