@@ -123,3 +123,59 @@ def test_solve_does_not_import_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def _fake_run(root: Path, name: str, solver: str, scored: list[tuple[float, int]]) -> Path:
+    """A run directory holding CNN candidates of the given (score, stem width) pairs."""
+    from archsearch.space import CNNSpec, StageSpec, StemSpec
+
+    cands = []
+    for i, (score, c0) in enumerate(scored):
+        spec = CNNSpec(StemSpec(c0), (StageSpec("k1kxk1", c0, 32, 8, 3, 2, 1),), resolution=32, num_classes=10, name=f"{name}-{i + 1}")
+        cands.append({"spec": spec.to_dict(), "score": score, "macs": 0, "params": 0, "rho": None})
+    run_dir = root / name
+    run_dir.mkdir()
+    (run_dir / "candidates.json").write_text(json.dumps({"name": name, "space": "x", "candidates": cands,
+                                                         "provenance": {"solver": solver + "/backend"}}))
+    return run_dir
+
+
+def test_pareto_merges_runs_and_compares_scores_within_an_objective(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from archsearch import cost
+    from archsearch.space import load_spec
+
+    a = _fake_run(tmp_path, "a", "deepmad-bnb", [(10.0, 16), (9.0, 24)])  # the second is dominated: wider, lower score
+    b = _fake_run(tmp_path, "b", "other", [(1.0, 24)])  # a lower score of another objective is not dominated
+    code, out, _ = run(capsys, "pareto", str(a), str(b / "candidates.json"), "--format", "json", "--out", str(tmp_path / "p.csv"))
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 3
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["a-1"]["pareto"] and not by_name["a-2"]["pareto"] and by_name["b-1"]["pareto"]
+    spec = load_spec(json.dumps(json.loads((a / "candidates.json").read_text())["candidates"][1]["spec"]))
+    assert by_name["a-2"]["macs"] == cost.macs(spec, with_head=True) and by_name["a-2"]["params"] == cost.params(spec, with_head=True)
+    assert (tmp_path / "p.csv").read_text().startswith("run,space,family,objective,rank,name,score,macs,params,pareto")
+
+
+def test_pareto_of_a_missing_run_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "pareto", str(tmp_path / "nope"))
+    assert code == 2 and out == "" and "no candidates.json" in err and err.count("\n") == 1
+
+
+def test_options_of_another_solver_are_refused(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from archsearch.solvers import base
+    from archsearch.space import search_space
+
+    class Plain(base.BaseSolver):
+        name = "plain"
+
+    class Other(search_space.SearchSpace):
+        solver = "plain"
+
+    space = search_space.get_space("deepmad-cifar")
+    fields = {f.name: getattr(space, f.name) for f in dataclasses.fields(space)}
+    monkeypatch.setitem(base._SOLVERS, "plain", Plain)
+    monkeypatch.setitem(search_space._SPACES, "tmp-other", Other(**{**fields, "name": "tmp-other"}))
+    code, out, err = run(capsys, "solve", "--space", "tmp-other", "--rho", "0.4")
+    assert code == 2 and out == "" and "--rho: not an option of plain" in err and "deepmad-bnb" in err

@@ -272,6 +272,27 @@ def cmd_show(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_pareto(args: argparse.Namespace) -> int:
+    from archsearch.results import merge_runs
+
+    frame = merge_runs(args.runs)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out, index=False)
+    if args.format == "json":
+        print_json(json.loads(frame.to_json(orient="records")))
+    elif args.format == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    else:
+        rows = [(r.run, r.family, r.objective, r.name, fmt(r.score), format_count(r.macs), format_count(r.params),
+                 "*" if r.pareto else "") for r in frame.itertuples()]
+        print_table(f"{len(frame)} candidates from {frame['run'].nunique()} runs (whole-model costs)",
+                    ["run", "family", "objective", "name", "score", "macs", "params", "pareto"], rows,
+                    caption="pareto: no candidate of the same objective scores higher at no more MACs and params")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archsearch", description="Optimization-driven architecture search for efficient vision models.")
     parser.add_argument("--version", action="version", version=f"archsearch {__version__}")
@@ -293,6 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gap-tol", type=float, default=1e-3, help="stop when (bound - score)/|bound| <= this (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="recorded in the run's provenance (the solver is deterministic)")
     p.set_defaults(func=cmd_solve)
+
+    p = sub.add_parser("pareto", help="merge the candidates of several runs (any families) into one Pareto table")
+    p.add_argument("runs", nargs="+", help="run directories written by `solve --out` (or their candidates.json)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--out", help="also write the table to this CSV file")
+    p.set_defaults(func=cmd_pareto)
 
     p = sub.add_parser("spaces", help="list the search spaces")
     p.add_argument("--format", choices=("table", "json"), default="table")

@@ -1,0 +1,85 @@
+"""Candidates of several runs, of any families, merged into one table with Pareto marks.
+
+Scores are comparable only between candidates of the same objective (the same program: DeepMAD's
+entropy is not NViT's capacity), so a candidate is marked ``pareto`` when no candidate *of the same
+objective* has a score at least as high at no more MACs and parameters of the whole model. Costs
+are recomputed from each spec with the cost models so that every row counts the same thing (the
+whole model, classifier included) whatever the space's budget convention.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from archsearch.errors import SpecError
+from archsearch.results.pareto import non_dominated
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["load_run", "merge_runs", "COLUMNS"]
+
+COLUMNS = ("run", "space", "family", "objective", "rank", "name", "score", "macs", "params", "pareto")
+
+
+def load_run(path: str | Path) -> dict[str, Any]:
+    """Reads a run's ``candidates.json`` (``path`` is the run directory or the file itself).
+
+    Raises:
+        SpecError: No such file, or not a solve result.
+    """
+    p = Path(path)
+    file = p / "candidates.json" if p.is_dir() else p
+    if not file.is_file():
+        raise SpecError(f"run: no candidates.json at {p} (expected a run directory written by `archsearch solve --out`)")
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"run: {file} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("candidates"), list):
+        raise SpecError(f"run: {file} is not a solve result (no 'candidates' list)")
+    data.setdefault("name", p.name if p.is_dir() else p.parent.name)
+    return data
+
+
+def _objective(data: dict[str, Any]) -> str:
+    solver = str(data.get("provenance", {}).get("solver", "")).split("/")[0]
+    return solver or str(data.get("space", ""))
+
+
+def merge_runs(paths: Iterable[str | Path]) -> "pd.DataFrame":
+    """One row per candidate of every run, with whole-model MACs/params and Pareto marks.
+
+    Args:
+        paths: Run directories (or ``candidates.json`` files).
+
+    Returns:
+        A DataFrame with :data:`COLUMNS`, sorted by objective and score (best first).
+    """
+    import pandas as pd
+
+    from archsearch import cost
+    from archsearch.space import spec_from_dict
+
+    rows = []
+    for path in paths:
+        data = load_run(path)
+        for rank, cand in enumerate(data["candidates"], 1):
+            spec = spec_from_dict(cand["spec"])
+            rows.append({
+                "run": data["name"], "space": data.get("space", ""), "family": spec.family, "objective": _objective(data),
+                "rank": rank, "name": getattr(spec, "name", "") or f"{data['name']}-{rank}", "score": float(cand["score"]),
+                "macs": cost.macs(spec, with_head=True), "params": cost.params(spec, with_head=True),
+            })
+    if not rows:
+        raise SpecError("runs: no candidates in the given runs")
+    frame = pd.DataFrame(rows)
+    frame["pareto"] = False
+    for _, group in frame.groupby("objective", sort=False):
+        marks = non_dominated(group[["score", "macs", "params"]].to_dict("records"),
+                              {"score": "max", "macs": "min", "params": "min"})
+        frame.loc[group.index, "pareto"] = marks
+    frame = frame.sort_values(["objective", "score"], ascending=[True, False], kind="stable").reset_index(drop=True)
+    return frame[list(COLUMNS)]
