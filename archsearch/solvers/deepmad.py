@@ -207,6 +207,12 @@ class _Relaxation:
         self.mc_z = cp.Parameter((self.n_stages, nz))
         self.mc_0 = cp.Parameter(self.n_stages)
         cons.append(self.w <= (cp.multiply(self.a_up, logsum) * prog.f + self.mc_z @ z + self.mc_0) / 1000.0)
+        # the other McCormick piece, w_s <= A_s^L E_s + (A_s(z) - A_s^L) E_s^U, with E_s^U from the root
+        self.a_lo = cp.Parameter(self.n_stages, nonneg=True)
+        self.mc2_z = cp.Parameter((self.n_stages, nz))
+        self.mc2_0 = cp.Parameter(self.n_stages)
+        cons.append(self.w <= (cp.multiply(self.a_lo, logsum) * prog.f + self.mc2_z @ z + self.mc2_0) / 1000.0)
+        self.e_up: np.ndarray | None = None  # set by :meth:`bound_entropy`
         self.weights = np.array(prog.alpha)
         objective = self.weights @ self.w
         # DeepMAD's depth penalty 10 exp(std L) is convex in L (exp of a norm): subtracted exactly
@@ -391,6 +397,18 @@ class _Relaxation:
             mc_z[s, idx] = e_lo
             mc_0[s] = e_lo * two_log_r - a_up[s] * e_lo
         self.a_up.value, self.mc_z.value, self.mc_0.value = a_up, mc_z, mc_0
+        a_lo, mc2_z, mc2_0 = np.zeros(self.n_stages), np.zeros((self.n_stages, self.nz)), np.zeros(self.n_stages)
+        for s, end in enumerate(prog.ends):
+            idx = 0 if end < 0 else 1 + end
+            two_log_r = 2 * math.log(prog.stage_side(s))
+            if self.e_up is None or not np.isfinite(self.e_up[s]):  # no upper bound yet: the piece is void
+                a_lo[s] = a_up[s]
+                mc2_0[s] = 1e6
+                continue
+            a_lo[s] = max(0.0, zl[idx] + two_log_r)
+            mc2_z[s, idx] = self.e_up[s]
+            mc2_0[s] = self.e_up[s] * (two_log_r - a_lo[s])
+        self.a_lo.value, self.mc2_z.value, self.mc2_0.value = a_lo, mc2_z, mc2_0
         self.zl.value, self.zu.value = zl, zu
         self.solves += 1
         # a failed or inconclusive solve must never prune: retry with more iterations, then report
@@ -414,6 +432,24 @@ class _Relaxation:
         if status == "optimal_inaccurate":
             value += 1e-3 * abs(value)  # keep the bound on the safe side
         return value, np.asarray(self.z.value, float)
+
+    def bound_entropy(self, root: _Node) -> None:
+        """Upper bounds ``E_s^U`` of every stage's cumulative entropy over the root box (one solve each),
+        which enable the second McCormick piece of the stage products in every later solve."""
+        cp = self.cp
+        self.solve(root)  # sets the parameters of the root box
+        e_up = np.full(self.n_stages, np.inf)
+        for s in range(self.n_stages):
+            prob = cp.Problem(cp.Maximize(self.logsum[s] / 100.0), self.problem.constraints)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    prob.solve(solver=self.solver)
+            except cp.error.SolverError:
+                continue
+            if prob.status == "optimal":
+                e_up[s] = self.prog.f * 100.0 * float(prob.value) * (1 + 1e-6) + 1e-6
+        self.e_up = e_up
 
     def _e_lo(self, node: _Node, s: int) -> float:
         """Lower bound on the cumulative entropy of stage ``s`` implied by rho <= rho0."""
@@ -677,6 +713,7 @@ class DeepMADSolver(BaseSolver):
             blo=tuple(prog.m for _ in range(n)),
             bhi=tuple(max(prog.m, int(sp.widths[1] * sp.bottleneck_ratio[1] / prog.m) * prog.m) for _ in range(n)),
         )
+        relax.bound_entropy(root)
         push(root)
         # a strong incumbent early: local search over (depths, kernels), each point realised by its
         # fixed-structure relaxation (tight) floored to the grid
