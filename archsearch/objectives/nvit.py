@@ -25,8 +25,10 @@ has the same costs, so the objective is symmetric in the blocks and concave in t
 cannot produce NViT's less-more-less profile, its optimum spreads the budget evenly (up to the
 integer grid). It is also degenerate along the directions that cost nothing in the log-widths:
 ``H`` and ``qk`` enter the costs only as ``H qk`` but the score rewards ``qk`` alone, so it prefers
-one or two wide heads; and ``d`` against the block widths is a corner solution (``log`` of a
-bilinear cost), which the ratio ranges of the priors close. The redistribution findings enter as:
+one or two wide heads (per-head widths at the menu's maximum); and trading ``d`` against the block
+widths is nearly flat (``log`` scores of a bilinear cost), so the menu bounds and the costs that are
+not bilinear (attention's ``N^2`` terms, embeddings, head) decide it; the ratio ranges of the priors
+close both directions. The redistribution findings enter as:
 
 * **less-more-less** (block weights): the middle half of the blocks weighs ``middle_weight`` (2:
   ReViT's factor epsilon = 2 for blocks 4-9 of 12, Table 6 of the paper), the others 1. With a
@@ -35,6 +37,20 @@ bilinear cost), which the ratio ranges of the priors close. The redistribution f
 * **MLP favoured over H/QK** (structure weights): ``a_mlp = 2``, ``a_qk = a_v = 1``.
 * **V per head about constant** and **H, QK, MLP proportional to EMB**: constraints of the program
   (:class:`archsearch.space.nvit_templates.NViTSpace`), not terms of the score.
+
+**What the program produces** (space ``nvit``: 12 blocks, patch 16, 224 px, whole model counted):
+
+* priors on, ``macs=4.6G``: EMB 384; blocks 1-3 and 10-12 (H 4, qk 48, v 64, MLP 1104), blocks
+  4-9 (H 8, qk 48, v 64, MLP 2208); 4.598 G MACs, 22.27 M params. That is close to ReViT-S's rule
+  (H 4/8, qk 24/40, v 64, MLP 1152/2304), with the QK width at its prior cap (qk = EMB / 8).
+* priors on, default budget (4.6 G MACs, 22.1 M params): EMB 320; ends (6, 40, 64, 1712), middle
+  (8, 40, 64, 2400); 4.600 G MACs, 22.07 M params.
+* priors off, ``macs=4.6G``: EMB 832, every block (2 heads, qk 128, v 128, MLP 560-576); 4.597 G
+  MACs, 23.2 M params: uniform over the blocks, the fewest heads with the widest heads of the menu,
+  and most of the budget in EMB (the MLP narrower than EMB): no NViT finding appears by itself.
+  With the default budget (params binding too): EMB 544, every block (3, 128, 128, 832-848).
+* as a MACs budget tightens at a fixed EMB, the end blocks leave the caps of the prior ranges
+  first and reach their floors first; the middle blocks follow (``tests/test_nvit_program.py``).
 """
 
 from __future__ import annotations
