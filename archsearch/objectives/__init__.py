@@ -1,5 +1,7 @@
 """Objectives: architecture scores as pure functions of a spec (no torch)."""
 
 from archsearch.objectives.deepmad import DEPTH_PENALTY_SCALE, DeepMADScore, deepmad_score, depth_penalty, stage_ends
+from archsearch.objectives.nvit import block_profile, nvit_block_entropy, nvit_entropy
 
-__all__ = ["DEPTH_PENALTY_SCALE", "DeepMADScore", "deepmad_score", "depth_penalty", "stage_ends"]
+__all__ = ["DEPTH_PENALTY_SCALE", "DeepMADScore", "deepmad_score", "depth_penalty", "stage_ends",
+           "block_profile", "nvit_block_entropy", "nvit_entropy"]

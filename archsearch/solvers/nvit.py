@@ -1,0 +1,545 @@
+"""The NViT redistribution program and its exact solver (outer loop over EMB, an integer program per EMB).
+
+Program (:class:`NViTProgram`): given a :class:`~archsearch.space.nvit_templates.NViTSpace` and a
+budget, choose EMB ``d`` on its grid and, for each of the ``L`` blocks, heads ``H``, query/key and
+value widths per head ``qk``, ``v`` and MLP width ``m`` from the space's menus (restricted by the
+priors when they are on) to maximise the score of :mod:`archsearch.objectives.nvit`
+
+    S = sum_i w_i [ 2 log d + a_qk log qk_i + a_v log(H_i v_i) + a_mlp log m_i ]
+
+subject to whole-model MACs and parameters (and peak activation memory) within the budget.
+
+Structure the solver uses. For a fixed ``d`` (and fixed tokens ``N``) every cost is linear in the
+per-block products: a block costs ``(2Nd + N^2)(H qk + H v) + 2Nd m`` MACs and
+``2(d+1) H qk + (2d+1)(H v + m) + 6d`` parameters (:func:`archsearch.cost.vit_block_macs`), and
+the score is separable. A block's attention choice ``(H, qk, v)`` and its MLP choice ``m`` are
+independent items, and blocks of equal weight are interchangeable, so for each weight class of
+``k`` blocks the program is a multiple-choice knapsack with integer counts: ``n_o >= 0`` blocks of
+the class take option ``o``, ``sum_o n_o = k`` (one count vector for attention options, one for MLP
+options). This aggregated integer program, free of the block symmetry, is solved exactly by HiGHS
+(:func:`scipy.optimize.milp`); its LP relaxation bounds it from above.
+
+Solver (:class:`NViTSolver`): the LP bound of every EMB on the grid, then the integer programs in
+decreasing order of bound until the next bound cannot beat the ``top_k``-th design. The reported
+``bound`` is the largest of the incumbent, the integer programs' dual bounds and the LP bounds of
+the EMB values never solved: an upper bound over the whole discrete space. Memory budgets are exact
+per-option filters (the peak is a maximum over the blocks' steps). Latency is refused: no latency
+model exists for this family yet.
+
+Within a weight class the score and costs do not depend on which block takes which option; the
+solver gives the wider options to the blocks nearer the middle of the network (a presentation
+choice that never changes the score or the costs).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from archsearch.cost.vit import vit_activation_memory, vit_macs, vit_params
+from archsearch.errors import SpecError
+from archsearch.objectives.nvit import block_profile, nvit_entropy
+from archsearch.solvers.base import (
+    FEASIBLE, GAP_OPTIMAL, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
+    relative_gap,
+)
+from archsearch.space.budget import Budget
+from archsearch.space.nvit_templates import NViTSpace
+from archsearch.space.vit import ViTBlockSpec, ViTSpec
+
+__all__ = ["NViTProgram", "NViTSolver", "Menu", "EmbSolution", "solve_nvit", "brute_force_nvit"]
+
+BYTES = 4
+
+
+class Menu(NamedTuple):
+    """The options of one kind of item (attention or MLP) at a fixed EMB.
+
+    Attributes:
+        dims: One row per option: ``(H, qk, v)`` for attention, ``(m,)`` for MLP.
+        value: Score of the option at block weight 1.
+        macs: MACs of the option.
+        params: Parameters of the option.
+    """
+
+    dims: np.ndarray
+    value: np.ndarray
+    macs: np.ndarray
+    params: np.ndarray
+
+
+class EmbSolution(NamedTuple):
+    """The integer program's answer at one EMB: its designs' blocks, score and bounds."""
+
+    embed_dim: int
+    blocks: tuple[tuple[int, int, int, int], ...]
+    score: float
+    bound: float
+
+
+def _pareto(value: np.ndarray, macs: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Indices of the options no other option weakly dominates (value >=, both costs <=).
+
+    Options are scanned best value first (cheapest first among equal values); an option survives
+    when no earlier one costs at most as much in both costs. The earlier ones are kept as a
+    staircase (MACs increasing, params decreasing), so each test is one bisection.
+    """
+    import bisect
+
+    order = np.lexsort((params, macs, -value))
+    stair_m: list[int] = []
+    stair_p: list[int] = []
+    keep: list[int] = []
+    for idx in order.tolist():
+        m, p = int(macs[idx]), int(params[idx])
+        j = bisect.bisect_right(stair_m, m) - 1  # the cheapest-in-params point with MACs <= m
+        if j >= 0 and stair_p[j] <= p:
+            continue
+        keep.append(idx)
+        k = j + 1  # drop staircase points this one dominates in cost (MACs >= m, params >= p)
+        end = k
+        while end < len(stair_m) and stair_p[end] >= p:
+            end += 1
+        stair_m[k:end] = [m]
+        stair_p[k:end] = [p]
+    return np.array(sorted(keep), dtype=np.int64)
+
+
+def _grid(lo: int, hi: int, step: int) -> list[int]:
+    first = -(-lo // step) * step
+    return list(range(first, hi + 1, step))
+
+
+class NViTProgram:
+    """The NViT program of a space under a budget (pure numpy; no torch).
+
+    Args:
+        space: An :class:`NViTSpace`.
+        budget: MACs, params and/or memory limits (whole model).
+        resolution: Input resolution; default the space's.
+        priors: Override the space's ``priors`` switch (``False``: menus only, unit weights).
+    """
+
+    def __init__(self, space: NViTSpace, budget: Budget, *, resolution: int | None = None,
+                 priors: bool | None = None) -> None:
+        if not isinstance(space, NViTSpace):
+            raise SpecError(f"space: the nvit program needs an NViTSpace, got {type(space).__name__}")
+        if budget.latency_ms is not None:
+            raise SpecError("budget.latency: the nvit program has no latency model for ViT blocks yet; "
+                            "give macs, params and/or memory")
+        if priors is not None:
+            if not isinstance(priors, bool):
+                raise SpecError(f"priors: expected true or false, got {priors!r}")
+            space = space.replace(priors=priors)
+        res = space.resolution if resolution is None else resolution
+        if not isinstance(res, int) or res < space.patch_size or res % space.patch_size:
+            raise SpecError(f"resolution: expected a multiple of patch_size {space.patch_size}, got {resolution!r}")
+        self.space = space
+        self.budget = budget
+        self.resolution = res
+        self.priors = space.priors
+        self.depth = space.depth
+        self.patches = (res // space.patch_size) ** 2
+        self.tokens = self.patches + int(space.class_token)
+        if self.priors:
+            self.weights = block_profile(space.depth, kind=space.profile, middle_weight=space.middle_weight)
+            self.a_qk, self.a_v, self.a_mlp = float(space.qk_weight), float(space.v_weight), float(space.mlp_weight)
+        else:
+            self.weights = (1.0,) * space.depth
+            self.a_qk = self.a_v = self.a_mlp = 1.0
+        # weight classes: blocks of equal weight are interchangeable
+        classes: dict[float, list[int]] = {}
+        for i, w in enumerate(self.weights):
+            classes.setdefault(w, []).append(i)
+        self.classes = [(w, tuple(blocks)) for w, blocks in sorted(classes.items(), reverse=True)]
+        self._menus: dict[int, tuple[Menu, Menu] | None] = {}
+
+    # ------------------------------------------------------------------ menus
+    def embed_grid(self) -> list[int]:
+        sp = self.space
+        return _grid(sp.embed_dims[0], sp.embed_dims[1], sp.embed_multiple)
+
+    def ranges(self, d: int) -> dict[str, list[int]]:
+        """The per-block choices at EMB ``d``: menus, intersected with the prior ranges when on."""
+        sp, m = self.space, self.space.dim_multiple
+        heads = list(range(sp.heads[0], sp.heads[1] + 1))
+        qk = _grid(sp.qk_dims[0], sp.qk_dims[1], m)
+        v = _grid(sp.v_dims[0], sp.v_dims[1], m)
+        mlp = _grid(sp.mlp_dims[0], sp.mlp_dims[1], sp.mlp_multiple)
+        if self.priors:
+            eps = 1e-9
+            heads = [h for h in heads if h % 2 == 0 and sp.heads_ratio[0] * d - eps <= h <= sp.heads_ratio[1] * d + eps]
+            qk = [x for x in qk if sp.qk_ratio[0] * d - eps <= x <= sp.qk_ratio[1] * d + eps]
+            v = [x for x in v if sp.v_prior[0] <= x <= sp.v_prior[1]]
+            mlp = [x for x in mlp if sp.mlp_ratio[0] * d - eps <= x <= sp.mlp_ratio[1] * d + eps]
+        return {"heads": heads, "qk": qk, "v": v, "mlp": mlp}
+
+    def fixed_costs(self, d: int) -> tuple[int, int]:
+        """MACs and params at EMB ``d`` that no block choice changes (embeddings, norms, head, biases)."""
+        sp = self.space
+        c_in = sp.in_channels * sp.patch_size**2
+        classes = self.space.num_classes
+        macs = self.patches * c_in * d + d * classes
+        params = c_in * d + d + d * int(sp.class_token) + self.tokens * d + 2 * d + (d + 1) * classes * (classes > 0)
+        params += self.depth * 6 * d  # two LayerNorms, output-projection and fc2 biases per block
+        return macs, params
+
+    def menus(self, d: int) -> tuple[Menu, Menu] | None:
+        """Non-dominated attention and MLP options at EMB ``d`` (``None`` when a menu is empty)."""
+        if d not in self._menus:
+            self._menus[d] = self._build_menus(d)
+        return self._menus[d]
+
+    def _build_menus(self, d: int) -> tuple[Menu, Menu] | None:
+        r = self.ranges(d)
+        n = self.tokens
+        mem = self.budget.memory
+        if not all(r.values()):
+            return None
+        if mem is not None and BYTES * (self.space.in_channels * self.resolution**2 + self.patches * d) > mem:
+            return None
+        h, q, v = np.meshgrid(np.array(r["heads"], dtype=np.int64), np.array(r["qk"], dtype=np.int64),
+                              np.array(r["v"], dtype=np.int64), indexing="ij")
+        h, q, v = h.ravel(), q.ravel(), v.ravel()
+        a = 2 * n * d + n * n
+        att_macs = a * (h * q + h * v)
+        att_params = 2 * (d + 1) * h * q + (2 * d + 1) * h * v
+        att_value = self.a_qk * np.log(q) + self.a_v * np.log(h * v)
+        mlp = np.array(r["mlp"], dtype=np.int64)
+        mlp_macs = 2 * n * d * mlp
+        mlp_params = (2 * d + 1) * mlp
+        mlp_value = self.a_mlp * np.log(mlp)
+        if mem is not None:  # the peak of vit_activation_memory is a maximum over per-option terms
+            qkv = n * h * (2 * q + v)
+            attn = h * n * n
+            att_peak = np.maximum.reduce([2 * n * d + qkv, n * d + qkv + attn, n * d + n * h * v + attn])
+            ok = BYTES * att_peak <= mem
+            h, q, v, att_macs, att_params, att_value = h[ok], q[ok], v[ok], att_macs[ok], att_params[ok], att_value[ok]
+            ok = BYTES * (2 * n * d + n * mlp) <= mem
+            mlp, mlp_macs, mlp_params, mlp_value = mlp[ok], mlp_macs[ok], mlp_params[ok], mlp_value[ok]
+            if not h.size or not mlp.size:
+                return None
+        keep = _pareto(att_value, att_macs, att_params)
+        att = Menu(np.stack([h, q, v], axis=1)[keep], att_value[keep], att_macs[keep], att_params[keep])
+        keep = _pareto(mlp_value, mlp_macs, mlp_params)
+        mlp_menu = Menu(mlp[keep, None], mlp_value[keep], mlp_macs[keep], mlp_params[keep])
+        return att, mlp_menu
+
+    # ------------------------------------------------------------- evaluation
+    def to_spec(self, d: int, blocks: tuple[tuple[int, int, int, int], ...], *, name: str = "") -> ViTSpec:
+        sp = self.space
+        return ViTSpec(d, tuple(ViTBlockSpec(*b) for b in blocks), sp.patch_size, self.resolution, sp.in_channels,
+                       sp.class_token, sp.num_classes, name)
+
+    def score(self, spec: ViTSpec) -> float:
+        """The program's objective, :func:`~archsearch.objectives.nvit.nvit_entropy` with this program's weights."""
+        return nvit_entropy(spec, block_weights=self.weights, qk_weight=self.a_qk, v_weight=self.a_v,
+                            mlp_weight=self.a_mlp)
+
+    def costs(self, spec: ViTSpec) -> tuple[int, int, int]:
+        """Whole-model MACs and params and activation memory, from :mod:`archsearch.cost`."""
+        return vit_macs(spec, with_head=True), vit_params(spec, with_head=True), vit_activation_memory(spec)
+
+    def is_member(self, d: int, blocks: tuple[tuple[int, int, int, int], ...]) -> bool:
+        """Whether a design lies in the program's discrete space (menus and priors; costs not checked)."""
+        if d not in self.embed_grid() or len(blocks) != self.depth:
+            return False
+        r = self.ranges(d)
+        return all(h in r["heads"] and q in r["qk"] and v in r["v"] and m in r["mlp"] for h, q, v, m in blocks)
+
+    def feasible(self, spec: ViTSpec) -> bool:
+        macs, params, mem = self.costs(spec)
+        b = self.budget
+        return ((b.macs is None or macs <= b.macs) and (b.params is None or params <= b.params)
+                and (b.memory is None or mem <= b.memory))
+
+    # ---------------------------------------------------------- integer program
+    def _model(self, d: int, menus: tuple[Menu, Menu]) -> tuple[Any, ...] | None:
+        """Objective, constraint matrix and bounds of the aggregated knapsack at EMB ``d``."""
+        from scipy.sparse import lil_matrix
+
+        att, mlp = menus
+        fm, fp = self.fixed_costs(d)
+        n_att, n_mlp = len(att.value), len(mlp.value)
+        per_class = n_att + n_mlp
+        nv = per_class * len(self.classes)
+        c = np.empty(nv)
+        macs = np.empty(nv)
+        params = np.empty(nv)
+        eq = lil_matrix((2 * len(self.classes), nv))
+        eq_rhs = np.empty(2 * len(self.classes))
+        for k, (w, blocks) in enumerate(self.classes):
+            s = k * per_class
+            c[s:s + n_att], c[s + n_att:s + per_class] = w * att.value, w * mlp.value
+            macs[s:s + n_att], macs[s + n_att:s + per_class] = att.macs, mlp.macs
+            params[s:s + n_att], params[s + n_att:s + per_class] = att.params, mlp.params
+            eq[2 * k, s:s + n_att] = 1
+            eq[2 * k + 1, s + n_att:s + per_class] = 1
+            eq_rhs[2 * k: 2 * k + 2] = len(blocks)
+        rows, rhs = [], []
+        b = self.budget
+        for limit, coef, fixed in ((b.macs, macs, fm), (b.params, params, fp)):
+            if limit is None:
+                continue
+            room = limit - fixed
+            if room <= 0:
+                return None
+            rows.append(coef / room)  # scaled so the row reads <= 1
+            rhs.append(1.0)
+        const = 2 * math.log(d) * sum(self.weights)
+        return c, eq.tocsr(), eq_rhs, np.array(rows) if rows else None, np.array(rhs), const
+
+    def min_costs(self, d: int) -> tuple[int, int] | None:
+        """MACs and params of the cheapest design at EMB ``d`` (each minimised separately)."""
+        menus = self.menus(d)
+        if menus is None:
+            return None
+        fm, fp = self.fixed_costs(d)
+        att, mlp = menus
+        return (int(fm + self.depth * (att.macs.min() + mlp.macs.min())),
+                int(fp + self.depth * (att.params.min() + mlp.params.min())))
+
+    def lagrangian_bound(self, d: int, lam_macs: float, lam_params: float) -> float:
+        """Upper bound of the score at EMB ``d`` for any multipliers ``>= 0`` of the MACs/params rows.
+
+        ``const + sum over classes and items of k max_o (w v_o - lam . c_o) + lam . room``: the
+        budget rows moved into the objective (weak duality); ``-inf`` when nothing fits.
+        """
+        mc = self.min_costs(d)
+        b = self.budget
+        if mc is None or (b.macs is not None and mc[0] > b.macs) or (b.params is not None and mc[1] > b.params):
+            return -math.inf
+        att, mlp = self.menus(d)  # type: ignore[misc]
+        fm, fp = self.fixed_costs(d)
+        lm = lam_macs if b.macs is not None else 0.0
+        lp = lam_params if b.params is not None else 0.0
+        total = 2 * math.log(d) * sum(self.weights)
+        for w, blocks in self.classes:
+            for menu in (att, mlp):
+                total += len(blocks) * float(np.max(w * menu.value - lm * menu.macs - lp * menu.params))
+        if b.macs is not None:
+            total += lm * (b.macs - fm)
+        if b.params is not None:
+            total += lp * (b.params - fp)
+        return total
+
+    def lp_bound(self, d: int) -> tuple[float, tuple[float, float]]:
+        """The LP relaxation's optimum at EMB ``d`` (an upper bound) and its multipliers per MAC and param.
+
+        ``-inf`` when nothing fits, ``inf`` (no pruning) when the backend fails.
+        """
+        from scipy.optimize import linprog
+
+        menus = self.menus(d)
+        model = None if menus is None else self._model(d, menus)
+        if model is None:
+            return -math.inf, (0.0, 0.0)
+        c, eq, eq_rhs, ub, ub_rhs, const = model
+        res = linprog(-c, A_ub=ub, b_ub=ub_rhs if ub is not None else None, A_eq=eq, b_eq=eq_rhs,
+                      bounds=(0, None), method="highs")
+        if res.status == 2:
+            return -math.inf, (0.0, 0.0)
+        if res.status != 0:
+            return math.inf, (0.0, 0.0)
+        lams = [0.0, 0.0]
+        if ub is not None:
+            fixed = self.fixed_costs(d)
+            marg = -np.asarray(res.ineqlin.marginals)
+            j = 0
+            for k, limit in enumerate((self.budget.macs, self.budget.params)):
+                if limit is not None:
+                    lams[k] = max(0.0, float(marg[j])) / (limit - fixed[k])  # per MAC / per parameter
+                    j += 1
+        return float(-res.fun + const) + 1e-9 * abs(res.fun), (lams[0], lams[1])
+
+    def solve_emb(self, d: int, *, time_limit: float = 30.0) -> tuple[EmbSolution | None, float]:
+        """The best design at EMB ``d`` by the integer program, and an upper bound of the score there.
+
+        Returns ``(None, -inf)`` when nothing fits; ``(None, bound)`` when the time limit ran out
+        before a design was found. A solution is exact unless the time limit stopped HiGHS (its
+        bound then says how far it may be).
+        """
+        from scipy.optimize import Bounds, LinearConstraint, milp
+
+        menus = self.menus(d)
+        model = None if menus is None else self._model(d, menus)
+        if model is None:
+            return None, -math.inf
+        c, eq, eq_rhs, ub, ub_rhs, const = model
+        att, mlp = menus
+        shrink = 0.0
+        bound = math.inf
+        for _ in range(4):  # re-solve with a tighter row if HiGHS's tolerance let a design over the budget
+            cons = [LinearConstraint(eq, eq_rhs, eq_rhs)]
+            if ub is not None:
+                cons.append(LinearConstraint(ub, -np.inf, ub_rhs - shrink))
+            res = milp(-c, constraints=cons, integrality=np.ones_like(c), bounds=Bounds(0, np.inf),
+                       options={"mip_rel_gap": 1e-9, "time_limit": time_limit, "disp": False})
+            if shrink == 0.0:
+                if res.status == 2:  # proven infeasible
+                    return None, -math.inf
+                dual = getattr(res, "mip_dual_bound", None)
+                if res.status == 0 and dual is not None and np.isfinite(dual):
+                    bound = float(-dual + const) + 1e-9 * abs(dual)
+            if res.x is None:
+                return None, bound
+            counts = np.rint(res.x).astype(np.int64)
+            blocks = self._assign(counts, att, mlp)
+            spec = self.to_spec(d, blocks)
+            if self.feasible(spec):
+                score = self.score(spec)
+                return EmbSolution(d, blocks, score, max(bound, score)), max(bound, score)
+            over = float(np.max(ub @ counts - ub_rhs)) if ub is not None else 0.0
+            shrink += max(over, 1e-9) * 2
+        return None, bound
+
+    def _assign(self, counts: np.ndarray, att: Menu, mlp: Menu) -> tuple[tuple[int, int, int, int], ...]:
+        """Blocks from per-class option counts; wider options go to blocks nearer the middle."""
+        n_att = len(att.value)
+        per_class = n_att + len(mlp.value)
+        out: list[tuple[int, int, int, int] | None] = [None] * self.depth
+        centre = (self.depth - 1) / 2
+        for k, (_, blocks) in enumerate(self.classes):
+            s = k * per_class
+            a = [o for o in range(n_att) for _ in range(counts[s + o])]
+            m = [o for o in range(len(mlp.value)) for _ in range(counts[s + n_att + o])]
+            a.sort(key=lambda o: (-int(att.macs[o]), -int(att.params[o]), tuple(att.dims[o])))
+            m.sort(key=lambda o: -int(mlp.dims[o, 0]))
+            order = sorted(blocks, key=lambda i: (abs(i - centre), i))
+            for i, ao, mo in zip(order, a, m):
+                h, q, v = (int(x) for x in att.dims[ao])
+                out[i] = (h, q, v, int(mlp.dims[mo, 0]))
+        return tuple(out)  # type: ignore[arg-type]
+
+
+@register_solver
+class NViTSolver(BaseSolver):
+    """Exact solver of the NViT redistribution program (LP bounds per EMB, HiGHS integer programs).
+
+    Options: ``priors`` (bool, default the space's): the redistribution priors on or off.
+    """
+
+    name = "nvit-program"
+    families = ("vit",)
+    gives_bound = True
+    options = ("priors",)
+
+    def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float = 30.0) -> None:
+        self.gap_tol = float(gap_tol)
+        self.time_limit = float(time_limit)
+
+    def solve(self, space: Any, budget: Budget, *, top_k: int = 5, resolution: int | None = None,
+              priors: bool | None = None, **options: Any) -> SolveResult:
+        if options:
+            raise SpecError(f"options {sorted(options)}: not options of {self.name}; it takes {list(self.options)}")
+        if not isinstance(top_k, int) or top_k < 1:
+            raise SpecError(f"top_k: expected an integer >= 1, got {top_k!r}")
+        if budget.is_empty():
+            raise SpecError("budget: give at least one of macs, params, memory")
+        t0 = time.perf_counter()
+        prog = NViTProgram(space, budget, resolution=resolution, priors=priors)
+        grid = prog.embed_grid()
+        # best-first over EMB with lazily tightened bounds: a Lagrangian bound from the multipliers of
+        # the LPs solved so far (cheap), then the EMB's own LP bound, then its integer program
+        lams: list[tuple[float, float]] = []
+        heap: list[tuple[float, int, str, int]] = []
+
+        def cheap(d: int) -> float:
+            if not lams:
+                return math.inf if prog.min_costs(d) is not None else -math.inf
+            return min(prog.lagrangian_bound(d, *lam) for lam in lams)
+
+        for d in grid:
+            bnd = cheap(d)
+            if bnd > -math.inf:
+                heapq.heappush(heap, (-bnd, d, "cheap", 0))
+        found: list[EmbSolution] = []
+        solved_bound = unsolved_bound = -math.inf
+        milps = lps = 0
+        while heap:
+            bnd, d, kind, n_lams = heap[0]
+            bnd = -bnd
+            kth = sorted((s.score for s in found), reverse=True)[top_k - 1] if len(found) >= top_k else -math.inf
+            if bnd <= kth or (found and time.perf_counter() - t0 > self.time_limit):
+                unsolved_bound = bnd  # the largest bound of every EMB left
+                break
+            heapq.heappop(heap)
+            if kind == "cheap" and n_lams < len(lams):
+                bnd = cheap(d)
+                if bnd > -math.inf:
+                    heapq.heappush(heap, (-bnd, d, "cheap", len(lams)))
+            elif kind == "cheap":
+                lp, lam = prog.lp_bound(d)
+                lps += 1
+                if lp > -math.inf:
+                    if lp < math.inf:
+                        lams.append(lam)
+                    heapq.heappush(heap, (-min(lp, bnd), d, "lp", len(lams)))
+            else:
+                sol, emb_bound = prog.solve_emb(d, time_limit=max(1.0, self.time_limit))
+                milps += 1
+                solved_bound = max(solved_bound, min(emb_bound, bnd))
+                if sol is not None:
+                    found.append(sol)
+        elapsed = time.perf_counter() - t0
+        stats = SolverStats(solve_time_s=elapsed, nodes=milps, relaxations=lps, evaluations=len(found),
+                            backend=f"{self.name}/scipy-highs",
+                            extra={"priors": prog.priors, "embed_values": len(grid), "integer_programs": milps})
+        name = space.name
+        if not found:
+            return SolveResult(INFEASIBLE, name, budget, [], -math.inf, math.inf, stats,
+                               smallest_nvit_costs(prog))
+        found.sort(key=lambda s: -s.score)
+        best = found[0]
+        bound = max(best.score, solved_bound, unsolved_bound)
+        gap = relative_gap(bound, best.score)
+        status = OPTIMAL if gap <= self.gap_tol else FEASIBLE
+        cands = []
+        for rank, sol in enumerate(found[:top_k]):
+            spec = prog.to_spec(sol.embed_dim, sol.blocks, name=f"{name}-{rank + 1}")
+            macs, params, mem = prog.costs(spec)
+            cands.append(Candidate(spec, sol.score, macs, params, None,
+                                   {"memory": mem, "embed_dim": sol.embed_dim, "emb_bound": sol.bound,
+                                    "priors": prog.priors}))
+        return SolveResult(status, name, budget, cands, bound, gap, stats)
+
+
+def smallest_nvit_costs(prog: NViTProgram) -> dict[str, int]:
+    """Smallest whole-model MACs and params of a design of the program's space (each separately)."""
+    best = {"macs": math.inf, "params": math.inf}
+    unconstrained = NViTProgram(prog.space, Budget(), resolution=prog.resolution)
+    for d in unconstrained.embed_grid():
+        mc = unconstrained.min_costs(d)
+        if mc is not None:
+            best["macs"] = min(best["macs"], mc[0])
+            best["params"] = min(best["params"], mc[1])
+    return {k: int(v) for k, v in best.items() if v < math.inf}
+
+
+def solve_nvit(space: NViTSpace, budget: Budget | None = None, *, top_k: int = 5, resolution: int | None = None,
+               priors: bool | None = None, gap_tol: float = GAP_OPTIMAL, time_limit: float = 30.0) -> SolveResult:
+    """Solves the NViT program of ``space`` under ``budget`` (default: the space's)."""
+    return NViTSolver(gap_tol=gap_tol, time_limit=time_limit).solve(space, budget or space.budget, top_k=top_k,
+                                                                     resolution=resolution, priors=priors)
+
+
+def brute_force_nvit(prog: NViTProgram) -> tuple[float, ViTSpec] | None:
+    """Best feasible design by enumerating every design of the program's space (tiny spaces only)."""
+    import itertools
+
+    best: tuple[float, ViTSpec] | None = None
+    for d in prog.embed_grid():
+        r = prog.ranges(d)
+        options = list(itertools.product(r["heads"], r["qk"], r["v"], r["mlp"]))
+        for blocks in itertools.product(options, repeat=prog.depth):
+            spec = prog.to_spec(d, blocks)
+            if not prog.feasible(spec):
+                continue
+            s = prog.score(spec)
+            if best is None or s > best[0]:
+                best = (s, spec)
+    return best
