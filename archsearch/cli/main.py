@@ -76,6 +76,7 @@ _OPTIONS = (
     ("rho0", "--rho", lambda a: a.rho, lambda a: a.rho is not None),
     ("depth_penalty", "--no-depth-penalty", lambda a: not a.no_depth_penalty, lambda a: a.no_depth_penalty),
     ("entropy", "--entropy", lambda a: a.entropy, lambda a: a.entropy != "code"),
+    ("priors", "--no-priors", lambda a: not a.no_priors, lambda a: a.no_priors),
 )
 
 
@@ -309,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", help="solve a series of budgets, e.g. macs=0.5G:4G:8 (the other --budget keys stay fixed)")
     p.add_argument("--name", help="run name (default: derived from space and budget)")
     p.add_argument("--no-depth-penalty", action="store_true", help="maximise S without DeepMAD's depth penalty")
+    p.add_argument("--no-priors", action="store_true", help="NViT program: maximise the objective alone, without the redistribution priors")
     p.add_argument("--entropy", choices=("code", "paper"), default="code", help="block entropy with the reference code's 1/2 (default) or the paper's")
     p.add_argument("--time-limit", type=float, default=30.0, help="seconds per solve before returning the best design and its gap (default 30; longer, up to 10x, until a first feasible design is found)")
     p.add_argument("--gap-tol", type=float, default=1e-3, help="stop when (bound - score)/|bound| <= this (default 1e-3)")
