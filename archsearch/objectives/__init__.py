@@ -1,5 +1,7 @@
 """Objectives: architecture scores as pure functions of a spec (no torch)."""
 
 from archsearch.objectives.deepmad import DEPTH_PENALTY_SCALE, DeepMADScore, deepmad_score, depth_penalty, stage_ends
+from archsearch.objectives.stvit import AttentionInteractions, attention_interactions
 
-__all__ = ["DEPTH_PENALTY_SCALE", "DeepMADScore", "deepmad_score", "depth_penalty", "stage_ends"]
+__all__ = ["DEPTH_PENALTY_SCALE", "DeepMADScore", "deepmad_score", "depth_penalty", "stage_ends", "AttentionInteractions",
+           "attention_interactions"]

@@ -38,9 +38,10 @@ from typing import Any, ClassVar
 
 from archsearch.errors import SpecError
 from archsearch.space.base import ArchSpec, check_int, register_family
+from archsearch.space.search_space import BaseSpace
 from archsearch.space.vit import DEIT, MAX_DIM
 
-__all__ = ["STViTSpec", "STVIT_DEIT_LAYOUT"]
+__all__ = ["STViTSpec", "STViTSpace", "STVIT_DEIT_LAYOUT"]
 
 # The paper's DeiT layout (PAPERS.md): 4 layers on 196 tokens, 2 semantic-token layers, 6 layers on 16 tokens.
 STVIT_DEIT_LAYOUT = dict(semantic_layer=4, num_semantic=16, semantic_layers=2)
@@ -182,3 +183,87 @@ class STViTSpec(ArchSpec):
                  f"patch {self.patch_size}, {self.resolution} px, {'class token' if c else 'average'}, "
                  f"{self.num_classes} classes)")
         return title, ["layers", "kind", "count", "queries", "keys/values"], rows
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class STViTSpace(BaseSpace):
+    """An STViT program's space: DeiT-like dims of one width, and the semantic-token design variables.
+
+    The program chooses the number of semantic-token layers S, the layer l after which the tokens
+    are pooled and the number of semantic tokens M; the solver enumerates them all (the space is
+    finite and small). The width is fixed because the program's objective (the attention
+    interactions kept, :mod:`archsearch.objectives.stvit`) compares token designs of one width.
+
+    Attributes:
+        embed_dim: Token width (DeiT-S: 384).
+        num_heads: Attention heads (DeiT-S: 6).
+        depth: Layers of every design.
+        mlp_ratio: MLP hidden width over the width.
+        patch_size: Patch side.
+        num_semantic: Semantic-token counts M to choose from, perfect squares; empty: every square
+            below the number of patches at the solve's resolution.
+        semantic_layers: Semantic-token layer counts to choose from.
+        semantic_layer: Inclusive range of l (clipped to ``depth - S``).
+        recovery: Whether every design carries the recovery block.
+        class_token: Whether every design keeps a class token.
+        in_channels: Image channels.
+    """
+
+    family: ClassVar[str] = "stvit"
+    solver: ClassVar[str] = "stvit-enum"
+    embed_dim: int = 384
+    num_heads: int = 6
+    depth: int = 12
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
+    num_semantic: tuple[int, ...] = ()
+    semantic_layers: tuple[int, ...] = (1, 2, 3)
+    semantic_layer: tuple[int, int] = (0, 12)
+    recovery: bool = False
+    class_token: bool = True
+    in_channels: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for field in ("num_semantic", "semantic_layers", "semantic_layer"):
+            object.__setattr__(self, field, tuple(getattr(self, field)))
+        object.__setattr__(self, "num_semantic", tuple(sorted(set(self.num_semantic))))
+        object.__setattr__(self, "semantic_layers", tuple(sorted(set(self.semantic_layers))))
+        check_int("space", "embed_dim", self.embed_dim, 1, MAX_DIM)
+        check_int("space", "num_heads", self.num_heads, 1, self.embed_dim)
+        if self.embed_dim % self.num_heads:
+            raise SpecError(f"space.embed_dim: expected a multiple of num_heads {self.num_heads}, got {self.embed_dim}")
+        check_int("space", "depth", self.depth, 1, 1024)
+        check_int("space", "patch_size", self.patch_size, 1, 256)
+        if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 or math.isqrt(m) ** 2 != m
+               for m in self.num_semantic):
+            raise SpecError(f"space.num_semantic: expected perfect squares (1, 4, 9, ...), got {self.num_semantic!r}")
+        if not self.semantic_layers or any(isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= self.depth
+                                           for s in self.semantic_layers):
+            raise SpecError(f"space.semantic_layers: expected integers in [1, {self.depth}], got {self.semantic_layers!r}")
+        lo_hi = self.semantic_layer
+        if (len(lo_hi) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in lo_hi)
+                or not 0 <= lo_hi[0] <= lo_hi[1] or lo_hi[0] > self.depth - self.semantic_layers[0]):
+            raise SpecError(f"space.semantic_layer: expected (lo, hi) with 0 <= lo <= hi and lo <= depth - "
+                            f"{self.semantic_layers[0]}, got {self.semantic_layer!r}")
+        ratio = self.mlp_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 64:
+            raise SpecError(f"space.mlp_ratio: expected a number in (0, 64], got {ratio!r}")
+        if self.resolution % self.patch_size:
+            raise SpecError(f"space.resolution: expected a multiple of patch_size {self.patch_size}, got {self.resolution}")
+        for field in ("recovery", "class_token"):
+            if not isinstance(getattr(self, field), bool):
+                raise SpecError(f"space.{field}: expected true or false, got {getattr(self, field)!r}")
+
+    def semantic_counts(self, resolution: int | None = None) -> tuple[int, ...]:
+        """The M values offered at ``resolution`` (default: the space's): those that fit the patch grid."""
+        res = self.resolution if resolution is None else resolution
+        n = (res // self.patch_size) ** 2
+        if not self.num_semantic:
+            return tuple(g * g for g in range(1, math.isqrt(n))) or (1,)
+        return tuple(m for m in self.num_semantic if m <= n)
+
+    def summary(self) -> dict[str, Any]:
+        row = super().summary()
+        row.update(embed_dim=self.embed_dim, depth=self.depth, semantic_layers=list(self.semantic_layers))
+        return row
