@@ -195,6 +195,21 @@ def test_with_m_equal_n_and_deit_weights_the_model_computes_deit() -> None:
         torch.testing.assert_close(model(x), deit(x), rtol=1e-5, atol=1e-5)
 
 
+def test_deit_small_macs_from_timm() -> None:
+    """The dense reference of the reduction and of the default budget, measured on timm's DeiT-S."""
+    from timm.layers import set_fused_attn, use_fused_attn
+
+    fused = use_fused_attn()
+    set_fused_attn(False)
+    try:
+        with torch.device("meta"):
+            deit = timm.create_model("deit_small_patch16_224")
+    finally:
+        set_fused_attn(fused)
+    dense = ViTSpec.uniform(embed_dim=384, depth=12, heads=6)
+    assert count_macs(deit, 224) == vit_macs(dense, with_head=True) == 4_598_882_304
+
+
 def test_paper_layout_saves_about_58_percent() -> None:
     """PAPERS.md: DeiT-S with 4 + 2 semantic + 6 layers on 16 tokens saves about 58% of the MACs."""
     paper = 1 - paper_macs(embed_dim=384, tokens=196, semantic_layer=4, num_semantic=16, semantic_layers=2) / paper_macs(
