@@ -7,9 +7,11 @@ from archsearch.solvers.base import (
 from archsearch.solvers.deepmad import DeepMADSolver, brute_force, smallest_costs, solve_deepmad
 from archsearch.solvers.deepmad_program import DeepMADProgram, Design, Evaluation
 from archsearch.solvers.nvit import NViTProgram, NViTSolver, brute_force_nvit, solve_nvit
+from archsearch.solvers.stvit import STViTEvaluation, STViTSolver, evaluate_design, solve_stvit, stvit_designs
 
 __all__ = [
     "BaseSolver", "Candidate", "DeepMADProgram", "DeepMADSolver", "Design", "Evaluation", "FEASIBLE", "GAP_OPTIMAL",
-    "INFEASIBLE", "NViTProgram", "NViTSolver", "OPTIMAL", "STATUSES", "SolveResult", "SolverStats", "brute_force", "brute_force_nvit", "get_solver", "list_solvers",
-    "register_solver", "relative_gap", "smallest_costs", "solve_deepmad", "solve_nvit",
+    "INFEASIBLE", "NViTProgram", "NViTSolver", "OPTIMAL", "STATUSES", "SolveResult", "SolverStats", "brute_force",
+    "brute_force_nvit", "get_solver", "list_solvers", "register_solver", "relative_gap", "smallest_costs", "solve_deepmad",
+    "solve_nvit", "STViTEvaluation", "STViTSolver", "evaluate_design", "solve_stvit", "stvit_designs",
 ]

@@ -180,6 +180,7 @@ def get_space(name: str) -> BaseSpace:
 _BUILTIN = (
     "archsearch.space.templates",
     "archsearch.space.nvit_templates",
+    "archsearch.space.stvit_templates",
 )
 
 
