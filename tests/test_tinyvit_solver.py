@@ -16,7 +16,9 @@ from archsearch.objectives import tinyvit_capacity
 from archsearch.solvers import (
     INFEASIBLE, OPTIMAL, ContractionProgram, TinyViTContractionSolver, brute_force_contraction, get_solver,
 )
-from archsearch.space import TINYVIT_5M, TINYVIT_11M, TINYVIT_21M, Budget, TinyViTSpec, get_space, load_spec
+from archsearch.space import (
+    TINYVIT_5M, TINYVIT_11M, TINYVIT_21M, Budget, TinyViTSpec, get_space, list_spaces, load_spec,
+)
 from archsearch.space.tinyvit_templates import TINYVIT_5M_BUDGET, TINYVIT_11M_BUDGET, TinyViTSpace
 
 SEED = TinyViTSpec(embed_dims=(64, 96, 128), depths=(2, 2, 3), window_sizes=(7, 4, 7), num_classes=10)
@@ -77,6 +79,17 @@ def test_published_models_lie_in_the_space_within_their_budgets():
 def test_bad_spaces_name_the_field(changes, field):
     with pytest.raises(SpecError, match=f"space.{field}"):
         TinyViTSpace(name="x", **{**dict(seed=SEED), **changes})
+
+
+@pytest.mark.parametrize("name", [n for n in list_spaces() if get_space(n).family == "tinyvit"])
+def test_every_tinyvit_space_solves_at_its_default_budget(name):
+    space = get_space(name)
+    solver_cls = get_solver(space.solver)
+    assert space.family in solver_cls.families and solver_cls.gives_bound
+    res = solver_cls(gap_tol=1e-3, time_limit=30.0).solve(space, space.budget, top_k=2)
+    assert res.status == OPTIMAL and res.space == name and res.bound == res.best.score
+    for cand in res.candidates:
+        assert cand.spec.family == "tinyvit" and cand.params <= space.budget.params and cand.macs <= space.budget.macs
 
 
 # ---------------------------------------------------------------- solver vs brute force
