@@ -1,13 +1,14 @@
 """Torch modules built from specs, registered with timm, and their measured costs.
 
-``import archsearch.build`` registers the timm entry points (``archsearch_cnn``, ``archsearch_stvit``); the space and cost
-layers never import this package, so solvers stay torch-free.
+``import archsearch.build`` registers the timm entry points (``archsearch_<family>`` for every family); the space
+and cost layers never import this package, so solvers stay torch-free.
 """
 
 from archsearch.build._builder import SpecLike, as_spec, build_model
 from archsearch.build._registry import get_block, get_builder, list_blocks, list_builders, register_block, register_builder
 from archsearch.build.cnn import ArchsearchCNN, archsearch_cnn, cnn_pretrained_cfg
 from archsearch.build.stvit import ArchsearchSTViT, archsearch_stvit, stvit_pretrained_cfg
+from archsearch.build.tinyvit import ArchsearchTinyViT, archsearch_tinyvit, tinyvit_pretrained_cfg
 from archsearch.build.export import export_onnx
 from archsearch.build.measure import count_macs, count_params, measured_costs
 
@@ -15,4 +16,5 @@ __all__ = [
     "ArchsearchCNN", "ArchsearchSTViT", "SpecLike", "archsearch_cnn", "archsearch_stvit", "as_spec", "build_model",
     "cnn_pretrained_cfg", "count_macs", "count_params", "export_onnx", "get_block", "get_builder", "list_blocks",
     "list_builders", "measured_costs", "register_block", "register_builder", "stvit_pretrained_cfg",
+    "ArchsearchTinyViT", "archsearch_tinyvit", "tinyvit_pretrained_cfg",
 ]

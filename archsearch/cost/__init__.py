@@ -1,6 +1,7 @@
 """Cost models: exact params, MACs and activation memory as pure functions of a spec (no torch)."""
 
 from archsearch.cost.cnn import ConvLayer, cnn_activation_memory, cnn_layers, cnn_macs, cnn_params
+from archsearch.cost.tinyvit import tinyvit_activation_memory, tinyvit_macs, tinyvit_params
 from archsearch.cost.registry import CostModel, activation_memory, costs, get_cost_model, macs, params, register_cost_model
 
 from archsearch.cost.stvit import (
@@ -11,10 +12,12 @@ from archsearch.cost.vit import vit_activation_memory, vit_block_macs, vit_block
 register_cost_model("cnn", CostModel(cnn_params, cnn_macs, cnn_activation_memory))
 register_cost_model("vit", CostModel(vit_params, vit_macs, vit_activation_memory))
 register_cost_model("stvit", CostModel(stvit_params, stvit_macs, stvit_activation_memory))
+register_cost_model("tinyvit", CostModel(tinyvit_params, tinyvit_macs, tinyvit_activation_memory))
 
 __all__ = [
     "ConvLayer", "CostModel", "activation_memory", "cnn_activation_memory", "cnn_layers", "cnn_macs", "cnn_params",
     "costs", "cross_layer_macs", "cross_layer_params", "get_cost_model", "macs", "paper_macs", "params",
     "register_cost_model", "stvit_activation_memory", "stvit_macs", "stvit_params", "vit_activation_memory",
-    "vit_block_macs", "vit_block_params", "vit_macs", "vit_params",
+    "vit_block_macs", "vit_block_params", "vit_macs", "vit_params", "tinyvit_activation_memory", "tinyvit_macs",
+    "tinyvit_params",
 ]

@@ -5,6 +5,7 @@ from archsearch.space.budget import BUDGET_KEYS, Budget, format_count, parse_cou
 from archsearch.space.cnn import BLOCK_TYPES, CNNSpec, StageSpec, StemSpec, conv_out, se_channels
 from archsearch.space.vit import DEIT, ViTBlockSpec, ViTSpec
 from archsearch.space.stvit import STVIT_DEIT_LAYOUT, STViTSpace, STViTSpec
+from archsearch.space.tinyvit import TINYVIT_5M, TINYVIT_11M, TINYVIT_21M, TinyViTSpec
 from archsearch.space.search_space import BaseSpace, SearchSpace, get_space, list_spaces, register_space
 
 __all__ = [
@@ -12,4 +13,5 @@ __all__ = [
     "StemSpec", "conv_out", "format_count", "get_family", "get_space", "list_families", "list_spaces",
     "load_spec", "parse_count", "parse_latency", "register_family", "register_space", "se_channels",
     "spec_from_dict", "DEIT", "STVIT_DEIT_LAYOUT", "STViTSpace", "STViTSpec", "ViTBlockSpec", "ViTSpec",
+    "TINYVIT_5M", "TINYVIT_11M", "TINYVIT_21M", "TinyViTSpec",
 ]

@@ -181,6 +181,7 @@ _BUILTIN = (
     "archsearch.space.templates",
     "archsearch.space.nvit_templates",
     "archsearch.space.stvit_templates",
+    "archsearch.space.tinyvit_templates",
 )
 
 
