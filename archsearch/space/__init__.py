@@ -3,11 +3,12 @@
 from archsearch.space.base import ArchSpec, get_family, list_families, load_spec, register_family, spec_from_dict
 from archsearch.space.budget import BUDGET_KEYS, Budget, format_count, parse_count, parse_latency
 from archsearch.space.cnn import BLOCK_TYPES, CNNSpec, StageSpec, StemSpec, conv_out, se_channels
+from archsearch.space.mci import MCI_TEMPLATES, TOKEN_MIXERS, MCiSpec, mci_template
 from archsearch.space.search_space import BaseSpace, SearchSpace, get_space, list_spaces, register_space
 
 __all__ = [
-    "ArchSpec", "BLOCK_TYPES", "BUDGET_KEYS", "BaseSpace", "Budget", "CNNSpec", "SearchSpace", "StageSpec",
+    "ArchSpec", "BLOCK_TYPES", "BUDGET_KEYS", "BaseSpace", "Budget", "CNNSpec", "MCI_TEMPLATES", "MCiSpec", "TOKEN_MIXERS", "SearchSpace", "StageSpec",
     "StemSpec", "conv_out", "format_count", "get_family", "get_space", "list_families", "list_spaces",
-    "load_spec", "parse_count", "parse_latency", "register_family", "register_space", "se_channels",
+    "load_spec", "mci_template", "parse_count", "parse_latency", "register_family", "register_space", "se_channels",
     "spec_from_dict",
 ]
