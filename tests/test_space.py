@@ -254,7 +254,7 @@ def test_registry_lists_the_builtin_spaces() -> None:
     assert names == sorted(names)
     for name in names:
         space = get_space(name)
-        assert space.name == name and space.family in list_families()  # a registered spec family
+        assert space.name == name and space.family in list_families() and space.solver  # a registered family, a solver
         if name.startswith("deepmad-"):
             assert space.family == "cnn"
         json.loads(space.to_json())  # JSON-serialisable

@@ -10,11 +10,13 @@ from archsearch.build.cnn import ArchsearchCNN, archsearch_cnn, cnn_pretrained_c
 from archsearch.build.stvit import ArchsearchSTViT, archsearch_stvit, stvit_pretrained_cfg
 from archsearch.build.tinyvit import ArchsearchTinyViT, archsearch_tinyvit, tinyvit_pretrained_cfg
 from archsearch.build.export import export_onnx
+from archsearch.build.mci import ArchsearchMCi, archsearch_mci, mci_pretrained_cfg
 from archsearch.build.measure import count_macs, count_params, measured_costs
 
 __all__ = [
     "ArchsearchCNN", "ArchsearchSTViT", "SpecLike", "archsearch_cnn", "archsearch_stvit", "as_spec", "build_model",
     "cnn_pretrained_cfg", "count_macs", "count_params", "export_onnx", "get_block", "get_builder", "list_blocks",
     "list_builders", "measured_costs", "register_block", "register_builder", "stvit_pretrained_cfg",
-    "ArchsearchTinyViT", "archsearch_tinyvit", "tinyvit_pretrained_cfg",
+    "ArchsearchTinyViT", "archsearch_tinyvit", "tinyvit_pretrained_cfg", "ArchsearchMCi", "archsearch_mci",
+    "mci_pretrained_cfg",
 ]

@@ -9,11 +9,13 @@ from archsearch.solvers.deepmad_program import DeepMADProgram, Design, Evaluatio
 from archsearch.solvers.nvit import NViTProgram, NViTSolver, brute_force_nvit, solve_nvit
 from archsearch.solvers.stvit import STViTEvaluation, STViTSolver, evaluate_design, solve_stvit, stvit_designs
 from archsearch.solvers.tinyvit import ContractionProgram, TinyViTContractionSolver, brute_force_contraction
+from archsearch.solvers.mci import MCiSolver, brute_force_mci, solve_mci
 
 __all__ = [
     "BaseSolver", "Candidate", "DeepMADProgram", "DeepMADSolver", "Design", "Evaluation", "FEASIBLE", "GAP_OPTIMAL",
     "INFEASIBLE", "NViTProgram", "NViTSolver", "OPTIMAL", "STATUSES", "SolveResult", "SolverStats", "brute_force",
     "brute_force_nvit", "get_solver", "list_solvers", "register_solver", "relative_gap", "smallest_costs",
     "solve_deepmad", "solve_nvit", "STViTEvaluation", "STViTSolver", "evaluate_design", "solve_stvit",
-    "stvit_designs", "ContractionProgram", "TinyViTContractionSolver", "brute_force_contraction",
+    "stvit_designs", "ContractionProgram", "TinyViTContractionSolver", "brute_force_contraction", "MCiSolver",
+    "brute_force_mci", "solve_mci",
 ]

@@ -182,6 +182,7 @@ _BUILTIN = (
     "archsearch.space.nvit_templates",
     "archsearch.space.stvit_templates",
     "archsearch.space.tinyvit_templates",
+    "archsearch.space.mci_templates",
 )
 
 
