@@ -1,6 +1,6 @@
 """Torch modules built from specs, registered with timm, and their measured costs.
 
-``import archsearch.build`` registers the timm entry points (``archsearch_cnn``); the space and cost
+``import archsearch.build`` registers the timm entry points (``archsearch_cnn``, ``archsearch_vit``); the space and cost
 layers never import this package, so solvers stay torch-free.
 """
 
@@ -9,9 +9,11 @@ from archsearch.build._registry import get_block, get_builder, list_blocks, list
 from archsearch.build.cnn import ArchsearchCNN, archsearch_cnn, cnn_pretrained_cfg
 from archsearch.build.export import export_onnx
 from archsearch.build.measure import count_macs, count_params, measured_costs
+from archsearch.build.vit import ArchsearchViT, archsearch_vit, load_timm_weights, vit_pretrained_cfg
 
 __all__ = [
     "ArchsearchCNN", "SpecLike", "archsearch_cnn", "as_spec", "build_model", "cnn_pretrained_cfg", "count_macs",
     "count_params", "export_onnx", "get_block", "get_builder", "list_blocks", "list_builders", "measured_costs",
-    "register_block", "register_builder",
+    "register_block", "register_builder", "ArchsearchViT", "archsearch_vit", "load_timm_weights",
+    "vit_pretrained_cfg",
 ]
