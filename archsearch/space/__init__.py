@@ -5,10 +5,11 @@ from archsearch.space.budget import BUDGET_KEYS, Budget, format_count, parse_cou
 from archsearch.space.cnn import BLOCK_TYPES, CNNSpec, StageSpec, StemSpec, conv_out, se_channels
 from archsearch.space.vit import DEIT, ViTBlockSpec, ViTSpec
 from archsearch.space.search_space import BaseSpace, SearchSpace, get_space, list_spaces, register_space
+from archsearch.space.vit_templates import ReViTSpace, revit_blocks, revit_spec
 
 __all__ = [
     "ArchSpec", "BLOCK_TYPES", "BUDGET_KEYS", "BaseSpace", "Budget", "CNNSpec", "SearchSpace", "StageSpec",
     "StemSpec", "conv_out", "format_count", "get_family", "get_space", "list_families", "list_spaces",
     "load_spec", "parse_count", "parse_latency", "register_family", "register_space", "se_channels",
-    "spec_from_dict", "DEIT", "ViTBlockSpec", "ViTSpec",
+    "spec_from_dict", "DEIT", "ViTBlockSpec", "ViTSpec", "ReViTSpace", "revit_blocks", "revit_spec",
 ]
