@@ -382,3 +382,18 @@ def test_missing_qkv_bias_loads_as_zero() -> None:
     with torch.no_grad():
         assert torch.allclose(model(x), src(x), atol=1e-5)
 
+
+
+@pytest.mark.slow
+def test_deit_tiny_loads_whole_and_pruned(unfused_timm: None) -> None:
+    """A real timm DeiT-T (random weights): reproduced exactly, then sliced to an NViT-like shape."""
+    torch.manual_seed(0)
+    src = timm.create_model("deit_tiny_patch16_224").eval()
+    x = torch.randn(1, 3, 224, 224)
+    whole = load_timm_weights(build_model(ViTSpec.uniform(**DEIT["deit_tiny"])).eval(), src)
+    with torch.no_grad():
+        assert torch.allclose(whole(x), src(x), atol=1e-4)
+    pruned_spec = ViTSpec(176, tuple(ViTBlockSpec(2 + i % 2, 48, 64 - 8 * (i % 3), 528 + 16 * i) for i in range(12)))
+    pruned = load_timm_weights(build_model(pruned_spec).eval(), src, rescale_qk=True)
+    assert pruned(x).shape == (1, 1000)
+    assert torch.equal(pruned.blocks[5].mlp.fc1.weight, src.blocks[5].mlp.fc1.weight[:608, :176])
