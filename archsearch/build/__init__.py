@@ -12,11 +12,12 @@ from archsearch.build.tinyvit import ArchsearchTinyViT, archsearch_tinyvit, tiny
 from archsearch.build.export import export_onnx
 from archsearch.build.mci import ArchsearchMCi, archsearch_mci, mci_pretrained_cfg
 from archsearch.build.measure import count_macs, count_params, measured_costs
+from archsearch.build.vit import ArchsearchViT, archsearch_vit, load_timm_weights, vit_pretrained_cfg
 
 __all__ = [
     "ArchsearchCNN", "ArchsearchSTViT", "SpecLike", "archsearch_cnn", "archsearch_stvit", "as_spec", "build_model",
     "cnn_pretrained_cfg", "count_macs", "count_params", "export_onnx", "get_block", "get_builder", "list_blocks",
     "list_builders", "measured_costs", "register_block", "register_builder", "stvit_pretrained_cfg",
     "ArchsearchTinyViT", "archsearch_tinyvit", "tinyvit_pretrained_cfg", "ArchsearchMCi", "archsearch_mci",
-    "mci_pretrained_cfg",
+    "mci_pretrained_cfg", "ArchsearchViT", "archsearch_vit", "load_timm_weights", "vit_pretrained_cfg",
 ]

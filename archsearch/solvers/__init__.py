@@ -10,6 +10,7 @@ from archsearch.solvers.nvit import NViTProgram, NViTSolver, brute_force_nvit, s
 from archsearch.solvers.stvit import STViTEvaluation, STViTSolver, evaluate_design, solve_stvit, stvit_designs
 from archsearch.solvers.tinyvit import ContractionProgram, TinyViTContractionSolver, brute_force_contraction
 from archsearch.solvers.mci import MCiSolver, brute_force_mci, solve_mci
+from archsearch.solvers.revit import ReViTRuleSolver, revit_costs
 
 __all__ = [
     "BaseSolver", "Candidate", "DeepMADProgram", "DeepMADSolver", "Design", "Evaluation", "FEASIBLE", "GAP_OPTIMAL",
@@ -17,5 +18,5 @@ __all__ = [
     "brute_force_nvit", "get_solver", "list_solvers", "register_solver", "relative_gap", "smallest_costs",
     "solve_deepmad", "solve_nvit", "STViTEvaluation", "STViTSolver", "evaluate_design", "solve_stvit",
     "stvit_designs", "ContractionProgram", "TinyViTContractionSolver", "brute_force_contraction", "MCiSolver",
-    "brute_force_mci", "solve_mci",
+    "brute_force_mci", "solve_mci", "ReViTRuleSolver", "revit_costs",
 ]

@@ -8,11 +8,13 @@ from archsearch.space.stvit import STVIT_DEIT_LAYOUT, STViTSpace, STViTSpec
 from archsearch.space.tinyvit import TINYVIT_5M, TINYVIT_11M, TINYVIT_21M, TinyViTSpec
 from archsearch.space.mci import MCI_TEMPLATES, TOKEN_MIXERS, MCiSpec, mci_template
 from archsearch.space.search_space import BaseSpace, SearchSpace, get_space, list_spaces, register_space
+from archsearch.space.vit_templates import ReViTSpace, revit_blocks, revit_spec
 
 __all__ = [
     "ArchSpec", "BLOCK_TYPES", "BUDGET_KEYS", "BaseSpace", "Budget", "CNNSpec", "MCI_TEMPLATES", "MCiSpec", "TOKEN_MIXERS", "SearchSpace", "StageSpec",
     "StemSpec", "conv_out", "format_count", "get_family", "get_space", "list_families", "list_spaces",
     "load_spec", "parse_count", "parse_latency", "register_family", "register_space", "se_channels",
     "spec_from_dict", "DEIT", "STVIT_DEIT_LAYOUT", "STViTSpace", "STViTSpec", "ViTBlockSpec", "ViTSpec",
-    "TINYVIT_5M", "TINYVIT_11M", "TINYVIT_21M", "TinyViTSpec", "mci_template",
+    "TINYVIT_5M", "TINYVIT_11M", "TINYVIT_21M", "TinyViTSpec", "mci_template", "ReViTSpace", "revit_blocks",
+    "revit_spec",
 ]

@@ -179,6 +179,7 @@ def get_space(name: str) -> BaseSpace:
 # modules whose import registers the built-in spaces (one line per family)
 _BUILTIN = (
     "archsearch.space.templates",
+    "archsearch.space.vit_templates",
     "archsearch.space.nvit_templates",
     "archsearch.space.stvit_templates",
     "archsearch.space.tinyvit_templates",
