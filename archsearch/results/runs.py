@@ -45,8 +45,15 @@ def load_run(path: str | Path) -> dict[str, Any]:
 
 
 def _objective(data: dict[str, Any]) -> str:
-    solver = str(data.get("provenance", {}).get("solver", "")).split("/")[0]
-    return solver or str(data.get("space", ""))
+    """The program a run's scores come from: the solver its space names, else what its provenance says."""
+    from archsearch.errors import UnknownNameError
+    from archsearch.space import get_space
+
+    try:
+        return get_space(str(data.get("space", ""))).solver
+    except UnknownNameError:
+        solver = str(data.get("provenance", {}).get("solver", "")).split("/")[0]
+        return solver or str(data.get("space", ""))
 
 
 def merge_runs(paths: Iterable[str | Path]) -> "pd.DataFrame":
