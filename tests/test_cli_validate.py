@@ -11,7 +11,7 @@ import torch
 from _train_helpers import one_thread, tiny_spec, write_run
 from archsearch.cli.main import main
 
-SMOKE = ["--epochs", "1", "--max-batches", "3", "--device", "cpu"]
+SMOKE = ["--epochs", "1", "--max-batches", "3", "--device", "cpu", "--threads", "1"]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -82,6 +82,7 @@ def _spec_224(tmp_path: Path) -> Path:
     ("epochs", ["RUN", "--epochs", "0"], "--epochs: expected an integer >= 1"),
     ("top-k", ["RUN", "--top-k", "0"], "--top-k: expected an integer >= 1"),
     ("folder", ["RUN", "--dataset", "imagefolder:/no/such/dir"], "no such directory"),
+    ("threads", ["RUN", "--threads", "0"], "--threads: expected an integer >= 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(case: str, argv: list[str], message: str, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:

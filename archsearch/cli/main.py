@@ -328,6 +328,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise SpecError(f"--epochs: expected an integer >= 1, got {args.epochs}")
     if args.max_batches is not None and args.max_batches < 1:
         raise SpecError(f"--max-batches: expected an integer >= 1, got {args.max_batches}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SpecError(f"--threads: expected an integer >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     progress = sys.stderr.isatty() and args.format != "json"
 
     def announce(row: dict[str, Any]) -> None:
@@ -420,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="dataset download cache (default $ARCHSEARCH_DATA or ~/.cache/archsearch/data)")
     p.add_argument("--max-batches", type=int, default=None, help="at most N training batches per epoch (smoke runs)")
     p.add_argument("--no-latency", action="store_true", help="skip the batch-1 latency measurement")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads of torch (default: torch's; 1 on a busy shared machine)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_validate)
 
