@@ -1,4 +1,5 @@
-"""DDP on CPU: two gloo processes train one epoch and end with the same weights."""
+"""DDP on CPU: two gloo processes train one epoch and end with the same weights; `validate_run` under
+torchrun's environment records one trial, written by rank 0."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from _train_helpers import tiny_spec
+    from _train_helpers import tiny_spec, write_run
     from archsearch.build import build_model
+    from archsearch.study import validate_run
     from archsearch.train import get_dataset, get_recipe, train
 
     try:
@@ -34,6 +36,12 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         torch.save({"state": model.state_dict(), "world": result.world_size, "top1": result.top1,
                     "images": result.images_per_s * result.train_time_s, "backend": dist.get_backend()},
                    Path(out) / f"rank{rank}.pt")
+        run = Path(out) / "run"
+        if rank == 0:
+            write_run(run, [tiny_spec(name="a")])
+        dist.barrier()
+        rows = validate_run(run, epochs=1, max_batches=3, device="cpu", latency=False)
+        torch.save({"top1": rows[0]["top1"], "status": rows[0]["status"]}, Path(out) / f"validate{rank}.pt")
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -54,3 +62,13 @@ def test_two_gloo_ranks_agree_on_the_final_weights(tmp_path: Path) -> None:
     initial = build_model(tiny_spec(), num_classes=10).state_dict()
     assert not torch.equal(initial["stem.conv.weight"], r0["state"]["stem.conv.weight"])  # it did train
     assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["epoch"] == 1
+
+    import optuna
+
+    from archsearch.study import default_storage
+
+    v0, v1 = (torch.load(tmp_path / f"validate{r}.pt", weights_only=True) for r in (0, 1))
+    assert v0 == v1 and v0["status"] == "trained"
+    trials = optuna.load_study(study_name="tiny-run", storage=default_storage(tmp_path / "run")).trials
+    assert len(trials) == 1 and trials[0].state.name == "COMPLETE" and trials[0].user_attrs["world_size"] == 2
+    assert trials[0].value == v0["top1"]

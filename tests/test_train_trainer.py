@@ -84,7 +84,8 @@ def test_resume_after_an_interrupt_gives_the_same_weights(digits, tmp_path: Path
 def test_checkpoint_of_another_key_is_ignored(digits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     one_thread()
     ckpt = tmp_path / "c.pt"
-    train(_model(), digits, RECIPE.replace(epochs=1), device="cpu", max_batches=2, checkpoint=ckpt, key="a", latency=False)
+    train(_model(), digits, RECIPE.replace(epochs=1), device="cpu", max_batches=2, checkpoint=ckpt, key="a", latency=False,
+          progress=True)  # the rich bar runs without a terminal too
     result = train(_model(), digits, RECIPE.replace(epochs=1), device="cpu", max_batches=2, checkpoint=ckpt, key="b",
                    latency=False)
     assert result.resumed_from == 0 and torch.load(ckpt, weights_only=True)["key"] == "b"

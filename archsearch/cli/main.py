@@ -334,10 +334,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 talks
     progress = sys.stderr.isatty() and args.format != "json"
 
     def announce(row: dict[str, Any]) -> None:
-        if args.format != "json":
+        if args.format != "json" and main_rank:
             err(f"{row['name']}: top1 {100 * row['top1']:.2f}% top5 {100 * row['top5']:.2f}% ({row['status']})")
 
     try:
@@ -351,6 +352,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         err("interrupted: finished candidates are in the study and the current one's last epoch is checkpointed; "
             "re-run the same command to resume")
         return 130
+    if not main_rank:
+        return EXIT_OK
     frame = _results_frame(rows)
     if args.format == "json":
         print_json(json.loads(frame.to_json(orient="records")))

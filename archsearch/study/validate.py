@@ -9,7 +9,6 @@ completed trial is not trained again; an interrupted candidate resumes from its 
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -95,7 +94,7 @@ def validate_run(
     from archsearch import cost
     from archsearch.build import build_model
     from archsearch.space import spec_from_dict
-    from archsearch.train import DatasetError, get_dataset, get_recipe, resolve_device, train
+    from archsearch.train import DatasetError, get_dataset, get_recipe, init_distributed, resolve_device, train
 
     run_dir, record = run_location(source)
     rec = get_recipe(recipe)
@@ -119,9 +118,17 @@ def validate_run(
                                f"({info.resolution} px images; accepted up to {info.max_resolution} px, 4x the stored side); "
                                f"solve with --resolution {min(info.max_resolution, max(32, info.resolution))} or pick another dataset")
 
-    rank = int(os.environ.get("RANK", 0))
-    study = ValidationStudy(name=str(record["name"]), storage=storage or default_storage(run_dir))
-    done = study.finished()
+    rank, world = init_distributed(dev)
+    url = storage or default_storage(run_dir)
+    if world > 1:  # rank 0 creates the study, the others open it: no two processes create one database
+        import torch.distributed as dist
+
+        study = ValidationStudy(name=str(record["name"]), storage=url) if rank == 0 else None
+        dist.barrier()
+        study = study or ValidationStudy(name=str(record["name"]), storage=url, create=False)
+    else:
+        study = ValidationStudy(name=str(record["name"]), storage=url)
+    done = study.finished()  # read by every rank before rank 0 writes anything
     rows = []
     for index, (cand, spec) in enumerate(zip(candidates, specs)):
         key = candidate_key(cand["spec"], rec.to_dict(), info.name, seed)

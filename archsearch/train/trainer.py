@@ -35,7 +35,7 @@ from archsearch.errors import SpecError
 from archsearch.train.datasets import BatchTransform, ImageData
 from archsearch.train.recipes import Recipe, lr_factor
 
-__all__ = ["EpochRecord", "TrainResult", "measure_latency", "peak_memory_bytes", "resolve_device", "train"]
+__all__ = ["EpochRecord", "TrainResult", "init_distributed", "measure_latency", "peak_memory_bytes", "resolve_device", "train"]
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 AmpMode = Literal["auto", "bf16", "fp16", "off"]
@@ -132,7 +132,7 @@ def _world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def _init_distributed(device: torch.device) -> tuple[int, int]:
+def init_distributed(device: torch.device) -> tuple[int, int]:
     """Initialises the process group from torchrun's environment when WORLD_SIZE > 1."""
     rank, world = _world()
     if world > 1 and not dist.is_initialized():
@@ -302,7 +302,7 @@ def train(
         The :class:`TrainResult`.
     """
     dev = resolve_device(str(device))
-    rank, world = _init_distributed(dev)
+    rank, world = init_distributed(dev)
     amp_dtype = _amp_dtype(amp, dev)
     channels, side = model.pretrained_cfg["input_size"][0], model.pretrained_cfg["input_size"][-1]
     on_cuda = dev.type == "cuda"
@@ -389,10 +389,12 @@ def train(
             if on_cuda:
                 torch.cuda.synchronize(dev)
             epoch_time = time.perf_counter() - t0
-            totals = torch.tensor([loss_sum.item(), float(steps), float(seen)], dtype=torch.float64)
+            # on the device: nccl reduces CUDA tensors only
+            totals = torch.tensor([loss_sum.item(), float(steps), float(seen)], dtype=torch.float64, device=dev)
             if world > 1:
                 dist.all_reduce(totals)
                 _average_buffers(model, world)
+            totals = totals.cpu()
             train_time += epoch_time
             train_images += int(totals[2])
             test_loss, top1, top5 = _evaluate(model, data, transform, autocast, rank=rank, world=world,
