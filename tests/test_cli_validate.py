@@ -74,6 +74,11 @@ def _spec_224(tmp_path: Path) -> Path:
     return write_run(tmp_path / "big", [tiny_spec(resolution=224, name="big")])
 
 
+def _spec_4ch(tmp_path: Path) -> Path:
+    spec = tiny_spec(name="rgba")
+    return write_run(tmp_path / "rgba", [spec.replace(stem=spec.stem.__class__(out_channels=8, in_channels=4, stride=1))])
+
+
 @pytest.mark.parametrize("case,argv,message", [
     ("unknown dataset", ["RUN", "--dataset", "mnist-3d"], "unknown dataset 'mnist-3d'"),
     ("missing path", ["MISSING"], "no candidates.json"),
@@ -83,11 +88,12 @@ def _spec_224(tmp_path: Path) -> Path:
     ("top-k", ["RUN", "--top-k", "0"], "--top-k: expected an integer >= 1"),
     ("folder", ["RUN", "--dataset", "imagefolder:/no/such/dir"], "no such directory"),
     ("threads", ["RUN", "--threads", "0"], "--threads: expected an integer >= 1"),
+    ("channels", ["RGBA"], "4 input channels do not fit digits"),
 ])
 def test_bad_input_is_one_line_and_exit_2(case: str, argv: list[str], message: str, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     paths = {"RUN": str(write_run(tmp_path / "run", [tiny_spec()])), "MISSING": str(tmp_path / "nowhere"),
-             "BIG": str(_spec_224(tmp_path))}
+             "BIG": str(_spec_224(tmp_path)), "RGBA": str(_spec_4ch(tmp_path))}
     code, out, err = run(capsys, "validate", *[paths.get(a, a) for a in argv], "--device", "cpu")
     assert code == 2 and out == "" and message in err and err.count("\n") == 1
     assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained

@@ -113,6 +113,11 @@ def validate_run(
     data = get_dataset(dataset, seed=seed, root=data_dir, resolution=resolutions[0])
     info = data.info
     for spec, res in zip(specs, resolutions):
+        with torch.device("meta"):  # no weights: only the input the built model expects
+            channels = build_model(spec, num_classes=info.num_classes).pretrained_cfg["input_size"][0]
+        if channels not in (1, 3, info.channels):
+            raise DatasetError(f"spec {getattr(spec, 'name', '') or spec.family}: {channels} input channels do not fit "
+                               f"{info.name} ({info.channels}-channel images; specs with 1 or 3 channels are adapted)")
         if res is not None and res > info.max_resolution:
             raise DatasetError(f"spec {getattr(spec, 'name', '') or spec.family}: resolution {res} does not fit {info.name} "
                                f"({info.resolution} px images; accepted up to {info.max_resolution} px, 4x the stored side); "
