@@ -294,6 +294,90 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _results_frame(rows: list[dict[str, Any]]) -> Any:
+    """Rows as a DataFrame with a ``pareto`` column: top-1 (max) vs MACs, params, latency (min),
+    within each (dataset, recipe) group, since accuracies of different trainings do not compare."""
+    import pandas as pd
+
+    from archsearch.results import non_dominated
+
+    frame = pd.DataFrame(rows)
+    frame["pareto"] = False
+    for _, group in frame.groupby(["dataset", "recipe"], sort=False, dropna=False):
+        objectives = {"top1": "max", "macs": "min", "params": "min"}
+        if group["latency_ms"].notna().all():
+            objectives["latency_ms"] = "min"
+        frame.loc[group.index, "pareto"] = non_dominated(group[list(objectives)].to_dict("records"), objectives)  # type: ignore[arg-type]
+    return frame.sort_values(["dataset", "recipe", "top1"], ascending=[True, True, False], kind="stable").reset_index(drop=True)
+
+
+def _print_results(frame: Any, title: str, *, caption: str | None = None, status: bool = False) -> None:
+    columns = ["name", "dataset", "top1 %", "top5 %", "macs", "params", "latency ms", "train s"]
+    rows = []
+    for r in frame.itertuples():
+        row = [r.name, r.dataset, f"{100 * r.top1:.2f}", f"{100 * r.top5:.2f}", format_count(r.macs),
+               format_count(r.params), "-" if r.latency_ms is None or r.latency_ms != r.latency_ms else f"{r.latency_ms:.2f}",
+               f"{r.train_time_s:.1f}"]
+        rows.append(row + ([r.status] if status else []) + ["*" if r.pareto else ""])
+    print_table(title, columns + (["status"] if status else []) + ["pareto"], rows, caption=caption)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from archsearch.study import validate_run
+
+    if args.epochs is not None and args.epochs < 1:
+        raise SpecError(f"--epochs: expected an integer >= 1, got {args.epochs}")
+    if args.max_batches is not None and args.max_batches < 1:
+        raise SpecError(f"--max-batches: expected an integer >= 1, got {args.max_batches}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SpecError(f"--threads: expected an integer >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 talks
+    progress = sys.stderr.isatty() and args.format != "json"
+
+    def announce(row: dict[str, Any]) -> None:
+        if args.format != "json" and main_rank:
+            err(f"{row['name']}: top1 {100 * row['top1']:.2f}% top5 {100 * row['top5']:.2f}% ({row['status']})")
+
+    try:
+        rows = validate_run(
+            args.source, dataset=args.dataset, recipe=args.recipe, device=args.device, top_k=args.top_k,
+            storage=args.storage, seed=args.seed, epochs=args.epochs, amp=args.amp, compile=args.compile,
+            data_dir=args.data_dir, max_batches=args.max_batches, latency=not args.no_latency, progress=progress,
+            on_result=announce,
+        )
+    except KeyboardInterrupt:
+        err("interrupted: finished candidates are in the study and the current one's last epoch is checkpointed; "
+            "re-run the same command to resume")
+        return 130
+    if not main_rank:
+        return EXIT_OK
+    frame = _results_frame(rows)
+    if args.format == "json":
+        print_json(json.loads(frame.to_json(orient="records")))
+    else:
+        _print_results(frame, f"validated {len(rows)} candidates (recipe {args.recipe})", status=True,
+                       caption="pareto: no candidate has a higher top-1 at no more MACs, params and latency")
+    return EXIT_OK
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from archsearch.study import load_results
+
+    frame = _results_frame(load_results(args.run, storage=args.storage))
+    if args.format == "json":
+        print_json(json.loads(frame.to_json(orient="records")))
+    elif args.format == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    else:
+        _print_results(frame, f"{len(frame)} validated candidates (recipes: {', '.join(sorted(set(frame['recipe'])))})",
+                       caption="pareto (per dataset and recipe): no candidate has a higher top-1 at no more MACs, params and latency")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archsearch", description="Optimization-driven architecture search for efficient vision models.")
     parser.add_argument("--version", action="version", version=f"archsearch {__version__}")
@@ -332,6 +416,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="build the module and compare measured params/MACs (exit 1 on a difference)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("validate", help="train and measure candidates on CPU or GPU; results go to the run's Optuna study")
+    p.add_argument("source", help="run directory written by `solve --out`, or a candidates.json (results go to its directory)")
+    p.add_argument("--dataset", default="digits", help="digits (default, offline), fashion-mnist, cifar10, cifar100 or imagefolder:PATH")
+    p.add_argument("--recipe", default="quick", help="training recipe: quick (default) or standard")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto (default): CUDA when available")
+    p.add_argument("--top-k", type=int, default=5, help="validate the first N candidates (default 5)")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///RUN_DIR/study.db)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data split, weights, shuffling, augmentation (default 0)")
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto", help="autocast on CUDA (default auto: bf16 where supported)")
+    p.add_argument("--compile", action="store_true", help="train through torch.compile")
+    p.add_argument("--data-dir", help="dataset download cache (default $ARCHSEARCH_DATA or ~/.cache/archsearch/data)")
+    p.add_argument("--max-batches", type=int, default=None, help="at most N training batches per epoch (smoke runs)")
+    p.add_argument("--no-latency", action="store_true", help="skip the batch-1 latency measurement")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads of torch (default: torch's; 1 on a busy shared machine)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("results", help="table of a run's validated candidates, Pareto-optimal ones marked")
+    p.add_argument("run", help="run directory (or its candidates.json)")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///RUN_DIR/study.db)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.set_defaults(func=cmd_results)
     return parser
 
 

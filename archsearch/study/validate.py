@@ -1,0 +1,206 @@
+"""Validating a run's candidates: build, train, measure, and record each one as a study trial.
+
+This is the library call behind ``archsearch validate``. Every candidate is checked against the
+dataset before anything trains; a candidate whose key (spec, recipe, dataset, seed) already has a
+completed trial is not trained again; an interrupted candidate resumes from its epoch checkpoint in
+``RUN_DIR/checkpoints/KEY.pt``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from archsearch.errors import SpecError
+from archsearch.study.store import ValidationStudy, candidate_key, default_storage
+
+__all__ = ["ROW_KEYS", "load_results", "run_location", "validate_run"]
+
+#: Keys of every result row (``archsearch results --format json`` adds ``pareto``).
+ROW_KEYS = ("name", "family", "dataset", "recipe", "seed", "macs", "params", "score", "top1", "top5", "test_loss",
+            "latency_ms", "train_time_s", "images_per_s", "peak_memory_bytes", "epochs", "device", "amp", "key", "status")
+
+
+def run_location(source: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The run directory of a run directory or ``candidates.json``, and the run's record."""
+    from archsearch.results import load_run
+
+    data = load_run(source)
+    path = Path(source)
+    return (path if path.is_dir() else path.parent), data
+
+
+def _trained_spec(spec: Any, num_classes: int) -> Any:
+    names = {f.name for f in dataclasses.fields(spec)}
+    return spec.replace(num_classes=num_classes) if "num_classes" in names else spec
+
+
+def _row(attrs: dict[str, Any], status: str) -> dict[str, Any]:
+    row = {k: attrs.get(k) for k in ROW_KEYS}
+    row["status"] = status
+    return row
+
+
+def validate_run(
+    source: str | Path,
+    *,
+    dataset: str = "digits",
+    recipe: str = "quick",
+    device: str = "auto",
+    top_k: int | None = None,
+    storage: str | None = None,
+    seed: int = 0,
+    epochs: int | None = None,
+    amp: str = "auto",
+    compile: bool = False,
+    data_dir: str | Path | None = None,
+    max_batches: int | None = None,
+    latency: bool = True,
+    progress: bool = False,
+    callbacks: Sequence[Callable[[Any], None]] = (),
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Trains and measures the first ``top_k`` candidates of a run and records them in its study.
+
+    Args:
+        source: A run directory written by ``archsearch solve --out`` or a ``candidates.json``
+            (results go to its directory).
+        dataset: Dataset name (see :func:`archsearch.train.list_datasets`).
+        recipe: Recipe name (see :func:`archsearch.train.list_recipes`).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        top_k: Candidates to validate (default all).
+        storage: Optuna storage URL (default ``sqlite:///RUN_DIR/study.db``).
+        seed: Seed of the data split, initial weights, shuffling and augmentation.
+        epochs: Overrides the recipe's epochs (the warm-up keeps its share of the schedule).
+        amp: Autocast mode on CUDA (``auto``, ``bf16``, ``fp16``, ``off``).
+        compile: Train through ``torch.compile``.
+        data_dir: Download cache of the datasets.
+        max_batches: At most this many training batches per epoch (smoke runs).
+        latency: Measure batch-1 latency after training.
+        progress: Show progress bars.
+        callbacks: Called with every :class:`~archsearch.train.EpochRecord` after its checkpoint.
+        on_result: Called with each candidate's row as soon as it is known.
+
+    Returns:
+        One row per candidate (keys :data:`ROW_KEYS`), ``status`` ``trained``, ``resumed`` or ``cached``.
+
+    Raises:
+        SpecError: Bad input (no such run, unknown dataset or recipe, a spec that does not fit the
+            dataset, no GPU for ``cuda``). Nothing has trained when it is raised.
+    """
+    import torch
+
+    from archsearch import cost
+    from archsearch.build import build_model
+    from archsearch.space import spec_from_dict
+    from archsearch.train import DatasetError, get_dataset, get_recipe, init_distributed, resolve_device, train
+
+    run_dir, record = run_location(source)
+    rec = get_recipe(recipe)
+    if epochs is not None:
+        if not isinstance(epochs, int) or epochs < 1:
+            raise SpecError(f"--epochs: expected an integer >= 1, got {epochs!r}")
+        rec = rec.replace(epochs=epochs, warmup_epochs=rec.warmup_epochs * epochs / rec.epochs)
+    if top_k is not None and top_k < 1:
+        raise SpecError(f"--top-k: expected an integer >= 1, got {top_k}")
+    dev = resolve_device(device)
+    candidates = record["candidates"][:top_k]
+    if not candidates:
+        raise SpecError(f"run: {source} holds no candidates")
+    specs = [spec_from_dict(c["spec"]) for c in candidates]
+    resolutions = [getattr(s, "resolution", None) for s in specs]
+    data = get_dataset(dataset, seed=seed, root=data_dir, resolution=resolutions[0])
+    info = data.info
+    for spec, res in zip(specs, resolutions):
+        with torch.device("meta"):  # no weights: only the input the built model expects
+            channels = build_model(spec, num_classes=info.num_classes).pretrained_cfg["input_size"][0]
+        if channels not in (1, 3, info.channels):
+            raise DatasetError(f"spec {getattr(spec, 'name', '') or spec.family}: {channels} input channels do not fit "
+                               f"{info.name} ({info.channels}-channel images; specs with 1 or 3 channels are adapted)")
+        if res is not None and res > info.max_resolution:
+            raise DatasetError(f"spec {getattr(spec, 'name', '') or spec.family}: resolution {res} does not fit {info.name} "
+                               f"({info.resolution} px images; accepted up to {info.max_resolution} px, 4x the stored side); "
+                               f"solve with --resolution {min(info.max_resolution, max(32, info.resolution))} or pick another dataset")
+
+    rank, world = init_distributed(dev)
+    url = storage or default_storage(run_dir)
+    if world > 1:  # rank 0 creates the study, the others open it: no two processes create one database
+        import torch.distributed as dist
+
+        study = ValidationStudy(name=str(record["name"]), storage=url) if rank == 0 else None
+        dist.barrier()
+        study = study or ValidationStudy(name=str(record["name"]), storage=url, create=False)
+    else:
+        study = ValidationStudy(name=str(record["name"]), storage=url)
+    done = study.finished()  # read by every rank before rank 0 writes anything
+    rows = []
+    for index, (cand, spec) in enumerate(zip(candidates, specs)):
+        key = candidate_key(cand["spec"], rec.to_dict(), info.name, seed)
+        if key in done:
+            row = _row(done[key].user_attrs, "cached")
+            rows.append(row)
+            if on_result:
+                on_result(row)
+            continue
+        trained = _trained_spec(spec, info.num_classes)
+        attrs = {
+            "name": getattr(spec, "name", "") or f"{record['name']}-{index + 1}", "family": spec.family,
+            "rank": index + 1, "spec": cand["spec"], "recipe": rec.name, "recipe_params": rec.to_dict(),
+            "dataset": info.name, "seed": seed, "score": cand.get("score"),
+            "macs": cost.macs(trained, with_head=True), "params": cost.params(trained, with_head=True),
+            "solve_macs": cand.get("macs"), "solve_params": cand.get("params"),
+        }
+        trial = study.start(key, attrs) if rank == 0 else None
+        history: list[dict[str, Any]] = []
+
+        def record_epoch(epoch: Any, trial: Any = trial, history: list[dict[str, Any]] = history) -> None:
+            history.append(epoch.to_dict())
+            if trial is not None:
+                study.report(trial, epoch.epoch, epoch.top1, history)
+
+        torch.manual_seed(seed)
+        model = build_model(spec, num_classes=info.num_classes)
+        try:
+            result = train(model, data, rec, seed=seed, device=str(dev), amp=amp, compile=compile,
+                           checkpoint=run_dir / "checkpoints" / f"{key}.pt", key=key,
+                           callbacks=[record_epoch, *callbacks], progress=progress, latency=latency,
+                           max_batches=max_batches)
+        except KeyboardInterrupt:
+            raise  # the trial stays RUNNING; the next run resumes it from the checkpoint
+        except Exception as exc:
+            if trial is not None:
+                study.fail(trial, f"{type(exc).__name__}: {exc}")
+            raise
+        metrics = {
+            "top1": result.top1, "top5": result.top5, "test_loss": result.test_loss, "latency_ms": result.latency_ms,
+            "train_time_s": result.train_time_s, "images_per_s": result.images_per_s,
+            "peak_memory_bytes": result.peak_memory_bytes, "epochs": len(result.history), "device": result.device,
+            "amp": result.amp, "world_size": result.world_size, "resumed_from": result.resumed_from,
+            "history": [h.to_dict() for h in result.history], "trained_params": result.params,
+            "checkpoint": str(run_dir / "checkpoints" / f"{key}.pt"),
+        }
+        if trial is not None:
+            study.finish(trial, metrics)
+        row = _row({**attrs, **metrics, "key": key}, "resumed" if result.resumed_from else "trained")
+        rows.append(row)
+        if on_result:
+            on_result(row)
+    return rows
+
+
+def load_results(source: str | Path, *, storage: str | None = None) -> list[dict[str, Any]]:
+    """The rows of a run's completed trials (keys :data:`ROW_KEYS`, ``status`` ``done``).
+
+    Raises:
+        SpecError: No such run, or no validated candidates in its study.
+    """
+    run_dir, record = run_location(source)
+    url = storage or default_storage(run_dir)
+    name = str(record["name"])
+    if storage is None and not (run_dir / "study.db").is_file() or not ValidationStudy.exists(name=name, storage=url):
+        raise SpecError(f"results: no validated candidates for run {name!r} in {url}; run `archsearch validate {source}` first")
+    rows = [_row(r, "done") for r in ValidationStudy(name=name, storage=url, create=False).rows()]
+    if not rows:
+        raise SpecError(f"results: the study {name!r} in {url} has no completed trial yet")
+    return rows

@@ -1,0 +1,371 @@
+"""Image classification datasets for validating candidates, registered by name.
+
+Every dataset yields ``uint8`` image batches in NCHW at its stored size; the device-side
+:class:`BatchTransform` turns them into the float inputs a spec wants (light augmentation, resize to
+the spec's resolution, grey <-> RGB, normalisation), so the same code runs on CPU and GPU and all
+randomness comes from one seeded generator per epoch.
+
+Built-in names:
+
+* ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 images, offline), split 80/20
+  stratified with the seed;
+* ``fashion-mnist``: Debian's ``dataset-fashion-mnist`` files under ``/usr/share/datasets/fashion-mnist``
+  when installed, else torchvision's download into the cache directory;
+* ``cifar10`` and ``cifar100``: torchvision's download into the cache directory;
+* ``imagefolder:PATH``: a torchvision ``ImageFolder`` tree; ``PATH/train`` and ``PATH/val`` (or
+  ``PATH/test``) when present, else one folder split 80/20 stratified with the seed.
+
+Small datasets (all but ``imagefolder``) are held in memory as tensors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from archsearch.errors import ArchsearchError, UnknownNameError
+
+__all__ = [
+    "BatchTransform", "DatasetError", "DatasetInfo", "FolderSplit", "ImageData", "Split", "TensorSplit",
+    "default_data_dir", "get_dataset", "list_datasets", "register_dataset",
+]
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class DatasetError(ArchsearchError):
+    """A dataset cannot be found, read or downloaded, or does not fit a spec."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset is, and how its images are prepared.
+
+    Attributes:
+        name: Registry name (``imagefolder:PATH`` for folders).
+        num_classes: Number of labels.
+        channels: Channels of the stored images (1 grey, 3 RGB).
+        resolution: Side of the stored images (folders: the spec's resolution, set when loaded).
+        max_resolution: Largest spec resolution accepted (upscaling beyond 4x the stored side
+            measures the interpolation, not the architecture).
+        pad: Random-crop padding of the training augmentation (0: no crop).
+        flip: Random horizontal flips in the training augmentation.
+        mean: Per-channel mean of the stored images in [0, 1].
+        std: Per-channel standard deviation.
+    """
+
+    name: str
+    num_classes: int
+    channels: int
+    resolution: int
+    max_resolution: int
+    pad: int
+    flip: bool
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+class Split(Protocol):
+    """A train or test split: ``len`` and ``uint8`` NCHW batches of given indices."""
+
+    def __len__(self) -> int: ...
+
+    def batches(self, indices: Sequence[int], batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+class TensorSplit:
+    """A split held in memory: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images.contiguous(), labels.long()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batches(self, indices: Sequence[int], batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        for i in range(0, len(idx), batch_size):
+            sel = idx[i:i + batch_size]
+            yield self.images[sel], self.labels[sel]
+
+
+def _seed_worker(worker_id: int) -> None:
+    # Each loader worker derives its seeds from the loader's generator (torch seeds its own RNG).
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    import random
+
+    random.seed(seed)
+
+
+class FolderSplit:
+    """A split read from image files by a ``DataLoader`` with seeded workers.
+
+    Images are decoded, converted to the dataset's channels and resized to ``size`` x ``size``
+    (augmentation happens later, on the batch).
+    """
+
+    def __init__(self, folder: Any, samples: Sequence[tuple[str, int]], *, size: int, workers: int, seed: int) -> None:
+        self.folder, self.samples = folder, list(samples)
+        self.size, self.workers, self.seed = size, workers, seed
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _load(self, i: int) -> tuple[torch.Tensor, int]:
+        from torchvision.transforms.functional import pil_to_tensor, resize
+
+        path, label = self.samples[i]
+        img = self.folder.loader(path).convert("RGB")
+        return pil_to_tensor(resize(img, [self.size, self.size], antialias=True)), label
+
+    def batches(self, indices: Sequence[int], batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        from torch.utils.data import DataLoader
+
+        gen = torch.Generator().manual_seed(self.seed)
+        loader = DataLoader(_Indexed(self, list(indices)), batch_size=batch_size, shuffle=False, num_workers=self.workers,
+                            worker_init_fn=_seed_worker, generator=gen, persistent_workers=False)
+        for images, labels in loader:
+            yield images, labels.long()
+
+
+class _Indexed(torch.utils.data.Dataset):
+    def __init__(self, split: FolderSplit, indices: list[int]) -> None:
+        self.split, self.indices = split, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.split._load(self.indices[i])
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageData:
+    """A dataset ready for training: its info and the two splits."""
+
+    info: DatasetInfo
+    train: Split
+    test: Split
+
+
+Loader = Callable[..., ImageData]
+_DATASETS: dict[str, Loader] = {}
+
+
+def register_dataset(name: str) -> Callable[[Loader], Loader]:
+    """Decorator registering ``loader(*, root, seed, resolution, workers) -> ImageData`` under ``name``."""
+
+    def deco(fn: Loader) -> Loader:
+        if name in _DATASETS:
+            raise ValueError(f"dataset {name!r} is already registered")
+        _DATASETS[name] = fn
+        return fn
+
+    return deco
+
+
+def list_datasets() -> list[str]:
+    """Registered names, plus the ``imagefolder:PATH`` form."""
+    return sorted(_DATASETS) + ["imagefolder:PATH"]
+
+
+def default_data_dir() -> Path:
+    """Download cache: ``$ARCHSEARCH_DATA`` or ``~/.cache/archsearch/data``."""
+    return Path(os.environ.get("ARCHSEARCH_DATA") or Path.home() / ".cache" / "archsearch" / "data")
+
+
+def get_dataset(name: str, *, seed: int = 0, root: str | Path | None = None, resolution: int | None = None,
+                workers: int = 2) -> ImageData:
+    """Loads a dataset by name.
+
+    Args:
+        name: A registered name or ``imagefolder:PATH``.
+        seed: Seed of the train/test split where the dataset has none of its own.
+        root: Download cache directory (default :func:`default_data_dir`).
+        resolution: The spec's resolution (folders decode images at this size; others ignore it).
+        workers: Loader processes for image folders.
+
+    Raises:
+        UnknownNameError: No such dataset.
+        DatasetError: The files cannot be found, read or downloaded.
+    """
+    key, _, arg = name.partition(":")
+    root = Path(root) if root is not None else default_data_dir()
+    if key == "imagefolder":
+        if not arg:
+            raise DatasetError("--dataset imagefolder:PATH: expected a folder path after 'imagefolder:', got none")
+        return _imagefolder(Path(arg), seed=seed, resolution=resolution or 224, workers=workers)
+    if key not in _DATASETS or arg:
+        raise UnknownNameError(f"--dataset: unknown dataset {name!r}; known: {list_datasets()}")
+    return _DATASETS[key](root=root, seed=seed, resolution=resolution, workers=workers)
+
+
+def _stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    x = images.double().div_(255).transpose(0, 1).reshape(images.shape[1], -1)
+    return tuple(round(v, 4) for v in x.mean(1).tolist()), tuple(round(v, 4) for v in x.std(1).tolist())
+
+
+def _in_memory(name: str, num_classes: int, pad: int, flip: bool, train: tuple[Any, Any], test: tuple[Any, Any]) -> ImageData:
+    """An :class:`ImageData` from uint8 arrays (N, H, W) or (N, H, W, C) and labels."""
+
+    def to_nchw(a: Any) -> torch.Tensor:
+        t = torch.as_tensor(np.ascontiguousarray(a), dtype=torch.uint8)
+        return t[:, None] if t.ndim == 3 else t.permute(0, 3, 1, 2).contiguous()
+
+    xtr, xte = to_nchw(train[0]), to_nchw(test[0])
+    mean, std = _stats(xtr)
+    side = xtr.shape[-1]
+    info = DatasetInfo(name, num_classes, xtr.shape[1], side, 4 * side, pad, flip, mean, std)
+    return ImageData(info, TensorSplit(xtr, torch.as_tensor(np.asarray(train[1]))),
+                     TensorSplit(xte, torch.as_tensor(np.asarray(test[1]))))
+
+
+@register_dataset("digits")
+def _digits(*, seed: int, **_: Any) -> ImageData:
+    """scikit-learn's 8x8 digits (values 0..16, scaled to 0..255), 80/20 stratified split."""
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise DatasetError("--dataset digits: needs scikit-learn (pip install scikit-learn)") from None
+    d = load_digits()
+    images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)
+    xtr, xte, ytr, yte = train_test_split(images, d.target, test_size=0.2, stratify=d.target, random_state=seed)
+    return _in_memory("digits", 10, 1, False, (xtr, ytr), (xte, yte))
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (LeCun's MNIST format), gzipped or not."""
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()  # type: ignore[operator]
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()
+
+
+def _torchvision(cls_name: str, name: str, root: Path) -> tuple[Any, Any]:
+    try:
+        import torchvision.datasets as tvd
+    except ImportError:
+        raise DatasetError(f"--dataset {name}: needs torchvision (pip install torchvision)") from None
+    cls = getattr(tvd, cls_name)
+    folder = root / name
+    try:
+        return cls(str(folder), train=True, download=True), cls(str(folder), train=False, download=True)
+    except Exception as exc:  # network and archive errors of all kinds
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DatasetError(f"--dataset {name}: not in {folder} and the download failed ({msg}); "
+                           f"place the files there or set ARCHSEARCH_DATA") from None
+
+
+@register_dataset("fashion-mnist")
+def _fashion_mnist(*, root: Path, **_: Any) -> ImageData:
+    """Fashion-MNIST (Xiao et al., 2017): 60,000 + 10,000 grey 28x28 images, 10 classes."""
+    files = {k: FASHION_MNIST_DIR / f"{k}-ubyte.gz" for k in
+             ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1")}
+    if all(f.is_file() for f in files.values()):
+        arrays = [_read_idx(f) for f in files.values()]
+        return _in_memory("fashion-mnist", 10, 2, True, (arrays[0], arrays[1]), (arrays[2], arrays[3]))
+    train, test = _torchvision("FashionMNIST", "fashion-mnist", root)
+    return _in_memory("fashion-mnist", 10, 2, True, (train.data.numpy(), train.targets.numpy()),
+                      (test.data.numpy(), test.targets.numpy()))
+
+
+@register_dataset("cifar10")
+def _cifar10(*, root: Path, **_: Any) -> ImageData:
+    """CIFAR-10 (Krizhevsky, 2009): 50,000 + 10,000 RGB 32x32 images, 10 classes."""
+    train, test = _torchvision("CIFAR10", "cifar10", root)
+    return _in_memory("cifar10", 10, 4, True, (train.data, train.targets), (test.data, test.targets))
+
+
+@register_dataset("cifar100")
+def _cifar100(*, root: Path, **_: Any) -> ImageData:
+    """CIFAR-100 (Krizhevsky, 2009): 50,000 + 10,000 RGB 32x32 images, 100 classes."""
+    train, test = _torchvision("CIFAR100", "cifar100", root)
+    return _in_memory("cifar100", 100, 4, True, (train.data, train.targets), (test.data, test.targets))
+
+
+def _imagefolder(path: Path, *, seed: int, resolution: int, workers: int) -> ImageData:
+    try:
+        from torchvision.datasets import ImageFolder
+    except ImportError:
+        raise DatasetError("--dataset imagefolder: needs torchvision (pip install torchvision)") from None
+    if not path.is_dir():
+        raise DatasetError(f"--dataset imagefolder:{path}: no such directory")
+    test_dir = next((path / d for d in ("val", "test") if (path / d).is_dir()), None)
+    try:
+        if (path / "train").is_dir() and test_dir is not None:
+            train, test = ImageFolder(str(path / "train")), ImageFolder(str(test_dir))
+            if train.classes != test.classes:
+                raise DatasetError(f"--dataset imagefolder:{path}: train and {test_dir.name} have different classes")
+            train_samples, test_samples, folder = train.samples, test.samples, train
+        else:
+            folder = ImageFolder(str(path))
+            from sklearn.model_selection import train_test_split
+
+            labels = [y for _, y in folder.samples]
+            tr, te = train_test_split(np.arange(len(labels)), test_size=0.2, stratify=labels, random_state=seed)
+            train_samples = [folder.samples[i] for i in sorted(tr)]
+            test_samples = [folder.samples[i] for i in sorted(te)]
+    except (FileNotFoundError, ValueError) as exc:
+        raise DatasetError(f"--dataset imagefolder:{path}: {str(exc).splitlines()[0]}") from None
+    info = DatasetInfo(f"imagefolder:{path}", len(folder.classes), 3, resolution, 4096, max(1, resolution // 8), True,
+                       _IMAGENET_MEAN, _IMAGENET_STD)
+    return ImageData(info, FolderSplit(folder, train_samples, size=resolution, workers=workers, seed=seed),
+                     FolderSplit(folder, test_samples, size=resolution, workers=workers, seed=seed))
+
+
+class BatchTransform:
+    """Turns a uint8 batch into model inputs on the device.
+
+    Training batches get the dataset's light augmentation (a random crop of the zero-padded image and a
+    horizontal flip, each drawn per image from ``generator``); then every batch is resized to the
+    spec's side, converted to the spec's channels (grey repeated to RGB, RGB averaged to grey) and
+    normalised with the dataset's statistics.
+    """
+
+    def __init__(self, info: DatasetInfo, *, channels: int, resolution: int, device: torch.device,
+                 channels_last: bool = False) -> None:
+        if channels not in (1, 3) and channels != info.channels:
+            raise DatasetError(f"spec: {channels} input channels do not fit {info.name} ({info.channels} channels)")
+        self.info, self.channels, self.resolution = info, channels, resolution
+        self.device, self.channels_last = device, channels_last
+        self.mean = torch.tensor(info.mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(info.std, device=device).view(1, -1, 1, 1)
+
+    def __call__(self, images: torch.Tensor, *, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+        x = images.to(self.device, non_blocking=True).float().div_(255)
+        x = (x - self.mean) / self.std
+        if train and generator is not None:
+            x = self._augment(x, generator)
+        if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
+            x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False,
+                              antialias=x.shape[-1] > self.resolution)
+        if x.shape[1] != self.channels:
+            x = x.expand(-1, self.channels, -1, -1) if x.shape[1] == 1 else x.mean(1, keepdim=True)
+        x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        return x
+
+    def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        n, _, h, w = x.shape
+        p = self.info.pad
+        if p:
+            # zero padding after normalisation = padding with the mean colour
+            xp = F.pad(x, (p, p, p, p))
+            oy = torch.randint(0, 2 * p + 1, (n,), device=x.device, generator=gen)
+            ox = torch.randint(0, 2 * p + 1, (n,), device=x.device, generator=gen)
+            iy = (oy[:, None] + torch.arange(h, device=x.device))[:, :, None]
+            ix = (ox[:, None] + torch.arange(w, device=x.device))[:, None, :]
+            x = xp[torch.arange(n, device=x.device)[:, None, None], :, iy, ix].permute(0, 3, 1, 2)
+        if self.info.flip:
+            flip = torch.rand(n, device=x.device, generator=gen) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        return x

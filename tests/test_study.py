@@ -1,0 +1,101 @@
+"""Studies: keys, trials with spec and metrics, skipping finished candidates, resuming interrupted ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from _train_helpers import one_thread, tiny_spec, write_run
+from archsearch.space import CNNSpec
+from archsearch.study import ValidationStudy, candidate_key, default_storage, load_results, validate_run
+from archsearch.train import get_recipe
+
+FAST = dict(epochs=2, max_batches=3, device="cpu", latency=False)
+
+
+def test_candidate_key_depends_on_spec_recipe_dataset_and_seed() -> None:
+    spec, recipe = tiny_spec().to_dict(), get_recipe("quick").to_dict()
+    key = candidate_key(spec, recipe, "digits", 0)
+    assert len(key) == 16 and key == candidate_key(dict(reversed(list(spec.items()))), recipe, "digits", 0)
+    others = {candidate_key(tiny_spec(width=24).to_dict(), recipe, "digits", 0),
+              candidate_key(spec, get_recipe("standard").to_dict(), "digits", 0),
+              candidate_key(spec, recipe, "fashion-mnist", 0), candidate_key(spec, recipe, "digits", 1)}
+    assert key not in others and len(others) == 4
+
+
+def test_study_start_reuses_a_running_trial_and_finish_completes_it(tmp_path: Path) -> None:
+    study = ValidationStudy(name="r", storage=default_storage(tmp_path))
+    trial = study.start("k1", {"name": "a"})
+    study.report(trial, 1, 0.5, [{"epoch": 1}])
+    again = ValidationStudy(name="r", storage=default_storage(tmp_path)).start("k1", {"name": "a"})
+    assert again.number == trial.number
+    other = study.start("k2", {"name": "b"})
+    assert other.number != trial.number
+    study.finish(again, {"top1": 0.75, "top5": 1.0})
+    study.fail(other, "RuntimeError: boom")
+    done = study.finished()
+    assert list(done) == ["k1"] and done["k1"].value == 0.75 and done["k1"].intermediate_values == {1: 0.5}
+    assert study.rows()[0]["top5"] == 1.0 and study.rows()[0]["name"] == "a"
+    states = sorted(t.state.name for t in optuna.load_study(study_name="r", storage=default_storage(tmp_path)).trials)
+    assert states == ["COMPLETE", "FAIL"]
+
+
+def test_validate_records_trials_and_skips_finished_candidates(tmp_path: Path) -> None:
+    one_thread()
+    run = write_run(tmp_path / "run", [tiny_spec(name="a"), tiny_spec(name="b", width=24)])
+    rows = validate_run(run, **FAST)
+    assert [r["status"] for r in rows] == ["trained", "trained"] and [r["name"] for r in rows] == ["a", "b"]
+    assert all(0 <= r["top1"] <= r["top5"] <= 1 and r["epochs"] == 2 for r in rows)
+    assert rows[0]["params"] == sum(p.numel() for p in __import__("archsearch.build", fromlist=["x"]).build_model(
+        tiny_spec(), num_classes=10).parameters())
+    study = optuna.load_study(study_name="tiny-run", storage=default_storage(run))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    attrs = study.trials[0].user_attrs
+    assert CNNSpec.from_dict(attrs["spec"]) == tiny_spec(name="a") and attrs["dataset"] == "digits" and attrs["recipe"] == "quick"
+    assert len(attrs["history"]) == 2 and study.trials[0].intermediate_values.keys() == {1, 2}
+    again = validate_run(run, **FAST)
+    assert [r["status"] for r in again] == ["cached", "cached"] and [r["top1"] for r in again] == [r["top1"] for r in rows]
+    assert len(optuna.load_study(study_name="tiny-run", storage=default_storage(run)).trials) == 2
+    assert [r["name"] for r in load_results(run)] == ["a", "b"]
+    seeded = validate_run(run, **FAST, top_k=1, seed=1)
+    assert seeded[0]["status"] == "trained"  # another seed is another experiment
+
+
+def test_interrupted_run_resumes_at_the_next_epoch_and_loses_nothing(tmp_path: Path) -> None:
+    one_thread()
+    run = write_run(tmp_path / "run", [tiny_spec(name="a"), tiny_spec(name="b", width=24)])
+
+    def interrupt(record):  # type: ignore[no-untyped-def]
+        if record.epoch == 1 and calls.append(1) is None and len(calls) == 2:  # epoch 1 of the second candidate
+            raise KeyboardInterrupt
+
+    calls: list[int] = []
+    with pytest.raises(KeyboardInterrupt):
+        validate_run(run, **FAST, callbacks=[interrupt])
+    study = optuna.load_study(study_name="tiny-run", storage=default_storage(run))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.RUNNING]
+    assert study.trials[1].intermediate_values == {1: study.trials[1].intermediate_values[1]}
+    ckpts = list((run / "checkpoints").glob("*.pt"))
+    assert len(ckpts) == 2 and sorted(torch.load(c, weights_only=True)["epoch"] for c in ckpts) == [1, 2]
+
+    epochs: list[int] = []
+    rows = validate_run(run, **FAST, callbacks=[lambda r: epochs.append(r.epoch)])
+    assert [r["status"] for r in rows] == ["cached", "resumed"] and epochs == [2]
+    study = optuna.load_study(study_name="tiny-run", storage=default_storage(run))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    assert study.trials[1].user_attrs["resumed_from"] == 1 and len(study.trials[1].user_attrs["history"]) == 2
+    assert study.trials[1].intermediate_values.keys() == {1, 2}
+
+
+def test_a_candidates_file_stores_results_beside_it_and_storage_url_is_honoured(tmp_path: Path) -> None:
+    one_thread()
+    run = write_run(tmp_path / "run", [tiny_spec(name="a")])
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    validate_run(run / "candidates.json", **{**FAST, "epochs": 1}, storage=url)
+    assert (tmp_path / "elsewhere.db").is_file() and not (run / "study.db").exists()
+    assert (run / "checkpoints").is_dir()
+    assert load_results(run, storage=url)[0]["name"] == "a"
