@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from archsearch.errors import UnknownNameError
+from archsearch.errors import SpecError, UnknownNameError
 from archsearch.space.base import ArchSpec
 from archsearch.space.budget import Budget
 
@@ -127,6 +127,17 @@ class BaseSolver:
     families: ClassVar[tuple[str, ...]] = ()
     gives_bound: ClassVar[bool] = True
     options: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float = 30.0) -> None:
+        """Args:
+            gap_tol: Stop when ``(bound - score) / |bound|`` is at most this (exact solvers stop at 0).
+            time_limit: Seconds a solve may take before it returns its best design and bound.
+        """
+        if not (isinstance(gap_tol, (int, float)) and 0 <= gap_tol < 1):
+            raise SpecError(f"gap_tol: expected a number in [0, 1), got {gap_tol!r}")
+        if not (isinstance(time_limit, (int, float)) and time_limit > 0):
+            raise SpecError(f"time_limit: expected a positive number of seconds, got {time_limit!r}")
+        self.gap_tol, self.time_limit = float(gap_tol), float(time_limit)
 
     def solve(self, space: Any, budget: Budget, **options: Any) -> SolveResult:
         raise NotImplementedError

@@ -31,7 +31,6 @@ from typing import Any, Iterable, Literal, NamedTuple
 
 import numpy as np
 
-from archsearch.errors import SpecError
 from archsearch.objectives.deepmad import DEPTH_PENALTY_SCALE
 from archsearch.solvers.base import (
     FEASIBLE, GAP_OPTIMAL, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
@@ -309,7 +308,7 @@ class _Relaxation:
 
     def box(self, node: _Node) -> tuple[np.ndarray, np.ndarray]:
         """Bounds of ``z`` in a node."""
-        prog, n = self.prog, self.prog.n
+        n = self.prog.n
         zl, zu = np.zeros(self.nz), np.zeros(self.nz)
         zl[: n + 1], zu[: n + 1] = np.log(node.wlo), np.log(node.whi)
         zl[1 + n: 1 + 2 * n], zu[1 + n: 1 + 2 * n] = np.log(node.blo), np.log(node.bhi)
@@ -660,14 +659,11 @@ class DeepMADSolver(BaseSolver):
     def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float = 60.0, max_nodes: int = 200_000,
                  backend: str | None = "CLARABEL", verbose: bool = False, polish_share: float = 0.1,
                  structure_share: float = 0.3) -> None:
+        super().__init__(gap_tol=gap_tol, time_limit=time_limit)
         self.verbose = verbose
         self.polish_share = polish_share
         self.structure_share = structure_share
-        if not (0 <= gap_tol < 1):
-            raise SpecError(f"gap_tol: expected a number in [0, 1), got {gap_tol!r}")
-        if not (time_limit > 0):
-            raise SpecError(f"time_limit: expected a positive number of seconds, got {time_limit!r}")
-        self.gap_tol, self.time_limit, self.max_nodes, self.backend = gap_tol, time_limit, max_nodes, backend
+        self.max_nodes, self.backend = max_nodes, backend
 
     def solve(self, space: SearchSpace, budget: Budget, *, top_k: int = 5, rho0: float | None = None,
               resolution: int | None = None, depth_penalty: bool = True,
@@ -976,7 +972,7 @@ def smallest_costs(space: SearchSpace, budget: Budget, *, rho0: float | None = N
     for key in ("macs", "params"):
         prog = DeepMADProgram(space, Budget(), rho0=rho0, resolution=resolution)
         search = _Search(prog, 1)
-        sp, n, m = space, prog.n, prog.m
+        sp, n = space, prog.n
         c0 = sp.stem_widths[0]
         cs = [max(sp.widths[0], c0)]
         for _ in range(n - 1):

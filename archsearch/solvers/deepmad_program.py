@@ -22,8 +22,6 @@ from __future__ import annotations
 import math
 from typing import Literal, NamedTuple
 
-import numpy as np
-
 from archsearch.errors import SpecError
 from archsearch.objectives.deepmad import depth_penalty, stage_ends
 from archsearch.space.budget import Budget

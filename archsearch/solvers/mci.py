@@ -36,7 +36,7 @@ from archsearch.cost.mci import mci_activation_memory, mci_macs, mci_params
 from archsearch.errors import SpecError
 from archsearch.objectives.mci import mci_score
 from archsearch.solvers.base import (
-    FEASIBLE, GAP_OPTIMAL, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
+    FEASIBLE, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
     relative_gap,
 )
 from archsearch.space.budget import Budget
@@ -140,13 +140,6 @@ class MCiSolver(BaseSolver):
     families = ("mci",)
     gives_bound = True
     options = ("rho0",)
-
-    def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float = 30.0) -> None:
-        if not (0 <= gap_tol < 1):
-            raise SpecError(f"gap_tol: expected a number in [0, 1), got {gap_tol!r}")
-        if not (time_limit > 0):
-            raise SpecError(f"time_limit: expected a positive number of seconds, got {time_limit!r}")
-        self.gap_tol, self.time_limit = gap_tol, time_limit
 
     def solve(self, space: MCiSpace, budget: Budget, *, top_k: int = 5, resolution: int | None = None,
               rho0: float | None = None) -> SolveResult:

@@ -428,10 +428,6 @@ class NViTSolver(BaseSolver):
     gives_bound = True
     options = ("priors",)
 
-    def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float = 30.0) -> None:
-        self.gap_tol = float(gap_tol)
-        self.time_limit = float(time_limit)
-
     def solve(self, space: Any, budget: Budget, *, top_k: int = 5, resolution: int | None = None,
               priors: bool | None = None, **options: Any) -> SolveResult:
         if options:

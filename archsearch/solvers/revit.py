@@ -48,13 +48,6 @@ class ReViTRuleSolver(BaseSolver):
     gives_bound = True
     options = ()
 
-    def __init__(self, *, gap_tol: float = 1e-3, time_limit: float = 30.0) -> None:
-        if not (0 <= gap_tol < 1):
-            raise SpecError(f"gap_tol: expected a number in [0, 1), got {gap_tol!r}")
-        if not (time_limit > 0):
-            raise SpecError(f"time_limit: expected a positive number of seconds, got {time_limit!r}")
-        self.gap_tol, self.time_limit = gap_tol, time_limit  # the enumeration needs neither
-
     def solve(self, space: ReViTSpace, budget: Budget, *, top_k: int = 5, resolution: int | None = None,
               **options: Any) -> SolveResult:
         """The ``top_k`` largest EMBs whose rule-built model fits, largest first.

@@ -25,7 +25,7 @@ from archsearch.cost.stvit import stvit_activation_memory, stvit_macs, stvit_par
 from archsearch.errors import SpecError
 from archsearch.objectives.stvit import attention_interactions
 from archsearch.solvers.base import (
-    GAP_OPTIMAL, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
+    INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
 )
 from archsearch.space.budget import Budget
 from archsearch.space.stvit import STViTSpace, STViTSpec
@@ -88,15 +88,6 @@ class STViTSolver(BaseSolver):
     families = ("stvit",)
     gives_bound = True
     options = ()
-
-    def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float = 30.0) -> None:
-        if not (0 <= gap_tol < 1):
-            raise SpecError(f"gap_tol: expected a number in [0, 1), got {gap_tol!r}")
-        if not (time_limit > 0):
-            raise SpecError(f"time_limit: expected a positive number of seconds, got {time_limit!r}")
-        # enumeration always finishes (a few thousand designs in well under a second) and is exact,
-        # so neither setting changes the result
-        self.gap_tol, self.time_limit = gap_tol, time_limit
 
     def solve(self, space: STViTSpace, budget: Budget, *, top_k: int = 5, resolution: int | None = None) -> SolveResult:
         if not isinstance(space, STViTSpace):
