@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Union
 
@@ -9,7 +10,7 @@ from archsearch.build._registry import get_builder
 from archsearch.errors import SpecError
 from archsearch.space.base import ArchSpec, list_families, load_spec, spec_from_dict
 
-__all__ = ["SpecLike", "as_spec", "build_model"]
+__all__ = ["SpecLike", "as_spec", "build_model", "with_overrides"]
 
 SpecLike = Union[ArchSpec, dict, str, Path]
 
@@ -53,3 +54,17 @@ def build_model(spec: SpecLike, **kwargs: Any) -> Any:
     """
     spec = as_spec(spec)
     return get_builder(spec.family)(spec, **kwargs)
+
+
+def with_overrides(spec: Any, num_classes: int | None, in_chans: int | None) -> Any:
+    """The spec with timm's ``num_classes`` / ``in_chans`` arguments applied (validated by the spec).
+
+    For specs with top-level ``num_classes`` and ``in_channels`` fields (every family but the CNN, whose
+    input channels belong to its stem).
+    """
+    changes: dict[str, Any] = {}
+    if num_classes is not None and num_classes != spec.num_classes:
+        changes["num_classes"] = num_classes
+    if in_chans is not None and in_chans != spec.in_channels:
+        changes["in_channels"] = in_chans
+    return dataclasses.replace(spec, **changes) if changes else spec

@@ -25,7 +25,7 @@ from timm.models import build_model_with_cfg, checkpoint_seq
 from timm.models._pretrained import PretrainedCfg
 from torch import nn
 
-from archsearch.build._builder import SpecLike, as_spec
+from archsearch.build._builder import SpecLike, as_spec, with_overrides
 from archsearch.build._registry import register_builder, register_timm_model
 from archsearch.cost.mci import se_width_final, se_width_lkc
 from archsearch.errors import SpecError
@@ -343,14 +343,6 @@ class MCiStage(nn.Module):
         return self.blocks(x)
 
 
-def _with_overrides(spec: MCiSpec, num_classes: int | None, in_chans: int | None) -> MCiSpec:
-    if num_classes is not None and num_classes != spec.num_classes:
-        spec = dataclasses.replace(spec, num_classes=num_classes)
-    if in_chans is not None and in_chans != spec.in_channels:
-        spec = dataclasses.replace(spec, in_channels=in_chans)
-    return spec
-
-
 def mci_pretrained_cfg(spec: MCiSpec) -> dict[str, Any]:
     """timm's pretrained-config dict for a spec (input size, pool size, classifier, no weights)."""
     side = spec.sides()[-1]
@@ -390,7 +382,7 @@ class ArchsearchMCi(nn.Module):
         super().__init__()
         if not isinstance(spec, MCiSpec):
             raise SpecError(f"spec: expected an MCiSpec, got {type(spec).__name__}")
-        spec = _with_overrides(spec, num_classes, in_chans)
+        spec = with_overrides(spec, num_classes, in_chans)
         self.spec = spec
         self.num_classes = spec.num_classes
         self.in_chans = spec.in_channels
@@ -435,7 +427,7 @@ class ArchsearchMCi(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """Replaces the linear head (0: none, the head returns pooled features) and optionally the pooling."""
-        self.spec = _with_overrides(self.spec, num_classes, None)
+        self.spec = with_overrides(self.spec, num_classes, None)
         self.num_classes = num_classes
         self.head.reset(num_classes, pool_type=global_pool)
 
@@ -486,7 +478,7 @@ def archsearch_mci(pretrained: bool = False, *, spec: SpecLike | None = None, **
         raise SpecError("archsearch_mci: the pretrained_cfg is derived from the spec; use pretrained_cfg_overlay= to change fields")
     kwargs.pop("cache_dir", None)
     mci = as_spec(spec, family="mci")
-    mci = _with_overrides(mci, kwargs.pop("num_classes", None), kwargs.pop("in_chans", None))  # type: ignore[arg-type]
+    mci = with_overrides(mci, kwargs.pop("num_classes", None), kwargs.pop("in_chans", None))  # type: ignore[arg-type]
     return build_model_with_cfg(
         ArchsearchMCi, "archsearch_mci", pretrained=False, spec=mci, pretrained_cfg=mci_pretrained_cfg(mci),
         feature_cfg=dict(flatten_sequential=True, out_indices=tuple(range(mci.n_stages))), **kwargs,

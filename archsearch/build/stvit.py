@@ -19,7 +19,6 @@ to ``FlopCounterMode``.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
@@ -30,7 +29,7 @@ from timm.models._pretrained import PretrainedCfg
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from archsearch.build._builder import SpecLike, as_spec
+from archsearch.build._builder import SpecLike, as_spec, with_overrides
 from archsearch.build._registry import register_builder, register_timm_model
 from archsearch.errors import SpecError
 from archsearch.space.stvit import STViTSpec
@@ -126,15 +125,6 @@ class SemanticBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-def _with_overrides(spec: STViTSpec, num_classes: int | None, in_chans: int | None) -> STViTSpec:
-    """The spec with timm's ``num_classes`` / ``in_chans`` arguments applied (validated by the spec)."""
-    if num_classes is not None and num_classes != spec.num_classes:
-        spec = dataclasses.replace(spec, num_classes=num_classes)
-    if in_chans is not None and in_chans != spec.in_channels:
-        spec = dataclasses.replace(spec, in_channels=in_chans)
-    return spec
-
-
 def stvit_pretrained_cfg(spec: STViTSpec) -> dict[str, Any]:
     """timm's pretrained-config dict for a spec (input size, classifier, DeiT's normalisation, no weights)."""
     return PretrainedCfg(
@@ -179,7 +169,7 @@ class ArchsearchSTViT(nn.Module):
         super().__init__()
         if not isinstance(spec, STViTSpec):
             raise SpecError(f"spec: expected an STViTSpec, got {type(spec).__name__}")
-        spec = _with_overrides(spec, num_classes, in_chans)
+        spec = with_overrides(spec, num_classes, in_chans)
         self.spec = spec
         self.num_classes = spec.num_classes
         self.in_chans = spec.in_channels
@@ -248,7 +238,7 @@ class ArchsearchSTViT(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """Replaces the classifier (0: none, the head returns pooled features) and optionally the pooling."""
-        self.spec = _with_overrides(self.spec, num_classes, None)
+        self.spec = with_overrides(self.spec, num_classes, None)
         self.num_classes = num_classes
         if global_pool is not None:
             self.global_pool = self._check_pool(global_pool)
@@ -315,7 +305,7 @@ def archsearch_stvit(pretrained: bool = False, *, spec: SpecLike | None = None, 
                         "model); use forward_features, which returns the token map")
     kwargs.pop("cache_dir", None)
     st = as_spec(spec, family="stvit")
-    st = _with_overrides(st, kwargs.pop("num_classes", None), kwargs.pop("in_chans", None))  # type: ignore[arg-type]
+    st = with_overrides(st, kwargs.pop("num_classes", None), kwargs.pop("in_chans", None))  # type: ignore[arg-type]
     return build_model_with_cfg(ArchsearchSTViT, "archsearch_stvit", pretrained=False, spec=st,
                                 pretrained_cfg=stvit_pretrained_cfg(st), **kwargs)
 

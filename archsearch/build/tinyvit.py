@@ -21,7 +21,6 @@ timm's ``tiny_vit_*`` loads into the module of the same spec and gives the same 
 
 from __future__ import annotations
 
-import dataclasses
 from functools import partial
 from typing import Any
 
@@ -32,7 +31,7 @@ from timm.models import build_model_with_cfg, checkpoint_seq
 from timm.models._pretrained import PretrainedCfg
 from torch import nn
 
-from archsearch.build._builder import SpecLike, as_spec
+from archsearch.build._builder import SpecLike, as_spec, with_overrides
 from archsearch.build._registry import register_builder, register_timm_model
 from archsearch.errors import SpecError
 from archsearch.space.tinyvit import TinyViTSpec, window_count
@@ -219,16 +218,6 @@ class AttentionStage(nn.Module):
         return self.blocks(x).permute(0, 3, 1, 2)
 
 
-def _with_overrides(spec: TinyViTSpec, num_classes: int | None, in_chans: int | None) -> TinyViTSpec:
-    """The spec with timm's ``num_classes`` / ``in_chans`` arguments applied (validated by the spec)."""
-    changes: dict[str, Any] = {}
-    if num_classes is not None and num_classes != spec.num_classes:
-        changes["num_classes"] = num_classes
-    if in_chans is not None and in_chans != spec.in_channels:
-        changes["in_channels"] = in_chans
-    return dataclasses.replace(spec, **changes) if changes else spec
-
-
 def tinyvit_pretrained_cfg(spec: TinyViTSpec) -> dict[str, Any]:
     """timm's pretrained-config dict for a spec (input size, pool size, classifier, no weights)."""
     side = spec.sides[-1]
@@ -272,7 +261,7 @@ class ArchsearchTinyViT(nn.Module):
         super().__init__()
         if not isinstance(spec, TinyViTSpec):
             raise SpecError(f"spec: expected a TinyViTSpec, got {type(spec).__name__}")
-        spec = _with_overrides(spec, num_classes, in_chans)
+        spec = with_overrides(spec, num_classes, in_chans)
         self.spec = spec
         self.num_classes = spec.num_classes
         self.in_chans = spec.in_channels
@@ -322,7 +311,7 @@ class ArchsearchTinyViT(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """Replaces the classifier (0: none; the head's LayerNorm stays) and optionally the pooling."""
-        self.spec = _with_overrides(self.spec, num_classes, None)
+        self.spec = with_overrides(self.spec, num_classes, None)
         self.num_classes = num_classes
         self.head.reset(num_classes, pool_type=global_pool)
 
@@ -362,7 +351,7 @@ def archsearch_tinyvit(pretrained: bool = False, *, spec: SpecLike | None = None
                         "use pretrained_cfg_overlay= to change fields")
     kwargs.pop("cache_dir", None)
     tv = as_spec(spec, family="tinyvit")
-    tv = _with_overrides(tv, kwargs.pop("num_classes", None), kwargs.pop("in_chans", None))  # type: ignore[arg-type]
+    tv = with_overrides(tv, kwargs.pop("num_classes", None), kwargs.pop("in_chans", None))  # type: ignore[arg-type]
     return build_model_with_cfg(
         ArchsearchTinyViT, "archsearch_tinyvit", pretrained=False, spec=tv, pretrained_cfg=tinyvit_pretrained_cfg(tv),
         feature_cfg=dict(flatten_sequential=True, out_indices=tuple(range(tv.n_stages))), **kwargs,

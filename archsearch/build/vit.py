@@ -36,7 +36,7 @@ from timm.models import build_model_with_cfg, checkpoint_seq
 from timm.models._pretrained import PretrainedCfg
 from torch import nn
 
-from archsearch.build._builder import SpecLike, as_spec
+from archsearch.build._builder import SpecLike, as_spec, with_overrides
 from archsearch.build._registry import register_builder, register_timm_model
 from archsearch.errors import SpecError
 from archsearch.space.vit import ViTBlockSpec, ViTSpec
@@ -145,11 +145,7 @@ def _with_overrides(spec: ViTSpec, num_classes: int | None, in_chans: int | None
             raise SpecError(f"img_size: expected one side length (square inputs), got {img_size!r}")
         if sides[0] != spec.resolution:
             spec = dataclasses.replace(spec, resolution=sides[0])
-    if num_classes is not None and num_classes != spec.num_classes:
-        spec = dataclasses.replace(spec, num_classes=num_classes)
-    if in_chans is not None and in_chans != spec.in_channels:
-        spec = dataclasses.replace(spec, in_channels=in_chans)
-    return spec
+    return with_overrides(spec, num_classes, in_chans)
 
 
 def vit_pretrained_cfg(spec: ViTSpec) -> dict[str, Any]:
