@@ -19,8 +19,8 @@ N = len(FEATURES)
 
 
 def _model(space: str, **coefs: tuple[float, ...]) -> LatencyModel:
-    coefs = coefs or {"stem": (0.05, 0.0, 0.05, 0.0, 0.0), "k1kxk1": (0.15, 0.03, 0.02, 0.0, 0.5),
-                      "k1dwk1": (0.1, 0.03, 0.0, 0.2, 0.4), "head": (0.06, 1.0, 0.0, 0.0, 0.0)}
+    coefs = coefs or {"stem": (0.05, 0.0, 0.05, 0.0, 0.0, 0.0), "k1kxk1": (0.15, 0.03, 0.02, 0.0, 0.5, 0.2),
+                      "k1dwk1": (0.1, 0.03, 0.0, 0.2, 0.4, 0.1), "head": (0.06, 1.0, 0.0, 0.0, 0.0, 0.1)}
     return LatencyModel(space, "cpu", "test cpu", "0", 1, 1, 32, dict(coefs), {u: {"n": 5.0, "rms_rel": 0.01, "max_rel": 0.02} for u in coefs})
 
 
@@ -45,8 +45,8 @@ def test_bad_predictor_files_are_refused(tmp_path, change) -> None:
 
 def test_fit_recovers_known_coefficients() -> None:
     rng = random.Random(1)
-    true = (0.2, 0.03, 0.01, 0.0, 0.5)
-    rows = [(1.0, rng.uniform(0, 50), rng.uniform(0, 80), 0.0, rng.uniform(0, 3)) for _ in range(40)]
+    true = (0.2, 0.03, 0.01, 0.0, 0.5, 0.3)
+    rows = [(1.0, rng.uniform(0, 50), rng.uniform(0, 80), 0.0, rng.uniform(0, 3), rng.uniform(0, 5)) for _ in range(40)]
     times = [sum(a * f for a, f in zip(true, r)) for r in rows]
     coef, fit = fit_coefficients(rows, times)
     assert coef == pytest.approx(true, abs=1e-6)

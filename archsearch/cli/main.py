@@ -252,10 +252,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print_json({"path": str(path), "wall_time_s": round(wall, 3), **model.to_dict()})
     else:
         rows = [(unit, *(f"{c:.4g}" for c in model.coefs[unit]), int(r["n"]), fmt(r["rms_rel"], "pct"), fmt(r["max_rel"], "pct"))
-                for unit, r in model.residuals.items()]
+                for unit, r in model.residuals.items() if unit in model.coefs]
         print_table(f"{space.name} on {model.device_name} ({model.threads} threads, batch {model.batch}, {model.resolution} px)",
-                    ["unit", "a ms", "b ms/1x1-MMAC", "c ms/kxk-MMAC", "d ms/dw-MMAC", "e ms/Melem", "n", "rms rel", "max rel"], rows,
-                    caption=f"latency = a + b 1x1 MACs + c kxk MACs + d depthwise MACs + e elements, per unit · {wall:.1f} s")
+                    ["unit", "a ms", "b ms/1x1-MMAC", "c ms/kxk-MMAC", "d ms/dw-MMAC", "e ms/Mact", "f ms/Mweight", "n", "rms rel", "max rel"], rows,
+                    caption=f"latency = scale x sum over units of (a + b 1x1 MACs + c kxk MACs + d depthwise MACs + e activations + f weights); "
+                            f"scale {model.scale:.3f} from {int(model.residuals.get('model', {}).get('n', 0))} whole models · {wall:.1f} s")
         err(f"wrote {path}")
     return EXIT_OK
 

@@ -4,9 +4,9 @@ A network is cut into *units*: the stem, every block of every superblock (types 
 ``k1dwk1``) and the head (global pooling + classifier). Each unit's predicted latency is a
 non-negative combination of its features (:data:`FEATURES`)::
 
-    t_unit = a + b * 1x1 MACs + c * dense kxk MACs + d * depthwise MACs + e * elements
+    t_unit = a + b * 1x1 MACs + c * dense kxk MACs + d * depthwise MACs + e * activations + f * weights
 
-with MACs and elements (activations read and written by its convs plus their weights) in millions,
+with MACs, activation elements (read and written by its convs; the residual sum's once) and weights in millions,
 and ``(a, b, c, d)`` fitted per unit type by non-negative least squares on relative errors
 (:func:`fit_coefficients`). The model's latency is the sum over its units. Coefficients come from
 ``archsearch calibrate`` (measuring code in :mod:`archsearch.train.latency`), saved as JSON under
@@ -31,23 +31,24 @@ __all__ = ["FEATURES", "UNIT_TYPES", "LatencyModel", "block_features", "stem_fea
            "predict_latency", "fit_coefficients", "latency_cache_dir", "latency_model_path", "load_latency_model",
            "find_latency_model"]
 
-FEATURES = ("const", "pw_mmacs", "kxk_mmacs", "dw_mmacs", "melements")
+FEATURES = ("const", "pw_mmacs", "kxk_mmacs", "dw_mmacs", "mactivations", "mweights")
 UNIT_TYPES = ("stem", "k1kxk1", "k1dwk1", "head")
 _SCHEMA = 1
 
 
-def _conv(c_in: int, c_out: int, k: int, stride: int, groups: int, r_in: int) -> tuple[float, float, float, float]:
-    """(1x1 MACs, dense kxk MACs, depthwise MACs, elements) of one conv at batch 1."""
+def _conv(c_in: int, c_out: int, k: int, stride: int, groups: int, r_in: int) -> tuple[float, ...]:
+    """(1x1 MACs, dense kxk MACs, depthwise MACs, activation elements, weights) of one conv at batch 1."""
     r_out = conv_out(r_in, stride)
     macs = float(r_out * r_out * c_out * (c_in // groups) * k * k)
-    elems = float(c_in * r_in * r_in + c_out * r_out * r_out + c_out * (c_in // groups) * k * k)
+    acts = float(c_in * r_in * r_in + c_out * r_out * r_out)
+    weights = float(c_out * (c_in // groups) * k * k)
     if groups > 1:
-        return (0.0, 0.0, macs, elems)
-    return (macs, 0.0, 0.0, elems) if k == 1 else (0.0, macs, 0.0, elems)
+        return (0.0, 0.0, macs, acts, weights)
+    return (macs, 0.0, 0.0, acts, weights) if k == 1 else (0.0, macs, 0.0, acts, weights)
 
 
 def _features(convs: Sequence[tuple[float, ...]], extra_elems: float = 0.0) -> tuple[float, ...]:
-    sums = [sum(c[i] for c in convs) for i in range(4)]
+    sums = [sum(c[i] for c in convs) for i in range(5)]
     sums[3] += extra_elems
     return (1.0, *(v / 1e6 for v in sums))
 
@@ -66,7 +67,7 @@ def block_features(block: str, *, c_in: int, c_out: int, bottleneck: int, kernel
         extra = 2.0 * c_out * r_out * r_out if (stride == 1 and c_in == c_out) else 0.0
         if se:
             rd = se_channels(b)
-            convs += [(2.0 * b * rd, 0.0, 0.0, 2.0 * (b + rd) + 2.0 * b * rd)]
+            convs += [(2.0 * b * rd, 0.0, 0.0, 2.0 * (b + rd), 2.0 * b * rd)]
             extra += 2.0 * b * r_out * r_out
         return _features(convs, extra)
     raise SpecError(f"block: expected one of ['k1kxk1', 'k1dwk1'], got {block!r}")
@@ -78,8 +79,8 @@ def stem_features(*, c_in: int, c_out: int, kernel: int, stride: int, r_in: int)
 
 def head_features(*, channels: int, side: int, num_classes: int) -> tuple[float, ...]:
     """Global average pooling of ``channels x side^2`` and a linear layer to ``num_classes``."""
-    return (1.0, channels * num_classes / 1e6, 0.0, 0.0,
-            (channels * side * side + channels + num_classes + channels * num_classes) / 1e6)
+    return (1.0, channels * num_classes / 1e6, 0.0, 0.0, (channels * side * side + channels + num_classes) / 1e6,
+            channels * num_classes / 1e6)
 
 
 def cnn_units(spec: CNNSpec) -> Iterator[tuple[str, tuple[float, ...]]]:
@@ -114,6 +115,8 @@ class LatencyModel:
         coefs: Unit type -> coefficients in :data:`FEATURES` order (ms per unit of feature).
         residuals: Unit type -> fit figures (``n``, ``rms_rel``, ``max_rel``).
         runs: Timed runs per measurement (median taken).
+        scale: In-context factor: median of measured / summed-block latency over whole random models of
+            the space (blocks timed alone run with warm caches; in a network they do not).
     """
 
     space: str
@@ -126,6 +129,7 @@ class LatencyModel:
     coefs: dict[str, tuple[float, ...]]
     residuals: dict[str, dict[str, float]]
     runs: int = 30
+    scale: float = 1.0
 
     def unit_ms(self, unit: str, features: Sequence[float]) -> float:
         try:
@@ -133,7 +137,7 @@ class LatencyModel:
         except KeyError:
             raise SpecError(f"latency: the calibration of space {self.space!r} has no {unit!r} units; "
                             f"run `archsearch calibrate --space {self.space}` again") from None
-        return sum(a * f for a, f in zip(coef, features))
+        return self.scale * sum(a * f for a, f in zip(coef, features))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -154,9 +158,12 @@ class LatencyModel:
                 if not all(math.isfinite(v) and v >= 0 for v in vec):
                     raise ValueError(unit)
                 coefs[unit] = vec
+            if not (0 < float(obj.get("scale", 1.0)) < 100):
+                raise ValueError("scale")
             residuals = {str(u): {str(k): float(v) for k, v in r.items()} for u, r in obj["residuals"].items()}
             return cls(str(obj["space"]), str(obj["device"]), str(obj["device_name"]), str(obj["torch_version"]),
-                       int(obj["threads"]), int(obj["batch"]), int(obj["resolution"]), coefs, residuals, int(obj.get("runs", 30)))
+                       int(obj["threads"]), int(obj["batch"]), int(obj["resolution"]), coefs, residuals, int(obj.get("runs", 30)),
+                       float(obj.get("scale", 1.0)))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SpecError(f"latency file: malformed field ({exc})") from None
 
@@ -178,7 +185,8 @@ class LatencyModel:
 
 
 def predict_latency(spec: CNNSpec, model: LatencyModel) -> float:
-    """Predicted whole-model latency in milliseconds at the calibration's batch size."""
+    """Predicted whole-model latency in milliseconds at the calibration's batch size
+    (``scale`` times the sum of the unit predictions)."""
     if not isinstance(spec, CNNSpec):
         raise SpecError(f"spec: the latency model covers CNN specs, got {type(spec).__name__}")
     return sum(model.unit_ms(unit, feats) for unit, feats in cnn_units(spec))

@@ -3,11 +3,14 @@
 Each unit (stem, block, head) is built alone with the modules of :mod:`archsearch.build.cnn`, timed in
 eval mode without gradients with ``torch.utils.benchmark.Timer`` (median of ``runs`` >= 30 single
 calls after warm-up, the method of :func:`archsearch.train.trainer.measure_latency`), and the
-per-type coefficients are fitted by :func:`archsearch.cost.latency.fit_coefficients`.
+per-type coefficients are fitted by :func:`archsearch.cost.latency.fit_coefficients`. Then a few
+whole random models of the space (within its MACs budget) are timed the same way, and the median ratio
+of measured to summed-block latency is kept as the model's in-context ``scale``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import random
@@ -114,6 +117,18 @@ def _unit_samples(space: Any, resolution: int, samples: int, rng: random.Random,
     return out
 
 
+def _random_model_spec(space: Any, rng: random.Random, resolution: int, max_width: int | None) -> Any:
+    """A random design of the space within its MACs budget (100 tries), at ``resolution``."""
+    from archsearch.cost import macs
+
+    for _ in range(100):
+        prog, d = random_cnn_design(space, rng, max_width=max_width)
+        spec = prog.to_spec(d)
+        if space.budget.macs is None or macs(spec) <= space.budget.macs:
+            break
+    return dataclasses.replace(spec, resolution=resolution)
+
+
 def _unit_module(unit: str, cfg: dict[str, Any]) -> tuple[nn.Module, tuple[int, ...], tuple[float, ...]]:
     from timm.layers import ClassifierHead
 
@@ -133,7 +148,7 @@ def _unit_module(unit: str, cfg: dict[str, Any]) -> tuple[nn.Module, tuple[int, 
 
 def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads: int | None = None, samples: int = 48,
                     runs: int = 30, warmup: int = 5, resolution: int | None = None, max_width: int | None = None,
-                    seed: int = 0, save: bool = True,
+                    models: int = 6, seed: int = 0, save: bool = True,
                     progress: Callable[[int, int], None] | None = None) -> LatencyModel:
     """Times ``samples`` blocks (plus stems and heads) of a CNN space and fits the per-type predictor.
 
@@ -147,6 +162,7 @@ def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads:
         warmup: Untimed calls first.
         resolution: Input resolution (default: the space's).
         max_width: Cap on sampled widths (tests).
+        models: Whole random models timed for the in-context scale (0: scale 1).
         seed: Sampling seed.
         save: Write the result to :func:`archsearch.cost.latency.latency_model_path`.
         progress: Called with ``(done, total)`` after each unit.
@@ -179,12 +195,28 @@ def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads:
         feats.setdefault(unit, []).append(f)
         times.setdefault(unit, []).append(max(ms, 1e-6))
         if progress is not None:
-            progress(n_done, len(units))
+            progress(n_done, len(units) + models)
     coefs, residuals = {}, {}
     for unit in feats:
         coefs[unit], residuals[unit] = fit_coefficients(feats[unit], times[unit])
     model = LatencyModel(space.name, device, device_description(dev), torch.__version__, torch.get_num_threads(), batch, res,
                          coefs, residuals, runs)
+    ratios = []
+    for j in range(models):
+        from archsearch.build import build_model
+        from archsearch.cost.latency import predict_latency
+
+        spec = _random_model_spec(space, rng, res, max_width)
+        net = build_model(spec).to(dev)
+        ratios.append(median_ms(net, torch.randn(batch, 3, res, res, device=dev), runs=runs, warmup=warmup)
+                      / predict_latency(spec, model))
+        if progress is not None:
+            progress(len(units) + j + 1, len(units) + models)
+    if ratios:
+        scale = statistics.median(ratios)
+        residuals["model"] = {"n": float(len(ratios)), "scale": scale,
+                              "max_rel": max(abs(r / scale - 1.0) for r in ratios)}
+        model = dataclasses.replace(model, scale=scale, residuals=residuals)
     if save:
         model.save(latency_model_path(space.name, device))
     return model
