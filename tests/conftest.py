@@ -19,3 +19,10 @@ def tiny_cnn_spec() -> CNNSpec:
         num_classes=7,
         name="tiny",
     )
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Latency calibrations of a test go to a fresh cache, never the user's."""
+    monkeypatch.setenv("ARCHSEARCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("ARCHSEARCH_LATENCY_DEVICE", raising=False)

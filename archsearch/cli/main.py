@@ -131,7 +131,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     space = get_space(args.space)
     budget = Budget.parse(args.budget) if args.budget else space.budget
     if budget.is_empty():
-        raise BudgetError("--budget: give at least one of macs, params, memory (latency needs a calibrated space)")
+        raise BudgetError("--budget: give at least one of macs, params, memory, latency (latency needs a calibrated space)")
     name = args.name or _run_name(space.name, budget)
     sweep = _parse_sweep(args.sweep) if args.sweep else None
     t0 = time.perf_counter()
@@ -158,7 +158,9 @@ def cmd_solve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     obj = result.to_dict()
     for cand in obj["candidates"]:
-        cand.pop("extra", None)
+        extra = cand.pop("extra", None) or {}
+        if "latency_ms" in extra:
+            cand["latency_ms"] = extra["latency_ms"]
     if front:
         obj["front"] = front
     if args.out:
@@ -223,6 +225,46 @@ def _print_solve_table(result: Any, *, name: str, front: list[dict[str, Any]]) -
         print_table("budget sweep", ["budget", "status", "score", "macs", "params", "gap"],
                     [(Budget.from_dict(r["budget"]).to_text(), r["status"], fmt(r["score"]), format_count(r["macs"]),
                       format_count(r["params"]), fmt(r["gap"], "pct")) for r in front])
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from archsearch.cost.latency import latency_model_path
+    from archsearch.space import get_space
+
+    space = get_space(args.space)
+    if args.runs < args.runs_min:
+        raise SpecError(f"--runs: expected an integer >= {args.runs_min}, got {args.runs}")
+    from archsearch.train.latency import calibrate_space
+
+    t0 = time.perf_counter()
+    kwargs = dict(device=args.device, batch=args.batch, threads=args.threads, samples=args.samples, runs=args.runs, seed=args.seed)
+    if args.format != "json" and sys.stderr.isatty():
+        from rich.progress import Progress
+
+        with Progress(transient=True, console=_stderr_console()) as bar:
+            task = bar.add_task(f"timing {space.name} blocks", total=None)
+            model = calibrate_space(space, progress=lambda done, total: bar.update(task, completed=done, total=total), **kwargs)
+    else:
+        model = calibrate_space(space, **kwargs)
+    wall = time.perf_counter() - t0
+    path = latency_model_path(space.name, args.device)
+    if args.format == "json":
+        print_json({"path": str(path), "wall_time_s": round(wall, 3), **model.to_dict()})
+    else:
+        rows = [(unit, *(f"{c:.4g}" for c in model.coefs[unit]), int(r["n"]), fmt(r["rms_rel"], "pct"), fmt(r["max_rel"], "pct"))
+                for unit, r in model.residuals.items() if unit in model.coefs]
+        print_table(f"{space.name} on {model.device_name} ({model.threads} threads, batch {model.batch}, {model.resolution} px)",
+                    ["unit", "a ms", "b ms/1x1-MMAC", "c ms/kxk-MMAC", "d ms/dw-MMAC", "e ms/Mact", "f ms/Mweight", "n", "rms rel", "max rel"], rows,
+                    caption=f"latency = scale x sum over units of (a + b 1x1 MACs + c kxk MACs + d depthwise MACs + e activations + f weights); "
+                            f"scale {model.scale:.3f} from {int(model.residuals.get('model', {}).get('n', 0))} whole models · {wall:.1f} s")
+        err(f"wrote {path}")
+    return EXIT_OK
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
@@ -400,6 +442,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gap-tol", type=float, default=1e-3, help="stop when (bound - score)/|bound| <= this (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="recorded in the run's provenance (the solver is deterministic)")
     p.set_defaults(func=cmd_solve)
+
+    p = sub.add_parser("calibrate", help="time a space's building blocks on this device and fit its latency predictor")
+    p.add_argument("--space", required=True, help="search space to calibrate (deepmad-* spaces)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--batch", type=int, default=1, help="batch size of the timings (default 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--samples", type=int, default=48, help="blocks to time (default 48; stems and heads: 1/8 each)")
+    p.add_argument("--runs", type=int, default=30, help="timed runs per block, median kept (default 30, at least 30)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_calibrate, runs_min=30)
 
     p = sub.add_parser("pareto", help="merge the candidates of several runs (any families) into one Pareto table")
     p.add_argument("runs", nargs="+", help="run directories written by `solve --out` (or their candidates.json)")

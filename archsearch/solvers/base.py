@@ -106,6 +106,8 @@ class SolveResult:
             "gap": finite(self.gap),
             "time_s": round(self.stats.solve_time_s, 6),
             "candidates": [c.to_dict() for c in self.candidates],
+            # which budget keys the bound accounts for (solvers that say so), e.g. not a latency checked on designs only
+            **({"bound_covers": list(self.stats.extra["bound_covers"])} if "bound_covers" in self.stats.extra else {}),
         }
 
 

@@ -768,7 +768,14 @@ class DeepMADSolver(BaseSolver):
             search.pair_polish(d, deadline)
         elapsed = time.perf_counter() - t0
         stats = SolverStats(solve_time_s=elapsed, nodes=nodes, relaxations=relax.solves, evaluations=search.evaluations,
-                            backend=f"{self.name}/{self.backend}", extra={"unsolved_relaxations": stats_unsolved[0]})
+                            backend=f"{self.name}/{self.backend}", extra={
+                                "unsolved_relaxations": stats_unsolved[0],
+                                # with a latency budget: the relaxation carries the MACs, params and memory
+                                # budgets; latency is checked on designs only, so the bound does not cover it
+                                **({"bound_covers": [k for k in ("macs", "params", "memory") if getattr(budget, k) is not None],
+                                    "latency_device": prog.latency_model.device,
+                                    "latency_calibration": prog.latency_model.device_name}
+                                   if prog.latency_model is not None else {})})
         if search.best is None:
             if heap:  # stopped early with open nodes and nothing feasible yet
                 return SolveResult(FEASIBLE, sp.name, budget, [], bound, math.inf, stats)
@@ -782,7 +789,8 @@ class DeepMADSolver(BaseSolver):
         for rank, (d, ev) in enumerate(search.top(top_k)):
             spec = prog.to_spec(d, name=f"{sp.name}-{rank + 1}")
             cands.append(Candidate(spec, ev.score, ev.macs, ev.params, ev.rho,
-                                   {"entropy": ev.entropy, "penalty": ev.penalty, "memory": ev.memory}))
+                                   {"entropy": ev.entropy, "penalty": ev.penalty, "memory": ev.memory,
+                                    **({"latency_ms": ev.latency} if prog.latency_model is not None else {})}))
         return SolveResult(status, sp.name, budget, cands, bound, gap, stats)
 
     @staticmethod

@@ -53,6 +53,7 @@ class Evaluation(NamedTuple):
     rho: float
     feasible: bool
     violation: float
+    latency: float = 0.0  # predicted ms (0 when the budget has no latency limit)
 
 
 class DeepMADProgram:
@@ -60,7 +61,10 @@ class DeepMADProgram:
 
     Args:
         space: A CNN template.
-        budget: MACs/params/memory limits (latency is not handled by this program yet).
+        budget: MACs/params/memory/latency limits. Latency needs the space's calibration
+            (``archsearch calibrate``); it is checked on every evaluated design (feasibility and
+            repair) but is not part of the branch-and-bound relaxation, so the bound ignores it
+            (still a valid upper bound, possibly a loose one).
         rho0: Effectiveness bound; default the space's.
         resolution: Input resolution; default the space's.
         depth_penalty: Maximise ``S - 10 exp(std(L))`` (default) instead of ``S``.
@@ -77,8 +81,14 @@ class DeepMADProgram:
         depth_penalty: bool = True,
         entropy: Literal["code", "paper"] = "code",
     ) -> None:
+        self.latency_model = None
         if budget.latency_ms is not None:
-            raise SpecError("budget.latency: the DeepMAD program needs a calibrated latency model (`archsearch calibrate`), which this space does not have yet")
+            from archsearch.cost.latency import find_latency_model
+
+            self.latency_model = find_latency_model(space.name)
+            if self.latency_model is None:
+                raise SpecError(f"budget.latency: space {space.name} has no latency calibration on this machine; "
+                                f"run `archsearch calibrate --space {space.name}` first")
         self.space = space
         self.budget = budget
         self.rho0 = float(space.rho0 if rho0 is None else rho0)
@@ -226,9 +236,32 @@ class DeepMADProgram:
         penalty = depth_penalty(d.L, skip=self.space.penalty_skip) if self.use_penalty else 0.0
         memory = 4 * mem
         b = self.budget
+        latency = self.latency(d) if self.latency_model is not None else 0.0
         violation = max(0.0, rho / self.rho0 - 1.0)
-        for value, limit in ((macs, b.macs), (params, b.params), (memory, b.memory)):
+        for value, limit in ((macs, b.macs), (params, b.params), (memory, b.memory), (latency, b.latency_ms)):
             if limit is not None:
                 violation += max(0.0, value / limit - 1.0)
         feasible = violation <= 1e-12 and rho <= self.rho0 * (1 + 1e-12)
-        return Evaluation(macs, params, memory, entropy, penalty, entropy - penalty, rho, feasible, violation)
+        return Evaluation(macs, params, memory, entropy, penalty, entropy - penalty, rho, feasible, violation, latency)
+
+    def latency(self, d: Design) -> float:
+        """Predicted whole-model latency (ms) of a design; equals
+        :func:`archsearch.cost.latency.predict_latency` of :meth:`to_spec`."""
+        from archsearch.cost.latency import block_features, head_features, stem_features
+
+        model = self.latency_model
+        if model is None:
+            raise SpecError(f"latency: space {self.space.name} has no latency model loaded")
+        total = model.unit_ms("stem", stem_features(c_in=self.cin0, c_out=d.c0, kernel=self.ks, stride=self.space.stem_stride,
+                                                    r_in=self.resolution))
+        prev, block = d.c0, self.space.block
+        for i in range(self.n):
+            kw = dict(bottleneck=d.b[i], kernel=d.k[i], se=self.se)
+            total += model.unit_ms(block, block_features(block, c_in=prev, c_out=d.c[i], stride=self.strides[i], r_in=self.r_in[i], **kw))
+            if d.L[i] > 1:
+                total += (d.L[i] - 1) * model.unit_ms(block, block_features(block, c_in=d.c[i], c_out=d.c[i], stride=1,
+                                                                            r_in=self.r_out[i], **kw))
+            prev = d.c[i]
+        if self.num_classes:
+            total += model.unit_ms("head", head_features(channels=d.c[-1], side=self.r_out[-1], num_classes=self.num_classes))
+        return total

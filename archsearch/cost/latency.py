@@ -1,0 +1,240 @@
+"""Latency predictor of CNN specs: a per-block-type formula fitted to on-device timings (no torch).
+
+A network is cut into *units*: the stem, every block of every superblock (types ``k1kxk1`` and
+``k1dwk1``) and the head (global pooling + classifier). Each unit's predicted latency is a
+non-negative combination of its features (:data:`FEATURES`)::
+
+    t_unit = a + b * 1x1 MACs + c * dense kxk MACs + d * depthwise MACs + e * activations + f * weights
+
+with MACs, activation elements (read and written by its convs; the residual sum's once) and weights in millions,
+and ``(a, b, c, d)`` fitted per unit type by non-negative least squares on relative errors
+(:func:`fit_coefficients`). The model's latency is the sum over its units. Coefficients come from
+``archsearch calibrate`` (measuring code in :mod:`archsearch.train.latency`), saved as JSON under
+:func:`latency_cache_dir` ``/<device>/<space>.json``.
+
+For fixed depths and kernels every feature is a posynomial in the widths, so the prediction is too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from archsearch.errors import SpecError
+from archsearch.space.cnn import CNNSpec, conv_out, se_channels
+
+__all__ = ["FEATURES", "UNIT_TYPES", "LatencyModel", "block_features", "stem_features", "head_features", "cnn_units",
+           "predict_latency", "fit_coefficients", "latency_cache_dir", "latency_model_path", "load_latency_model",
+           "find_latency_model"]
+
+FEATURES = ("const", "pw_mmacs", "kxk_mmacs", "dw_mmacs", "mactivations", "mweights")
+UNIT_TYPES = ("stem", "k1kxk1", "k1dwk1", "head")
+_SCHEMA = 1
+
+
+def _conv(c_in: int, c_out: int, k: int, stride: int, groups: int, r_in: int) -> tuple[float, ...]:
+    """(1x1 MACs, dense kxk MACs, depthwise MACs, activation elements, weights) of one conv at batch 1."""
+    r_out = conv_out(r_in, stride)
+    macs = float(r_out * r_out * c_out * (c_in // groups) * k * k)
+    acts = float(c_in * r_in * r_in + c_out * r_out * r_out)
+    weights = float(c_out * (c_in // groups) * k * k)
+    if groups > 1:
+        return (0.0, 0.0, macs, acts, weights)
+    return (macs, 0.0, 0.0, acts, weights) if k == 1 else (0.0, macs, 0.0, acts, weights)
+
+
+def _features(convs: Sequence[tuple[float, ...]], extra_elems: float = 0.0) -> tuple[float, ...]:
+    sums = [sum(c[i] for c in convs) for i in range(5)]
+    sums[3] += extra_elems
+    return (1.0, *(v / 1e6 for v in sums))
+
+
+def block_features(block: str, *, c_in: int, c_out: int, bottleneck: int, kernel: int, stride: int, r_in: int,
+                   se: bool = False) -> tuple[float, ...]:
+    """Features of one block (see :data:`FEATURES`); the residual sum's elements count once."""
+    b, r_out = bottleneck, conv_out(r_in, stride)
+    if block == "k1kxk1":
+        convs = [_conv(c_in, b, 1, 1, 1, r_in), _conv(b, b, kernel, stride, 1, r_in), _conv(b, c_out, 1, 1, 1, r_out)]
+        if stride != 1 or c_in != c_out:
+            convs.append(_conv(c_in, c_out, 1, stride, 1, r_in))
+        return _features(convs, 2.0 * c_out * r_out * r_out)
+    if block == "k1dwk1":
+        convs = [_conv(c_in, b, 1, 1, 1, r_in), _conv(b, b, kernel, stride, b, r_in), _conv(b, c_out, 1, 1, 1, r_out)]
+        extra = 2.0 * c_out * r_out * r_out if (stride == 1 and c_in == c_out) else 0.0
+        if se:
+            rd = se_channels(b)
+            convs += [(2.0 * b * rd, 0.0, 0.0, 2.0 * (b + rd), 2.0 * b * rd)]
+            extra += 2.0 * b * r_out * r_out
+        return _features(convs, extra)
+    raise SpecError(f"block: expected one of ['k1kxk1', 'k1dwk1'], got {block!r}")
+
+
+def stem_features(*, c_in: int, c_out: int, kernel: int, stride: int, r_in: int) -> tuple[float, ...]:
+    return _features([_conv(c_in, c_out, kernel, stride, 1, r_in)])
+
+
+def head_features(*, channels: int, side: int, num_classes: int) -> tuple[float, ...]:
+    """Global average pooling of ``channels x side^2`` and a linear layer to ``num_classes``."""
+    return (1.0, channels * num_classes / 1e6, 0.0, 0.0, (channels * side * side + channels + num_classes) / 1e6,
+            channels * num_classes / 1e6)
+
+
+def cnn_units(spec: CNNSpec) -> Iterator[tuple[str, tuple[float, ...]]]:
+    """``(unit type, features)`` of every unit of the whole model in execution order."""
+    stem = spec.stem
+    yield "stem", stem_features(c_in=stem.in_channels, c_out=stem.out_channels, kernel=stem.kernel, stride=stem.stride,
+                                r_in=spec.resolution)
+    r = conv_out(spec.resolution, stem.stride)
+    for st in spec.stages:
+        for j in range(st.depth):
+            first = j == 0
+            stride = st.stride if first else 1
+            yield st.block, block_features(st.block, c_in=st.in_channels if first else st.out_channels, c_out=st.out_channels,
+                                           bottleneck=st.bottleneck, kernel=st.kernel, stride=stride, r_in=r, se=st.se)
+            r = conv_out(r, stride)
+    if spec.num_classes:
+        yield "head", head_features(channels=spec.out_channels, side=r, num_classes=spec.num_classes)
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyModel:
+    """Fitted per-unit-type coefficients of one space on one device.
+
+    Attributes:
+        space: The space calibrated.
+        device: ``cpu`` or ``cuda``.
+        device_name: Description of the device (CPU model or GPU name).
+        torch_version: torch of the measurements.
+        threads: Intra-op threads used.
+        batch: Batch size of the measurements.
+        resolution: Input resolution of the measurements.
+        coefs: Unit type -> coefficients in :data:`FEATURES` order (ms per unit of feature).
+        residuals: Unit type -> fit figures (``n``, ``rms_rel``, ``max_rel``).
+        runs: Timed runs per measurement (median taken).
+        scale: In-context factor: median of measured / summed-block latency over whole random models of
+            the space (blocks timed alone run with warm caches; in a network they do not).
+    """
+
+    space: str
+    device: str
+    device_name: str
+    torch_version: str
+    threads: int
+    batch: int
+    resolution: int
+    coefs: dict[str, tuple[float, ...]]
+    residuals: dict[str, dict[str, float]]
+    runs: int = 30
+    scale: float = 1.0
+
+    def unit_ms(self, unit: str, features: Sequence[float]) -> float:
+        try:
+            coef = self.coefs[unit]
+        except KeyError:
+            raise SpecError(f"latency: the calibration of space {self.space!r} has no {unit!r} units; "
+                            f"run `archsearch calibrate --space {self.space}` again") from None
+        return self.scale * sum(a * f for a, f in zip(coef, features))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["coefs"] = {k: list(v) for k, v in self.coefs.items()}
+        return {"schema": _SCHEMA, "features": list(FEATURES), **d}
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> "LatencyModel":
+        """Validated load (plain JSON values only; bad files raise :class:`SpecError`)."""
+        if not isinstance(obj, dict) or obj.get("schema") != _SCHEMA or obj.get("features") != list(FEATURES):
+            raise SpecError("latency file: not an archsearch latency calibration of this version")
+        try:
+            coefs = {}
+            for unit, vals in obj["coefs"].items():
+                if unit not in UNIT_TYPES or len(vals) != len(FEATURES):
+                    raise ValueError(unit)
+                vec = tuple(float(v) for v in vals)
+                if not all(math.isfinite(v) and v >= 0 for v in vec):
+                    raise ValueError(unit)
+                coefs[unit] = vec
+            if not (0 < float(obj.get("scale", 1.0)) < 100):
+                raise ValueError("scale")
+            residuals = {str(u): {str(k): float(v) for k, v in r.items()} for u, r in obj["residuals"].items()}
+            return cls(str(obj["space"]), str(obj["device"]), str(obj["device_name"]), str(obj["torch_version"]),
+                       int(obj["threads"]), int(obj["batch"]), int(obj["resolution"]), coefs, residuals, int(obj.get("runs", 30)),
+                       float(obj.get("scale", 1.0)))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SpecError(f"latency file: malformed field ({exc})") from None
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "LatencyModel":
+        try:
+            obj = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise SpecError(f"latency file {path}: cannot be read ({exc})") from None
+        return cls.from_dict(obj)
+
+
+def predict_latency(spec: CNNSpec, model: LatencyModel) -> float:
+    """Predicted whole-model latency in milliseconds at the calibration's batch size
+    (``scale`` times the sum of the unit predictions)."""
+    if not isinstance(spec, CNNSpec):
+        raise SpecError(f"spec: the latency model covers CNN specs, got {type(spec).__name__}")
+    return sum(model.unit_ms(unit, feats) for unit, feats in cnn_units(spec))
+
+
+def fit_coefficients(features: Sequence[Sequence[float]], times_ms: Sequence[float]) -> tuple[tuple[float, ...], dict[str, float]]:
+    """Non-negative least squares on relative errors: minimise ``sum ((x . a) / t - 1)^2`` over ``a >= 0``.
+
+    Returns the coefficients and the fit figures ``n``, ``rms_rel``, ``max_rel`` (relative residuals).
+    """
+    import numpy as np
+    from scipy.optimize import nnls
+
+    X = np.asarray(features, float)
+    t = np.asarray(times_ms, float)
+    if X.ndim != 2 or len(t) != len(X) or len(t) == 0 or np.any(t <= 0):
+        raise SpecError("fit: expected one positive timing per feature row")
+    scale = np.maximum(X.max(axis=0), 1e-12)
+    A = (X / scale) / t[:, None]
+    coef, _ = nnls(A, np.ones(len(t)))
+    coef = coef / scale
+    rel = X @ coef / t - 1.0
+    return tuple(float(c) for c in coef), {"n": float(len(t)), "rms_rel": float(np.sqrt(np.mean(rel**2))),
+                                           "max_rel": float(np.max(np.abs(rel)))}
+
+
+def latency_cache_dir() -> Path:
+    """``$ARCHSEARCH_CACHE/latency`` or ``~/.cache/archsearch/latency`` (``$XDG_CACHE_HOME`` honoured)."""
+    root = os.environ.get("ARCHSEARCH_CACHE")
+    if root:
+        return Path(root) / "latency"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "archsearch" / "latency"
+
+
+def latency_model_path(space: str, device: str = "cpu") -> Path:
+    return latency_cache_dir() / device / f"{space}.json"
+
+
+def load_latency_model(space: str, device: str = "cpu") -> LatencyModel:
+    return LatencyModel.load(latency_model_path(space, device))
+
+
+def find_latency_model(space: str) -> LatencyModel | None:
+    """The space's calibration for ``$ARCHSEARCH_LATENCY_DEVICE`` (default: cpu, else cuda), or None."""
+    wanted = os.environ.get("ARCHSEARCH_LATENCY_DEVICE")
+    for device in ([wanted] if wanted else ["cpu", "cuda"]):
+        path = latency_model_path(space, device)
+        if path.is_file():
+            return LatencyModel.load(path)
+    return None

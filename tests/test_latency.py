@@ -1,0 +1,167 @@
+"""Latency model: predictor file, NNLS fit, calibration of a tiny space, latency budgets in the DeepMAD solve."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+
+import pytest
+
+from archsearch.cli.main import build_parser, main
+from archsearch.cost.latency import (FEATURES, LatencyModel, cnn_units, find_latency_model, fit_coefficients,
+                                     latency_model_path, predict_latency)
+from archsearch.errors import SpecError
+from archsearch.solvers import DeepMADProgram, solve_deepmad
+from archsearch.space import Budget, CNNSpec, SearchSpace, get_space
+
+N = len(FEATURES)
+
+
+def _model(space: str, **coefs: tuple[float, ...]) -> LatencyModel:
+    coefs = coefs or {"stem": (0.05, 0.0, 0.05, 0.0, 0.0, 0.0), "k1kxk1": (0.15, 0.03, 0.02, 0.0, 0.5, 0.2),
+                      "k1dwk1": (0.1, 0.03, 0.0, 0.2, 0.4, 0.1), "head": (0.06, 1.0, 0.0, 0.0, 0.0, 0.1)}
+    return LatencyModel(space, "cpu", "test cpu", "0", 1, 1, 32, dict(coefs), {u: {"n": 5.0, "rms_rel": 0.01, "max_rel": 0.02} for u in coefs})
+
+
+def test_predictor_file_round_trips(tmp_path) -> None:
+    model = _model("deepmad-cifar")
+    path = model.save(tmp_path / "m.json")
+    assert LatencyModel.load(path) == model
+    assert json.loads(path.read_text())["features"] == list(FEATURES)
+
+
+@pytest.mark.parametrize("change", [{"schema": 99}, {"coefs": {"stem": [1.0]}}, {"coefs": {"stem": [-1.0] * N}},
+                                    {"coefs": {"bogus": [1.0] * N}}, {"threads": "many"}])
+def test_bad_predictor_files_are_refused(tmp_path, change) -> None:
+    obj = _model("x").to_dict() | change
+    (tmp_path / "m.json").write_text(json.dumps(obj))
+    with pytest.raises(SpecError, match="latency file"):
+        LatencyModel.load(tmp_path / "m.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(SpecError, match="cannot be read"):
+        LatencyModel.load(tmp_path / "bad.json")
+
+
+def test_fit_recovers_known_coefficients() -> None:
+    rng = random.Random(1)
+    true = (0.2, 0.03, 0.01, 0.0, 0.5, 0.3)
+    rows = [(1.0, rng.uniform(0, 50), rng.uniform(0, 80), 0.0, rng.uniform(0, 3), rng.uniform(0, 5)) for _ in range(40)]
+    times = [sum(a * f for a, f in zip(true, r)) for r in rows]
+    coef, fit = fit_coefficients(rows, times)
+    assert coef == pytest.approx(true, abs=1e-6)
+    assert fit["n"] == 40 and fit["max_rel"] < 1e-6
+    noisy = [t * (1 + rng.uniform(-0.02, 0.02)) for t in times]
+    coef, fit = fit_coefficients(rows, noisy)
+    assert all(c >= 0 for c in coef) and fit["max_rel"] < 0.05
+
+
+def test_design_latency_equals_spec_predictor() -> None:
+    for name in ("deepmad-cifar", "deepmad-mbv2"):
+        space = get_space(name)
+        model = _model(name)
+        prog = DeepMADProgram(space, Budget())
+        prog.latency_model = model
+        from archsearch.train.latency import random_cnn_design
+
+        rng = random.Random(0)
+        for _ in range(10):
+            _, d = random_cnn_design(space, rng)
+            spec = prog.to_spec(d)
+            assert prog.latency(d) == pytest.approx(predict_latency(spec, model), rel=1e-12)
+            units = [u for u, _ in cnn_units(spec)]
+            assert units[0] == "stem" and units[-1] == "head" and len(units) == 2 + spec.depth
+
+
+def _tiny_space() -> SearchSpace:
+    return SearchSpace(name="tiny-lat", block="k1kxk1", resolution=16, num_classes=10, strides=(1, 2), stem_widths=(8, 16),
+                       widths=(8, 32), kernels=(3, 5), depths=(1, 3), first_depth_max=2, rho0=0.5, penalty_skip=0,
+                       bottleneck_ratio=(0.25, 1.0), budget=Budget(macs=600_000, params=20_000))
+
+
+def test_calibrate_tiny_space_is_fast_and_saved() -> None:
+    import time
+
+    from archsearch.train.latency import calibrate_space
+
+    calls = []
+    t0 = time.perf_counter()
+    model = calibrate_space(_tiny_space(), threads=1, samples=16, runs=3, warmup=1, progress=lambda d, t: calls.append((d, t)))
+    assert time.perf_counter() - t0 < 20
+    assert calls[-1][0] == calls[-1][1] == len(calls)
+    assert set(model.coefs) == {"stem", "k1kxk1", "head"} and model.threads == 1 and model.batch == 1 and model.runs == 3
+    assert LatencyModel.load(latency_model_path("tiny-lat")) == model == find_latency_model("tiny-lat")
+    assert predict_latency(DeepMADProgram(_tiny_space(), Budget()).to_spec(_small_design()), model) > 0
+
+
+def _small_design():
+    from archsearch.solvers import Design
+
+    return Design(8, (16, 32), (8, 16), (3, 3), (1, 2))
+
+
+def test_calibrate_rejects_other_families() -> None:
+    from archsearch.train.latency import calibrate_space
+
+    with pytest.raises(SpecError, match="CNN"):
+        calibrate_space(get_space("nvit"), runs=1)
+
+
+def test_cli_calibrate_json_and_runs_minimum(capsys) -> None:
+    args = build_parser().parse_args(["calibrate", "--space", "deepmad-cifar", "--threads", "1", "--samples", "8",
+                                      "--runs", "2", "--format", "json"])
+    args.runs_min = 1  # few repeats in tests only; the CLI itself requires >= 30
+    cli = sys.modules["archsearch.cli.main"]
+
+    assert args.func(args) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["space"] == "deepmad-cifar" and obj["runs"] == 2 and set(obj["coefs"]) == {"stem", "k1kxk1", "head"}
+    assert find_latency_model("deepmad-cifar") is not None
+    assert main(["calibrate", "--space", "deepmad-cifar", "--runs", "5"]) == 2
+    assert "--runs" in capsys.readouterr().err
+
+
+def test_cli_calibrate_shows_a_progress_bar_on_a_tty(monkeypatch, capsys) -> None:
+    cli = sys.modules["archsearch.cli.main"]
+
+    seen = []
+    real = cli._stderr_console
+
+    def console():
+        c = real()
+        seen.append(c)
+        return c
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(cli, "_stderr_console", console)
+    args = build_parser().parse_args(["calibrate", "--space", "deepmad-cifar", "--threads", "1", "--samples", "8", "--runs", "2"])
+    args.runs_min = 1
+    assert args.func(args) == 0
+    assert len(seen) == 1
+    assert "wrote" in capsys.readouterr().err
+
+
+def test_uncalibrated_space_with_latency_budget_names_calibrate(capsys) -> None:
+    assert main(["solve", "--space", "deepmad-cifar", "--budget", "latency=3ms"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "archsearch calibrate --space deepmad-cifar" in err
+
+
+@pytest.mark.parametrize("budget", ["macs=20M,latency={lat}ms"])
+def test_solve_with_latency_budget_keeps_candidates_within_it(capsys, budget) -> None:
+    space = get_space("deepmad-cifar")
+    model = _model("deepmad-cifar")
+    model.save(latency_model_path("deepmad-cifar"))
+    prog = DeepMADProgram(space, Budget(latency_ms=1.0))
+    free = solve_deepmad(space, space.budget, time_limit=10, top_k=1)
+    lat_free = prog.latency(prog.from_spec(free.best.spec))
+    lat = round(0.8 * lat_free, 3)  # binding: the unconstrained optimum does not fit
+    code = main(["solve", "--space", "deepmad-cifar", "--budget", budget.format(lat=lat), "--format", "json", "--time-limit", "5",
+                 "--top-k", "3"])
+    assert code == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["candidates"] and obj["bound_covers"] == (["macs"] if "macs" in budget else [])
+    for cand in obj["candidates"]:
+        spec = CNNSpec.from_dict(cand["spec"])
+        assert predict_latency(spec, model) <= lat * (1 + 1e-9)
+        assert cand["latency_ms"] == pytest.approx(predict_latency(spec, model))
