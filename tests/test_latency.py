@@ -111,7 +111,6 @@ def test_cli_calibrate_json_and_runs_minimum(capsys) -> None:
     args = build_parser().parse_args(["calibrate", "--space", "deepmad-cifar", "--threads", "1", "--samples", "8",
                                       "--runs", "2", "--format", "json"])
     args.runs_min = 1  # few repeats in tests only; the CLI itself requires >= 30
-    cli = sys.modules["archsearch.cli.main"]
 
     assert args.func(args) == 0
     obj = json.loads(capsys.readouterr().out)

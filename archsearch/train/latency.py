@@ -23,7 +23,6 @@ from torch import nn
 from archsearch.cost.latency import (LatencyModel, block_features, fit_coefficients, head_features, latency_model_path,
                                      stem_features)
 from archsearch.errors import SpecError
-from archsearch.space.cnn import conv_out
 
 __all__ = ["median_ms", "calibrate_space", "device_description", "random_cnn_design"]
 
