@@ -10,7 +10,7 @@ from archsearch.build._registry import get_builder
 from archsearch.errors import SpecError
 from archsearch.space.base import ArchSpec, list_families, load_spec, spec_from_dict
 
-__all__ = ["SpecLike", "as_spec", "build_model", "with_overrides"]
+__all__ = ["SpecLike", "as_spec", "build_model", "entry_spec", "with_overrides"]
 
 SpecLike = Union[ArchSpec, dict, str, Path]
 
@@ -68,3 +68,30 @@ def with_overrides(spec: Any, num_classes: int | None, in_chans: int | None) -> 
     if in_chans is not None and in_chans != spec.in_channels:
         changes["in_channels"] = in_chans
     return dataclasses.replace(spec, **changes) if changes else spec
+
+
+def entry_spec(entry: str, family: str, pretrained: bool, spec: SpecLike | None, kwargs: dict[str, Any], *,
+               weights_hint: str = "load a checkpoint with checkpoint_path=") -> ArchSpec:
+    """The checks every timm entry point of the package makes before it builds; returns the spec.
+
+    Searched architectures have no published weights and their ``pretrained_cfg`` is derived from
+    the spec, so ``pretrained=True`` and ``pretrained_cfg=`` are refused; timm's ``cache_dir`` is
+    dropped (nothing is downloaded). ``kwargs`` is edited in place.
+
+    Args:
+        entry: The entry point's name (``archsearch_cnn``), for messages.
+        family: The spec family it builds.
+        pretrained: timm's ``pretrained`` argument.
+        spec: The ``spec=`` argument in any form :func:`as_spec` reads.
+        kwargs: The entry point's other keyword arguments.
+        weights_hint: How to load weights instead, for the ``pretrained=True`` message.
+    """
+    if spec is None:
+        raise SpecError(f"{entry}: expected spec= (a {family} spec, its dict, JSON text or a JSON file path), got none")
+    if pretrained:
+        raise SpecError(f"{entry}: pretrained=True is not available (no published weights); "
+                        f"pass pretrained=False and {weights_hint}")
+    if kwargs.pop("pretrained_cfg", None) is not None:
+        raise SpecError(f"{entry}: the pretrained_cfg is derived from the spec; use pretrained_cfg_overlay= to change fields")
+    kwargs.pop("cache_dir", None)
+    return as_spec(spec, family=family)

@@ -25,7 +25,7 @@ from timm.models import build_model_with_cfg, checkpoint_seq
 from timm.models._pretrained import PretrainedCfg
 from torch import nn
 
-from archsearch.build._builder import SpecLike, as_spec
+from archsearch.build._builder import SpecLike, entry_spec
 from archsearch.build._registry import get_block, register_block, register_builder, register_timm_model
 from archsearch.errors import SpecError
 from archsearch.space.cnn import CNNSpec, conv_out, se_channels
@@ -237,16 +237,7 @@ def archsearch_cnn(pretrained: bool = False, *, spec: SpecLike | None = None, **
         **kwargs: :class:`ArchsearchCNN` arguments (``num_classes``, ``in_chans``, ``global_pool``,
             ``drop_rate``, ``act_layer``) and timm's ``pretrained_cfg_overlay``, ``features_only`` ...
     """
-    if spec is None:
-        raise SpecError("archsearch_cnn: expected spec= (a CNNSpec, its dict, JSON text or a JSON file path), got none")
-    if pretrained:
-        raise SpecError("archsearch_cnn: pretrained=True is not available (no published weights); "
-                        "pass pretrained=False and load a checkpoint with checkpoint_path=")
-    if kwargs.pop("pretrained_cfg", None) is not None:
-        raise SpecError("archsearch_cnn: the pretrained_cfg is derived from the spec; "
-                        "use pretrained_cfg_overlay= to change fields")
-    kwargs.pop("cache_dir", None)
-    cnn = as_spec(spec, family="cnn")
+    cnn = entry_spec("archsearch_cnn", "cnn", pretrained, spec, kwargs)
     cnn = _with_overrides(cnn, kwargs.pop("num_classes", None), kwargs.pop("in_chans", None))  # type: ignore[arg-type]
     return build_model_with_cfg(
         ArchsearchCNN, "archsearch_cnn", pretrained=False, spec=cnn, pretrained_cfg=cnn_pretrained_cfg(cnn),

@@ -25,7 +25,7 @@ from timm.models import build_model_with_cfg, checkpoint_seq
 from timm.models._pretrained import PretrainedCfg
 from torch import nn
 
-from archsearch.build._builder import SpecLike, as_spec, with_overrides
+from archsearch.build._builder import SpecLike, entry_spec, with_overrides
 from archsearch.build._registry import register_builder, register_timm_model
 from archsearch.cost.mci import se_width_final, se_width_lkc
 from archsearch.errors import SpecError
@@ -469,15 +469,7 @@ def archsearch_mci(pretrained: bool = False, *, spec: SpecLike | None = None, **
         **kwargs: :class:`ArchsearchMCi` arguments (``num_classes``, ``in_chans``, ``global_pool``,
             ``drop_rate``) and timm's ``pretrained_cfg_overlay``, ``features_only`` ...
     """
-    if spec is None:
-        raise SpecError("archsearch_mci: expected spec= (an MCiSpec, its dict, JSON text or a JSON file path), got none")
-    if pretrained:
-        raise SpecError("archsearch_mci: pretrained=True is not available (no published weights); "
-                        "pass pretrained=False and load a checkpoint with checkpoint_path=")
-    if kwargs.pop("pretrained_cfg", None) is not None:
-        raise SpecError("archsearch_mci: the pretrained_cfg is derived from the spec; use pretrained_cfg_overlay= to change fields")
-    kwargs.pop("cache_dir", None)
-    mci = as_spec(spec, family="mci")
+    mci = entry_spec("archsearch_mci", "mci", pretrained, spec, kwargs)
     mci = with_overrides(mci, kwargs.pop("num_classes", None), kwargs.pop("in_chans", None))  # type: ignore[arg-type]
     return build_model_with_cfg(
         ArchsearchMCi, "archsearch_mci", pretrained=False, spec=mci, pretrained_cfg=mci_pretrained_cfg(mci),

@@ -29,7 +29,7 @@ from timm.models._pretrained import PretrainedCfg
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from archsearch.build._builder import SpecLike, as_spec, with_overrides
+from archsearch.build._builder import SpecLike, entry_spec, with_overrides
 from archsearch.build._registry import register_builder, register_timm_model
 from archsearch.errors import SpecError
 from archsearch.space.stvit import STViTSpec
@@ -292,19 +292,10 @@ def archsearch_stvit(pretrained: bool = False, *, spec: SpecLike | None = None, 
         **kwargs: :class:`ArchsearchSTViT` arguments (``num_classes``, ``in_chans``, ``global_pool``,
             ``drop_rate``, ``drop_path_rate`` ...) and timm's ``pretrained_cfg_overlay``.
     """
-    if spec is None:
-        raise SpecError("archsearch_stvit: expected spec= (an STViTSpec, its dict, JSON text or a JSON file path), got none")
-    if pretrained:
-        raise SpecError("archsearch_stvit: pretrained=True is not available (no published weights); "
-                        "pass pretrained=False and load a checkpoint with checkpoint_path=")
-    if kwargs.pop("pretrained_cfg", None) is not None:
-        raise SpecError("archsearch_stvit: the pretrained_cfg is derived from the spec; "
-                        "use pretrained_cfg_overlay= to change fields")
     if kwargs.get("features_only"):
         raise SpecError("archsearch_stvit: features_only is not supported (the token count changes inside the "
                         "model); use forward_features, which returns the token map")
-    kwargs.pop("cache_dir", None)
-    st = as_spec(spec, family="stvit")
+    st = entry_spec("archsearch_stvit", "stvit", pretrained, spec, kwargs)
     st = with_overrides(st, kwargs.pop("num_classes", None), kwargs.pop("in_chans", None))  # type: ignore[arg-type]
     return build_model_with_cfg(ArchsearchSTViT, "archsearch_stvit", pretrained=False, spec=st,
                                 pretrained_cfg=stvit_pretrained_cfg(st), **kwargs)

@@ -31,7 +31,7 @@ from timm.models import build_model_with_cfg, checkpoint_seq
 from timm.models._pretrained import PretrainedCfg
 from torch import nn
 
-from archsearch.build._builder import SpecLike, as_spec, with_overrides
+from archsearch.build._builder import SpecLike, entry_spec, with_overrides
 from archsearch.build._registry import register_builder, register_timm_model
 from archsearch.errors import SpecError
 from archsearch.space.tinyvit import TinyViTSpec, window_count
@@ -340,17 +340,7 @@ def archsearch_tinyvit(pretrained: bool = False, *, spec: SpecLike | None = None
             ``global_pool``, ``drop_rate``, ``proj_drop_rate``, ``drop_path_rate``) and timm's
             ``pretrained_cfg_overlay``, ``features_only`` ...
     """
-    if spec is None:
-        raise SpecError("archsearch_tinyvit: expected spec= (a TinyViTSpec, its dict, JSON text or a JSON file path), "
-                        "got none")
-    if pretrained:
-        raise SpecError("archsearch_tinyvit: pretrained=True is not available (no published weights); "
-                        "pass pretrained=False and load a checkpoint with checkpoint_path=")
-    if kwargs.pop("pretrained_cfg", None) is not None:
-        raise SpecError("archsearch_tinyvit: the pretrained_cfg is derived from the spec; "
-                        "use pretrained_cfg_overlay= to change fields")
-    kwargs.pop("cache_dir", None)
-    tv = as_spec(spec, family="tinyvit")
+    tv = entry_spec("archsearch_tinyvit", "tinyvit", pretrained, spec, kwargs)
     tv = with_overrides(tv, kwargs.pop("num_classes", None), kwargs.pop("in_chans", None))  # type: ignore[arg-type]
     return build_model_with_cfg(
         ArchsearchTinyViT, "archsearch_tinyvit", pretrained=False, spec=tv, pretrained_cfg=tinyvit_pretrained_cfg(tv),

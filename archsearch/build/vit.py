@@ -36,7 +36,7 @@ from timm.models import build_model_with_cfg, checkpoint_seq
 from timm.models._pretrained import PretrainedCfg
 from torch import nn
 
-from archsearch.build._builder import SpecLike, as_spec, with_overrides
+from archsearch.build._builder import SpecLike, entry_spec, with_overrides
 from archsearch.build._registry import register_builder, register_timm_model
 from archsearch.errors import SpecError
 from archsearch.space.vit import ViTBlockSpec, ViTSpec
@@ -310,19 +310,11 @@ def archsearch_vit(pretrained: bool = False, *, spec: SpecLike | None = None, **
         **kwargs: :class:`ArchsearchViT` arguments (``num_classes``, ``in_chans``, ``global_pool``,
             ``fc_norm``, ``fused_attn``, dropout rates) and timm's ``pretrained_cfg_overlay``.
     """
-    if spec is None:
-        raise SpecError("archsearch_vit: expected spec= (a ViTSpec, its dict, JSON text or a JSON file path), got none")
-    if pretrained:
-        raise SpecError("archsearch_vit: pretrained=True is not available (no published weights); "
-                        "pass pretrained=False and load a checkpoint with checkpoint_path= or load_timm_weights")
-    if kwargs.pop("pretrained_cfg", None) is not None:
-        raise SpecError("archsearch_vit: the pretrained_cfg is derived from the spec; "
-                        "use pretrained_cfg_overlay= to change fields")
     if kwargs.get("features_only"):
         raise SpecError("archsearch_vit: features_only is not supported; use forward_features")
     kwargs.pop("features_only", None)
-    kwargs.pop("cache_dir", None)
-    vit = as_spec(spec, family="vit")
+    vit = entry_spec("archsearch_vit", "vit", pretrained, spec, kwargs,
+                     weights_hint="load a checkpoint with checkpoint_path= or load_timm_weights")
     vit = _with_overrides(vit, kwargs.pop("num_classes", None), kwargs.pop("in_chans", None),  # type: ignore[arg-type]
                           kwargs.pop("img_size", None))
     return build_model_with_cfg(
