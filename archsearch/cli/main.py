@@ -112,7 +112,7 @@ def _infeasible_message(result: Any, budget: Budget) -> str:
     small = result.smallest
     return (f"budget {budget.to_text()} is infeasible for space {result.space}: the smallest feasible design has "
             f"macs={format_count(small.get('macs'))} ({small.get('macs')}) and params={format_count(small.get('params'))} "
-            f"({small.get('params')})")
+            f"({small.get('params')})" + (f" and latency={small['latency_ms']:.3g}ms" if small.get("latency_ms") is not None else ""))
 
 
 def _pareto_rows(candidates: Sequence[Any]) -> list[dict[str, Any]]:
@@ -444,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("calibrate", help="time a space's building blocks on this device and fit its latency predictor")
-    p.add_argument("--space", required=True, help="search space to calibrate (deepmad-* spaces)")
+    p.add_argument("--space", required=True, help="search space to calibrate (deepmad-*, nvit, revit* spaces)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--batch", type=int, default=1, help="batch size of the timings (default 1)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")

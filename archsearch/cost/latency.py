@@ -1,18 +1,25 @@
-"""Latency predictor of CNN specs: a per-block-type formula fitted to on-device timings (no torch).
+"""Latency predictor of CNN and ViT specs: a per-unit-type formula fitted to on-device timings (no torch).
 
-A network is cut into *units*: the stem, every block of every superblock (types ``k1kxk1`` and
-``k1dwk1``) and the head (global pooling + classifier). Each unit's predicted latency is a
-non-negative combination of its features (:data:`FEATURES`)::
+A network is cut into *units*, each of a type: for CNNs the stem, every block of every superblock
+(types ``k1kxk1`` and ``k1dwk1``) and the head (global pooling + classifier); for ViTs (family
+``vit``: the NViT/ReViT spaces) the patch embedding, every transformer block and the head (final
+LayerNorm + classifier). Each unit's predicted latency is a non-negative combination of its
+features (:data:`FEATURES`)::
 
     t_unit = a + b * 1x1 MACs + c * dense kxk MACs + d * depthwise MACs + e * activations + f * weights
 
-with MACs, activation elements (read and written by its convs; the residual sum's once) and weights in millions,
-and ``(a, b, c, d)`` fitted per unit type by non-negative least squares on relative errors
-(:func:`fit_coefficients`). The model's latency is the sum over its units. Coefficients come from
-``archsearch calibrate`` (measuring code in :mod:`archsearch.train.latency`), saved as JSON under
-:func:`latency_cache_dir` ``/<device>/<space>.json``.
+with MACs, activation elements (read and written by its layers) and weights in millions, and the
+coefficients fitted per unit type by non-negative least squares on relative errors
+(:func:`fit_coefficients`). For a ViT block "1x1 MACs" are its linear layers' (a linear layer over
+tokens is a 1x1 convolution), "kxk MACs" the token-mixing products ``Q K^T`` and ``A V``; the patch
+embedding is a ``patch x patch`` convolution. The model's latency is the sum over its units.
+Coefficients come from ``archsearch calibrate`` (measuring code in :mod:`archsearch.train.latency`),
+saved as JSON under :func:`latency_cache_dir` ``/<device>/<space>.json``.
 
-For fixed depths and kernels every feature is a posynomial in the widths, so the prediction is too.
+Structure the solvers use: for fixed depths and kernels every CNN feature is a posynomial in the
+widths, so the prediction is too; a ViT block's features are sums of an attention part (in the
+heads and query/key/value widths) and an MLP part, so its predicted latency is separable in them and
+linear in every per-block choice.
 """
 
 from __future__ import annotations
@@ -26,13 +33,16 @@ from typing import Any, Iterator, Sequence
 
 from archsearch.errors import SpecError
 from archsearch.space.cnn import CNNSpec, conv_out, se_channels
+from archsearch.space.vit import ViTSpec
 
-__all__ = ["FEATURES", "UNIT_TYPES", "LatencyModel", "block_features", "stem_features", "head_features", "cnn_units",
-           "predict_latency", "fit_coefficients", "latency_cache_dir", "latency_model_path", "load_latency_model",
-           "find_latency_model"]
+__all__ = ["FEATURES", "UNIT_TYPES", "LATENCY_FAMILIES", "LatencyModel", "block_features", "stem_features", "head_features",
+           "cnn_units", "vit_attention_features", "vit_mlp_features", "vit_block_features", "patch_embed_features",
+           "vit_head_features", "vit_units", "model_units", "predict_latency", "fit_coefficients", "latency_cache_dir", "latency_model_path", "load_latency_model",
+           "find_latency_model", "require_latency_model"]
 
 FEATURES = ("const", "pw_mmacs", "kxk_mmacs", "dw_mmacs", "mactivations", "mweights")
-UNIT_TYPES = ("stem", "k1kxk1", "k1dwk1", "head")
+UNIT_TYPES = ("stem", "k1kxk1", "k1dwk1", "head", "patch_embed", "vit_block", "vit_head")
+LATENCY_FAMILIES = ("cnn", "vit")  # families whose specs the predictor covers
 _SCHEMA = 1
 
 
@@ -98,6 +108,75 @@ def cnn_units(spec: CNNSpec) -> Iterator[tuple[str, tuple[float, ...]]]:
             r = conv_out(r, stride)
     if spec.num_classes:
         yield "head", head_features(channels=spec.out_channels, side=r, num_classes=spec.num_classes)
+
+
+def vit_attention_features(*, embed_dim: int, heads: int, qk_dim: int, v_dim: int, tokens: int) -> tuple[float, ...]:
+    """The attention half of a ViT block (its LayerNorm, Q/K/V, ``Q K^T``, softmax, ``A V``, projection,
+    residual sum); constant term 0 (the block's constant is in :func:`vit_mlp_features`)."""
+    d, n, h = embed_dim, tokens, heads
+    qkv = h * (2 * qk_dim + v_dim)
+    linear = n * d * qkv + n * h * v_dim * d
+    mixing = h * n * n * (qk_dim + v_dim)
+    # LayerNorm in/out, qkv in/out, the attention map written, read by softmax, written, read by A V,
+    # A V out, projection in/out, residual sum
+    acts = 2 * n * d + (n * d + n * qkv) + 4 * h * n * n + n * h * v_dim + (n * h * v_dim + n * d) + 2 * n * d
+    weights = (d + 1) * qkv + (h * v_dim + 1) * d + 2 * d
+    return (0.0, linear / 1e6, mixing / 1e6, 0.0, acts / 1e6, weights / 1e6)
+
+
+def vit_mlp_features(*, embed_dim: int, mlp_dim: int, tokens: int) -> tuple[float, ...]:
+    """The MLP half of a ViT block (LayerNorm, two linear layers, GELU, residual sum), with the
+    block's constant term."""
+    d, n, m = embed_dim, tokens, mlp_dim
+    acts = 2 * n * d + (n * d + n * m) + 2 * n * m + (n * m + n * d) + 2 * n * d
+    weights = (d + 1) * m + (m + 1) * d + 2 * d
+    return (1.0, 2 * n * d * m / 1e6, 0.0, 0.0, acts / 1e6, weights / 1e6)
+
+
+def vit_block_features(*, embed_dim: int, heads: int, qk_dim: int, v_dim: int, mlp_dim: int, tokens: int) -> tuple[float, ...]:
+    """Features of one ViT block: the sum of its attention and MLP halves."""
+    att = vit_attention_features(embed_dim=embed_dim, heads=heads, qk_dim=qk_dim, v_dim=v_dim, tokens=tokens)
+    mlp = vit_mlp_features(embed_dim=embed_dim, mlp_dim=mlp_dim, tokens=tokens)
+    return tuple(a + b for a, b in zip(att, mlp))
+
+
+def patch_embed_features(*, in_channels: int, embed_dim: int, patch_size: int, resolution: int,
+                         class_token: bool = True) -> tuple[float, ...]:
+    """The patch-embedding convolution, the class token and the position embedding sum."""
+    patches = (resolution // patch_size) ** 2
+    tokens = patches + int(class_token)
+    macs = patches * in_channels * patch_size**2 * embed_dim
+    acts = in_channels * resolution**2 + patches * embed_dim + 2 * tokens * embed_dim
+    weights = in_channels * patch_size**2 * embed_dim + embed_dim * (1 + int(class_token)) + tokens * embed_dim
+    return (1.0, 0.0, macs / 1e6, 0.0, acts / 1e6, weights / 1e6)
+
+
+def vit_head_features(*, embed_dim: int, tokens: int, num_classes: int) -> tuple[float, ...]:
+    """The final LayerNorm over every token and the linear classifier."""
+    d = embed_dim
+    return (1.0, d * num_classes / 1e6, 0.0, 0.0, (2 * tokens * d + d + num_classes) / 1e6,
+            (2 * d + (d + 1) * num_classes * (num_classes > 0)) / 1e6)
+
+
+def vit_units(spec: ViTSpec) -> Iterator[tuple[str, tuple[float, ...]]]:
+    """``(unit type, features)`` of every unit of a ViT in execution order."""
+    n, d = spec.num_tokens, spec.embed_dim
+    yield "patch_embed", patch_embed_features(in_channels=spec.in_channels, embed_dim=d, patch_size=spec.patch_size,
+                                              resolution=spec.resolution, class_token=spec.class_token)
+    for b in spec.blocks:
+        yield "vit_block", vit_block_features(embed_dim=d, heads=b.heads, qk_dim=b.qk_dim, v_dim=b.v_dim, mlp_dim=b.mlp_dim,
+                                              tokens=n)
+    yield "vit_head", vit_head_features(embed_dim=d, tokens=n, num_classes=spec.num_classes)
+
+
+def model_units(spec: object) -> Iterator[tuple[str, tuple[float, ...]]]:
+    """The units of a CNN or ViT spec (other families have no latency predictor yet)."""
+    if isinstance(spec, CNNSpec):
+        return cnn_units(spec)
+    if isinstance(spec, ViTSpec):
+        return vit_units(spec)
+    raise SpecError(f"spec: the latency predictor covers the {list(LATENCY_FAMILIES)} families, "
+                    f"not {getattr(spec, 'family', type(spec).__name__)!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,12 +263,10 @@ class LatencyModel:
         return cls.from_dict(obj)
 
 
-def predict_latency(spec: CNNSpec, model: LatencyModel) -> float:
+def predict_latency(spec: CNNSpec | ViTSpec, model: LatencyModel) -> float:
     """Predicted whole-model latency in milliseconds at the calibration's batch size
     (``scale`` times the sum of the unit predictions)."""
-    if not isinstance(spec, CNNSpec):
-        raise SpecError(f"spec: the latency model covers CNN specs, got {type(spec).__name__}")
-    return sum(model.unit_ms(unit, feats) for unit, feats in cnn_units(spec))
+    return sum(model.unit_ms(unit, feats) for unit, feats in model_units(spec))
 
 
 def fit_coefficients(features: Sequence[Sequence[float]], times_ms: Sequence[float]) -> tuple[tuple[float, ...], dict[str, float]]:
@@ -238,3 +315,13 @@ def find_latency_model(space: str) -> LatencyModel | None:
         if path.is_file():
             return LatencyModel.load(path)
     return None
+
+
+def require_latency_model(space: str) -> LatencyModel:
+    """The space's calibration (see :func:`find_latency_model`); a one-line :class:`SpecError` naming
+    the command that makes it when there is none."""
+    model = find_latency_model(space)
+    if model is None:
+        raise SpecError(f"budget.latency: space {space} has no latency calibration on this machine; "
+                        f"run `archsearch calibrate --space {space}` first")
+    return model

@@ -83,12 +83,9 @@ class DeepMADProgram:
     ) -> None:
         self.latency_model = None
         if budget.latency_ms is not None:
-            from archsearch.cost.latency import find_latency_model
+            from archsearch.cost.latency import require_latency_model
 
-            self.latency_model = find_latency_model(space.name)
-            if self.latency_model is None:
-                raise SpecError(f"budget.latency: space {space.name} has no latency calibration on this machine; "
-                                f"run `archsearch calibrate --space {space.name}` first")
+            self.latency_model = require_latency_model(space.name)
         self.space = space
         self.budget = budget
         self.rho0 = float(space.rho0 if rho0 is None else rho0)

@@ -23,8 +23,10 @@ Solver (:class:`NViTSolver`): the LP bound of every EMB on the grid, then the in
 decreasing order of bound until the next bound cannot beat the ``top_k``-th design. The reported
 ``bound`` is the largest of the incumbent, the integer programs' dual bounds and the LP bounds of
 the EMB values never solved: an upper bound over the whole discrete space. Memory budgets are exact
-per-option filters (the peak is a maximum over the blocks' steps). Latency is refused: no latency
-model exists for this family yet.
+per-option filters (the peak is a maximum over the blocks' steps). A latency budget uses the space's
+calibration (``archsearch calibrate``, :mod:`archsearch.cost.latency`): a block's predicted latency
+is an attention part plus an MLP part, each linear in that item's option, so latency is one more
+knapsack row, and the bound covers it.
 
 Within a weight class the score and costs do not depend on which block takes which option; the
 solver gives the wider options to the blocks nearer the middle of the network (a presentation
@@ -40,6 +42,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from archsearch.cost.latency import (LatencyModel, patch_embed_features, predict_latency, require_latency_model,
+                                     vit_attention_features, vit_head_features, vit_mlp_features)
 from archsearch.cost.vit import vit_activation_memory, vit_macs, vit_params
 from archsearch.errors import SpecError
 from archsearch.objectives.nvit import block_profile, nvit_entropy
@@ -64,12 +68,14 @@ class Menu(NamedTuple):
         value: Score of the option at block weight 1.
         macs: MACs of the option.
         params: Parameters of the option.
+        latency: Predicted latency of the option in ms (zeros without a latency budget).
     """
 
     dims: np.ndarray
     value: np.ndarray
     macs: np.ndarray
     params: np.ndarray
+    latency: np.ndarray
 
 
 class EmbSolution(NamedTuple):
@@ -109,6 +115,24 @@ def _pareto(value: np.ndarray, macs: np.ndarray, params: np.ndarray) -> np.ndarr
     return np.array(sorted(keep), dtype=np.int64)
 
 
+def _pareto3(value: np.ndarray, macs: np.ndarray, params: np.ndarray, latency: np.ndarray) -> np.ndarray:
+    """Like :func:`_pareto` with a third cost: options no other weakly dominates in value and all three costs."""
+    order = np.lexsort((latency, params, macs, -value))
+    km = np.empty(len(order))
+    kp = np.empty(len(order))
+    kl = np.empty(len(order))
+    n = 0
+    keep: list[int] = []
+    for idx in order.tolist():
+        m, p, lat = macs[idx], params[idx], latency[idx]
+        if n and np.any((km[:n] <= m) & (kp[:n] <= p) & (kl[:n] <= lat)):
+            continue
+        km[n], kp[n], kl[n] = m, p, lat
+        n += 1
+        keep.append(idx)
+    return np.array(sorted(keep), dtype=np.int64)
+
+
 def _grid(lo: int, hi: int, step: int) -> list[int]:
     first = -(-lo // step) * step
     return list(range(first, hi + 1, step))
@@ -119,7 +143,7 @@ class NViTProgram:
 
     Args:
         space: An :class:`NViTSpace`.
-        budget: MACs, params and/or memory limits (whole model).
+        budget: MACs, params, memory and/or latency limits (whole model; latency needs the space's calibration).
         resolution: Input resolution; default the space's.
         priors: Override the space's ``priors`` switch (``False``: menus only, unit weights).
     """
@@ -128,9 +152,7 @@ class NViTProgram:
                  priors: bool | None = None) -> None:
         if not isinstance(space, NViTSpace):
             raise SpecError(f"space: the nvit program needs an NViTSpace, got {type(space).__name__}")
-        if budget.latency_ms is not None:
-            raise SpecError("budget.latency: the nvit program has no latency model for ViT blocks yet; "
-                            "give macs, params and/or memory")
+        self.latency_model: LatencyModel | None = require_latency_model(space.name) if budget.latency_ms is not None else None
         if priors is not None:
             if not isinstance(priors, bool):
                 raise SpecError(f"priors: expected true or false, got {priors!r}")
@@ -188,6 +210,15 @@ class NViTProgram:
         params += self.depth * 6 * d  # two LayerNorms, output-projection and fc2 biases per block
         return macs, params
 
+    def fixed_latency(self, d: int) -> float:
+        """Predicted latency (ms) at EMB ``d`` that no block choice changes: patch embedding and head."""
+        model, sp = self.latency_model, self.space
+        if model is None:
+            return 0.0
+        return (model.unit_ms("patch_embed", patch_embed_features(in_channels=sp.in_channels, embed_dim=d, patch_size=sp.patch_size,
+                                                                  resolution=self.resolution, class_token=sp.class_token))
+                + model.unit_ms("vit_head", vit_head_features(embed_dim=d, tokens=self.tokens, num_classes=sp.num_classes)))
+
     def menus(self, d: int) -> tuple[Menu, Menu] | None:
         """Non-dominated attention and MLP options at EMB ``d`` (``None`` when a menu is empty)."""
         if d not in self._menus:
@@ -223,10 +254,17 @@ class NViTProgram:
             mlp, mlp_macs, mlp_params, mlp_value = mlp[ok], mlp_macs[ok], mlp_params[ok], mlp_value[ok]
             if not h.size or not mlp.size:
                 return None
-        keep = _pareto(att_value, att_macs, att_params)
-        att = Menu(np.stack([h, q, v], axis=1)[keep], att_value[keep], att_macs[keep], att_params[keep])
-        keep = _pareto(mlp_value, mlp_macs, mlp_params)
-        mlp_menu = Menu(mlp[keep, None], mlp_value[keep], mlp_macs[keep], mlp_params[keep])
+        model = self.latency_model
+        if model is None:
+            att_lat, mlp_lat = np.zeros(len(h)), np.zeros(len(mlp))
+            keep = _pareto(att_value, att_macs, att_params)
+        else:  # per-option predictions (the feature formulas are arithmetic, so they take arrays)
+            att_lat = np.asarray(model.unit_ms("vit_block", vit_attention_features(embed_dim=d, heads=h, qk_dim=q, v_dim=v, tokens=n)), float)
+            mlp_lat = np.asarray(model.unit_ms("vit_block", vit_mlp_features(embed_dim=d, mlp_dim=mlp, tokens=n)), float)
+            keep = _pareto3(att_value, att_macs, att_params, att_lat)
+        att = Menu(np.stack([h, q, v], axis=1)[keep], att_value[keep], att_macs[keep], att_params[keep], att_lat[keep])
+        keep = _pareto(mlp_value, mlp_macs, mlp_params) if model is None else _pareto3(mlp_value, mlp_macs, mlp_params, mlp_lat)
+        mlp_menu = Menu(mlp[keep, None], mlp_value[keep], mlp_macs[keep], mlp_params[keep], mlp_lat[keep])
         return att, mlp_menu
 
     # ------------------------------------------------------------- evaluation
@@ -244,6 +282,10 @@ class NViTProgram:
         """Whole-model MACs and params and activation memory, from :mod:`archsearch.cost`."""
         return vit_macs(spec, with_head=True), vit_params(spec, with_head=True), vit_activation_memory(spec)
 
+    def latency(self, spec: ViTSpec) -> float:
+        """Predicted whole-model latency in ms (0 without a latency budget)."""
+        return predict_latency(spec, self.latency_model) if self.latency_model is not None else 0.0
+
     def is_member(self, d: int, blocks: tuple[tuple[int, int, int, int], ...]) -> bool:
         """Whether a design lies in the program's discrete space (menus and priors; costs not checked)."""
         if d not in self.embed_grid() or len(blocks) != self.depth:
@@ -255,7 +297,7 @@ class NViTProgram:
         macs, params, mem = self.costs(spec)
         b = self.budget
         return ((b.macs is None or macs <= b.macs) and (b.params is None or params <= b.params)
-                and (b.memory is None or mem <= b.memory))
+                and (b.memory is None or mem <= b.memory) and (b.latency_ms is None or self.latency(spec) <= b.latency_ms))
 
     # ---------------------------------------------------------- integer program
     def _model(self, d: int, menus: tuple[Menu, Menu]) -> tuple[Any, ...] | None:
@@ -270,6 +312,7 @@ class NViTProgram:
         c = np.empty(nv)
         macs = np.empty(nv)
         params = np.empty(nv)
+        lat = np.empty(nv)
         eq = lil_matrix((2 * len(self.classes), nv))
         eq_rhs = np.empty(2 * len(self.classes))
         for k, (w, blocks) in enumerate(self.classes):
@@ -277,14 +320,12 @@ class NViTProgram:
             c[s:s + n_att], c[s + n_att:s + per_class] = w * att.value, w * mlp.value
             macs[s:s + n_att], macs[s + n_att:s + per_class] = att.macs, mlp.macs
             params[s:s + n_att], params[s + n_att:s + per_class] = att.params, mlp.params
+            lat[s:s + n_att], lat[s + n_att:s + per_class] = att.latency, mlp.latency
             eq[2 * k, s:s + n_att] = 1
             eq[2 * k + 1, s + n_att:s + per_class] = 1
             eq_rhs[2 * k: 2 * k + 2] = len(blocks)
         rows, rhs = [], []
-        b = self.budget
-        for limit, coef, fixed in ((b.macs, macs, fm), (b.params, params, fp)):
-            if limit is None:
-                continue
+        for limit, coef, fixed in self._rows(d, macs, params, lat):
             room = limit - fixed
             if room <= 0:
                 return None
@@ -293,42 +334,51 @@ class NViTProgram:
         const = 2 * math.log(d) * sum(self.weights)
         return c, eq.tocsr(), eq_rhs, np.array(rows) if rows else None, np.array(rhs), const
 
-    def min_costs(self, d: int) -> tuple[int, int] | None:
-        """MACs and params of the cheapest design at EMB ``d`` (each minimised separately)."""
+    def _rows(self, d: int, macs: Any, params: Any, latency: Any) -> list[tuple[float, Any, float]]:
+        """``(limit, per-option cost, fixed cost)`` of every budget row in use: MACs, params, latency."""
+        b = self.budget
+        fm, fp = self.fixed_costs(d)
+        rows = [(b.macs, macs, fm), (b.params, params, fp), (b.latency_ms, latency, self.fixed_latency(d))]
+        return [(limit, cost, fixed) for limit, cost, fixed in rows if limit is not None]
+
+    def min_costs(self, d: int) -> tuple[int, int, float] | None:
+        """MACs, params and predicted latency of the cheapest design at EMB ``d`` (each minimised separately)."""
         menus = self.menus(d)
         if menus is None:
             return None
         fm, fp = self.fixed_costs(d)
         att, mlp = menus
         return (int(fm + self.depth * (att.macs.min() + mlp.macs.min())),
-                int(fp + self.depth * (att.params.min() + mlp.params.min())))
+                int(fp + self.depth * (att.params.min() + mlp.params.min())),
+                float(self.fixed_latency(d) + self.depth * (att.latency.min() + mlp.latency.min())))
 
-    def lagrangian_bound(self, d: int, lam_macs: float, lam_params: float) -> float:
-        """Upper bound of the score at EMB ``d`` for any multipliers ``>= 0`` of the MACs/params rows.
+    def lagrangian_bound(self, d: int, lam_macs: float, lam_params: float, lam_latency: float = 0.0) -> float:
+        """Upper bound of the score at EMB ``d`` for any multipliers ``>= 0`` of the MACs/params/latency rows.
 
         ``const + sum over classes and items of k max_o (w v_o - lam . c_o) + lam . room``: the
         budget rows moved into the objective (weak duality); ``-inf`` when nothing fits.
         """
         mc = self.min_costs(d)
-        b = self.budget
-        if mc is None or (b.macs is not None and mc[0] > b.macs) or (b.params is not None and mc[1] > b.params):
+        if mc is None or any(lo > limit for limit, lo in zip((self.budget.macs, self.budget.params, self.budget.latency_ms), mc)
+                             if limit is not None):
             return -math.inf
         att, mlp = self.menus(d)  # type: ignore[misc]
-        fm, fp = self.fixed_costs(d)
-        lm = lam_macs if b.macs is not None else 0.0
-        lp = lam_params if b.params is not None else 0.0
+        lams = (lam_macs, lam_params, lam_latency)
+        rows = [(lam, limit, fixed) for lam, (limit, fixed) in
+                zip(lams, ((self.budget.macs, self.fixed_costs(d)[0]), (self.budget.params, self.fixed_costs(d)[1]),
+                           (self.budget.latency_ms, self.fixed_latency(d))))]
+        lm, lp, ll = (lam if limit is not None else 0.0 for lam, limit, _ in rows)
         total = 2 * math.log(d) * sum(self.weights)
         for w, blocks in self.classes:
             for menu in (att, mlp):
-                total += len(blocks) * float(np.max(w * menu.value - lm * menu.macs - lp * menu.params))
-        if b.macs is not None:
-            total += lm * (b.macs - fm)
-        if b.params is not None:
-            total += lp * (b.params - fp)
+                total += len(blocks) * float(np.max(w * menu.value - lm * menu.macs - lp * menu.params - ll * menu.latency))
+        for lam, limit, fixed in rows:
+            if limit is not None:
+                total += lam * (limit - fixed)
         return total
 
-    def lp_bound(self, d: int) -> tuple[float, tuple[float, float]]:
-        """The LP relaxation's optimum at EMB ``d`` (an upper bound) and its multipliers per MAC and param.
+    def lp_bound(self, d: int) -> tuple[float, tuple[float, float, float]]:
+        """The LP relaxation's optimum at EMB ``d`` (an upper bound) and its multipliers per MAC, param and ms.
 
         ``-inf`` when nothing fits, ``inf`` (no pruning) when the backend fails.
         """
@@ -337,24 +387,24 @@ class NViTProgram:
         menus = self.menus(d)
         model = None if menus is None else self._model(d, menus)
         if model is None:
-            return -math.inf, (0.0, 0.0)
+            return -math.inf, (0.0, 0.0, 0.0)
         c, eq, eq_rhs, ub, ub_rhs, const = model
         res = linprog(-c, A_ub=ub, b_ub=ub_rhs if ub is not None else None, A_eq=eq, b_eq=eq_rhs,
                       bounds=(0, None), method="highs")
         if res.status == 2:
-            return -math.inf, (0.0, 0.0)
+            return -math.inf, (0.0, 0.0, 0.0)
         if res.status != 0:
-            return math.inf, (0.0, 0.0)
-        lams = [0.0, 0.0]
+            return math.inf, (0.0, 0.0, 0.0)
+        lams = [0.0, 0.0, 0.0]
         if ub is not None:
-            fixed = self.fixed_costs(d)
+            fixed = (*self.fixed_costs(d), self.fixed_latency(d))
             marg = -np.asarray(res.ineqlin.marginals)
             j = 0
-            for k, limit in enumerate((self.budget.macs, self.budget.params)):
+            for k, limit in enumerate((self.budget.macs, self.budget.params, self.budget.latency_ms)):
                 if limit is not None:
-                    lams[k] = max(0.0, float(marg[j])) / (limit - fixed[k])  # per MAC / per parameter
+                    lams[k] = max(0.0, float(marg[j])) / (limit - fixed[k])  # per MAC / parameter / ms
                     j += 1
-        return float(-res.fun + const) + 1e-9 * abs(res.fun), (lams[0], lams[1])
+        return float(-res.fun + const) + 1e-9 * abs(res.fun), (lams[0], lams[1], lams[2])
 
     def solve_emb(self, d: int, *, time_limit: float = 30.0) -> tuple[EmbSolution | None, float]:
         """The best design at EMB ``d`` by the integer program, and an upper bound of the score there.
@@ -435,13 +485,13 @@ class NViTSolver(BaseSolver):
         if not isinstance(top_k, int) or top_k < 1:
             raise SpecError(f"top_k: expected an integer >= 1, got {top_k!r}")
         if budget.is_empty():
-            raise SpecError("budget: give at least one of macs, params, memory")
+            raise SpecError("budget: give at least one of macs, params, memory, latency")
         t0 = time.perf_counter()
         prog = NViTProgram(space, budget, resolution=resolution, priors=priors)
         grid = prog.embed_grid()
         # best-first over EMB with lazily tightened bounds: a Lagrangian bound from the multipliers of
         # the LPs solved so far (cheap), then the EMB's own LP bound, then its integer program
-        lams: list[tuple[float, float]] = []
+        lams: list[tuple[float, float, float]] = []
         heap: list[tuple[float, int, str, int]] = []
 
         def cheap(d: int) -> float:
@@ -482,9 +532,13 @@ class NViTSolver(BaseSolver):
                 if sol is not None:
                     found.append(sol)
         elapsed = time.perf_counter() - t0
+        extra: dict[str, Any] = {"priors": prog.priors, "embed_values": len(grid), "integer_programs": milps}
+        if prog.latency_model is not None:  # latency is a row of the programs, so the bound covers it
+            extra.update(bound_covers=[k for k in ("macs", "params", "memory", "latency")
+                                       if getattr(budget, "latency_ms" if k == "latency" else k) is not None],
+                         latency_device=prog.latency_model.device, latency_calibration=prog.latency_model.device_name)
         stats = SolverStats(solve_time_s=elapsed, nodes=milps, relaxations=lps, evaluations=len(found),
-                            backend=f"{self.name}/scipy-highs",
-                            extra={"priors": prog.priors, "embed_values": len(grid), "integer_programs": milps})
+                            backend=f"{self.name}/scipy-highs", extra=extra)
         name = space.name
         if not found:
             return SolveResult(INFEASIBLE, name, budget, [], -math.inf, math.inf, stats,
@@ -500,20 +554,25 @@ class NViTSolver(BaseSolver):
             macs, params, mem = prog.costs(spec)
             cands.append(Candidate(spec, sol.score, macs, params, None,
                                    {"memory": mem, "embed_dim": sol.embed_dim, "emb_bound": sol.bound,
-                                    "priors": prog.priors}))
+                                    "priors": prog.priors,
+                                    **({"latency_ms": prog.latency(spec)} if prog.latency_model is not None else {})}))
         return SolveResult(status, name, budget, cands, bound, gap, stats)
 
 
-def smallest_nvit_costs(prog: NViTProgram) -> dict[str, int]:
-    """Smallest whole-model MACs and params of a design of the program's space (each separately)."""
-    best = {"macs": math.inf, "params": math.inf}
-    unconstrained = NViTProgram(prog.space, Budget(), resolution=prog.resolution)
+def smallest_nvit_costs(prog: NViTProgram) -> dict[str, Any]:
+    """Smallest whole-model MACs and params (and predicted latency, with a latency budget) of a design
+    of the program's space (each separately)."""
+    best = {"macs": math.inf, "params": math.inf, "latency_ms": math.inf}
+    unconstrained = NViTProgram(prog.space, Budget(latency_ms=1e9) if prog.latency_model is not None else Budget(),
+                                resolution=prog.resolution)
     for d in unconstrained.embed_grid():
         mc = unconstrained.min_costs(d)
         if mc is not None:
-            best["macs"] = min(best["macs"], mc[0])
-            best["params"] = min(best["params"], mc[1])
-    return {k: int(v) for k, v in best.items() if v < math.inf}
+            best = {k: min(best[k], v) for k, v in zip(best, mc)}
+    out: dict[str, Any] = {k: int(best[k]) for k in ("macs", "params") if best[k] < math.inf}
+    if prog.latency_model is not None and best["latency_ms"] < math.inf:
+        out["latency_ms"] = float(best["latency_ms"])
+    return out
 
 
 def solve_nvit(space: NViTSpace, budget: Budget | None = None, *, top_k: int = 5, resolution: int | None = None,

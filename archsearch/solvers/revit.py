@@ -5,7 +5,8 @@ rule fixes every other dimension. The solver evaluates the exact cost model at e
 (a few hundred pure-python evaluations, milliseconds), so its answer is exact: the objective is EMB,
 the bound is the largest feasible EMB of the whole grid, which the answer attains (gap 0, status
 ``optimal``). Enumeration rather than bisection keeps it exact even where a rounding would make a
-cost non-monotone in EMB.
+cost non-monotone in EMB. A latency budget uses the space's calibration (``archsearch calibrate``):
+every grid point's predicted latency is checked, so the bound covers latency too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from archsearch.cost.latency import LatencyModel, predict_latency, require_latency_model
 from archsearch.cost.vit import vit_activation_memory, vit_macs, vit_params
 from archsearch.errors import SpecError
 from archsearch.solvers.base import (
@@ -24,23 +26,30 @@ from archsearch.space.vit_templates import ReViTSpace
 __all__ = ["ReViTRuleSolver", "revit_costs"]
 
 
-def revit_costs(space: ReViTSpace, embed_dim: int, *, resolution: int | None = None) -> dict[str, int]:
-    """Params, MACs (counting what the space's budget counts) and activation memory of the rule at one EMB."""
+def revit_costs(space: ReViTSpace, embed_dim: int, *, resolution: int | None = None,
+                latency_model: LatencyModel | None = None) -> dict[str, Any]:
+    """Params, MACs (counting what the space's budget counts) and activation memory of the rule at one EMB,
+    and its predicted latency in ms (``latency_ms``) when a latency model is given."""
     spec = space.spec(embed_dim, resolution=resolution)
     with_head = space.budget_counts == "model"
-    return {"params": vit_params(spec, with_head=with_head), "macs": vit_macs(spec, with_head=with_head),
-            "memory": vit_activation_memory(spec)}
+    cost: dict[str, Any] = {"params": vit_params(spec, with_head=with_head), "macs": vit_macs(spec, with_head=with_head),
+                            "memory": vit_activation_memory(spec)}
+    if latency_model is not None:
+        cost["latency_ms"] = predict_latency(spec, latency_model)
+    return cost
 
 
-def _fits(cost: dict[str, int], budget: Budget) -> bool:
-    return all(getattr(budget, k) is None or cost[k] <= getattr(budget, k) for k in ("params", "macs", "memory"))
+def _fits(cost: dict[str, Any], budget: Budget) -> bool:
+    return (all(getattr(budget, k) is None or cost[k] <= getattr(budget, k) for k in ("params", "macs", "memory"))
+            and (budget.latency_ms is None or cost["latency_ms"] <= budget.latency_ms))
 
 
 @register_solver
 class ReViTRuleSolver(BaseSolver):
     """Exact one-dimensional search of the ReViT rule (see the module docstring).
 
-    Capabilities: ``revit`` spaces; params, MACs and activation-memory budgets; an exact bound.
+    Capabilities: ``revit`` spaces; params, MACs, activation-memory and (calibrated) latency budgets;
+    an exact bound.
     """
 
     name = "revit-rule"
@@ -54,7 +63,7 @@ class ReViTRuleSolver(BaseSolver):
 
         Args:
             space: A :class:`ReViTSpace`.
-            budget: Limits on ``params``, ``macs`` and ``memory`` (latency is refused).
+            budget: Limits on ``params``, ``macs``, ``memory`` and ``latency`` (which needs the space's calibration).
             top_k: Candidates to return.
             resolution: Input resolution (default: the space's).
 
@@ -66,24 +75,29 @@ class ReViTRuleSolver(BaseSolver):
             raise SpecError(f"{self.name}: unknown options {sorted(options)}; it takes none")
         if not isinstance(space, ReViTSpace):
             raise SpecError(f"{self.name}: expected a ReViT space, got {type(space).__name__}")
-        if budget.latency_ms is not None:
-            raise SpecError(f"budget.latency: the {space.name} space has no latency model; use params, macs or memory")
+        latency_model = require_latency_model(space.name) if budget.latency_ms is not None else None
         if top_k < 1:
             raise SpecError(f"top_k: expected an integer >= 1, got {top_k!r}")
         if resolution is not None and resolution % space.patch_size:
             raise SpecError(f"resolution: expected a multiple of patch_size {space.patch_size}, got {resolution}")
         t0 = time.perf_counter()
         grid = list(space.embed_grid)
-        evaluated = [(emb, revit_costs(space, emb, resolution=resolution)) for emb in grid]
+        evaluated = [(emb, revit_costs(space, emb, resolution=resolution, latency_model=latency_model)) for emb in grid]
         feasible = [(emb, cost) for emb, cost in evaluated if _fits(cost, budget)]
         stats = SolverStats(evaluations=len(evaluated), backend=f"{self.name}/enumeration")
+        if latency_model is not None:  # exhaustive: the bound accounts for every budget key, latency included
+            stats.extra.update(bound_covers=[k for k in ("macs", "params", "memory", "latency")
+                                             if getattr(budget, "latency_ms" if k == "latency" else k) is not None],
+                               latency_device=latency_model.device, latency_calibration=latency_model.device_name)
         if not feasible:
             stats.solve_time_s = time.perf_counter() - t0
-            smallest = {k: min(cost[k] for _, cost in evaluated) for k in ("macs", "params", "memory")}
+            keys = ("macs", "params", "memory") + (("latency_ms",) if latency_model is not None else ())
+            smallest = {k: min(cost[k] for _, cost in evaluated) for k in keys}
             return SolveResult(INFEASIBLE, space.name, budget, [], float("-inf"), float("inf"), stats, smallest)
         cands = [
             Candidate(space.spec(emb, resolution=resolution, name=f"{space.name}-emb{emb}"), float(emb), cost["macs"],
-                      cost["params"], None, {"embed_dim": emb, "memory": cost["memory"]})
+                      cost["params"], None, {"embed_dim": emb, "memory": cost["memory"],
+                                             **({"latency_ms": cost["latency_ms"]} if latency_model is not None else {})})
             for emb, cost in sorted(feasible, key=lambda ec: -ec[0])[:top_k]
         ]
         bound = float(max(emb for emb, _ in feasible))  # exhaustive: no feasible EMB is larger

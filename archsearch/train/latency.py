@@ -1,6 +1,8 @@
-"""Latency calibration: time a CNN space's building blocks on this device and fit the predictor.
+"""Latency calibration: time a space's building blocks on this device and fit the predictor.
 
-Each unit (stem, block, head) is built alone with the modules of :mod:`archsearch.build.cnn`, timed in
+Covers the CNN (``deepmad-*``) spaces and the ViT (``vit`` family: ``nvit``, ``revit*``) spaces. Each
+unit (CNN: stem, block, head; ViT: patch embedding, transformer block, head) is built alone with the
+modules of :mod:`archsearch.build.cnn` / :mod:`archsearch.build.vit`, timed in
 eval mode without gradients with ``torch.utils.benchmark.Timer`` (median of ``runs`` >= 30 single
 calls after warm-up, the method of :func:`archsearch.train.trainer.measure_latency`), and the
 per-type coefficients are fitted by :func:`archsearch.cost.latency.fit_coefficients`. Then a few
@@ -20,11 +22,12 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from archsearch.cost.latency import (LatencyModel, block_features, fit_coefficients, head_features, latency_model_path,
-                                     stem_features)
+from archsearch.cost.latency import (LATENCY_FAMILIES, LatencyModel, block_features, fit_coefficients, head_features,
+                                     latency_model_path, patch_embed_features, stem_features, vit_block_features,
+                                     vit_head_features)
 from archsearch.errors import SpecError
 
-__all__ = ["median_ms", "calibrate_space", "device_description", "random_cnn_design"]
+__all__ = ["median_ms", "calibrate_space", "device_description", "random_cnn_design", "random_vit_spec"]
 
 
 def median_ms(module: nn.Module, x: torch.Tensor, *, runs: int = 30, warmup: int = 5) -> float:
@@ -145,14 +148,114 @@ def _unit_module(unit: str, cfg: dict[str, Any]) -> tuple[nn.Module, tuple[int, 
     return mod, (cfg["c_in"], cfg["r_in"], cfg["r_in"]), block_features(unit, **cfg)
 
 
+def _log_uniform_multiple(rng: random.Random, centre: float, lo: int, hi: int, m: int) -> int:
+    """A multiple of ``m`` in ``[lo, hi]`` drawn log-uniformly within a factor 2 of ``centre``."""
+    return min(max(_mult(rng, centre / 2, centre * 2, m), lo), hi)
+
+
+def random_vit_spec(space: Any, rng: random.Random, *, resolution: int | None = None, max_embed: int | None = None) -> Any:
+    """A random heterogeneous ViT of a ``vit``-family space, within its MACs budget (100 tries).
+
+    EMB is log-uniform on the space's grid (capped at ``max_embed``); every block's heads, query/key and
+    value widths and MLP width are drawn within a factor 2 of DeiT's proportions (EMB/64 heads of width
+    64, MLP 4 EMB), so the timed blocks span the dims the programs choose from.
+    """
+    from archsearch.cost import macs
+    from archsearch.space.vit import ViTBlockSpec, ViTSpec
+
+    res = int(resolution or space.resolution)
+    lo, hi = space.embed_dims
+    hi = min(hi, max_embed or hi)
+    m = space.embed_multiple
+    spec = None
+    for _ in range(100):
+        d = _mult(rng, lo, max(lo, hi), m)
+        blocks = tuple(ViTBlockSpec(max(1, round(d / 64 * rng.uniform(0.5, 2.0))), _log_uniform_multiple(rng, 64, 8, 256, 8),
+                                    _log_uniform_multiple(rng, 64, 8, 256, 8), _log_uniform_multiple(rng, 4 * d, 16, 16 * d, 16))
+                       for _ in range(space.depth))
+        spec = ViTSpec(d, blocks, space.patch_size, res, getattr(space, "in_channels", 3), space.class_token, space.num_classes)
+        if space.budget.macs is None or macs(spec, with_head=True) <= space.budget.macs:
+            break
+    return spec
+
+
+class _PatchUnit(nn.Module):
+    """Patch embedding, class token and position embedding: the ViT's first unit."""
+
+    def __init__(self, in_channels: int, embed_dim: int, patch_size: int, tokens: int, class_token: bool) -> None:
+        from archsearch.build.vit import PatchEmbed
+
+        super().__init__()
+        self.patch_embed = PatchEmbed(in_channels, embed_dim, patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, tokens, embed_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        return x + self.pos_embed
+
+
+class _ViTHeadUnit(nn.Module):
+    """Final LayerNorm over every token, the class token (or token average) and the classifier."""
+
+    def __init__(self, embed_dim: int, num_classes: int, class_token: bool) -> None:
+        from archsearch.build.vit import LN_EPS
+
+        super().__init__()
+        self.norm = nn.LayerNorm(embed_dim, eps=LN_EPS)
+        self.class_token = class_token
+        self.head = nn.Linear(embed_dim, num_classes) if num_classes else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(x)
+        return self.head(x[:, 0] if self.class_token else x.mean(dim=1))
+
+
+def _vit_unit_samples(space: Any, resolution: int, samples: int, rng: random.Random, max_width: int | None) -> list[tuple[str, dict[str, Any]]]:
+    tokens = (resolution // space.patch_size) ** 2 + int(space.class_token)
+    c_in = getattr(space, "in_channels", 3)
+    out: list[tuple[str, dict[str, Any]]] = []
+    lo, hi = space.embed_dims[0], min(space.embed_dims[1], max_width or space.embed_dims[1])
+    for _ in range(max(4, samples // 8)):
+        d = _mult(rng, lo, max(lo, hi), space.embed_multiple)
+        out.append(("patch_embed", dict(in_channels=c_in, embed_dim=d, patch_size=space.patch_size, resolution=resolution,
+                                        class_token=space.class_token)))
+    for _ in range(samples):
+        spec = random_vit_spec(space, rng, resolution=resolution, max_embed=max_width)
+        b = spec.blocks[rng.randrange(len(spec.blocks))]
+        out.append(("vit_block", dict(embed_dim=spec.embed_dim, heads=b.heads, qk_dim=b.qk_dim, v_dim=b.v_dim,
+                                      mlp_dim=b.mlp_dim, tokens=tokens)))
+    for _ in range(max(4, samples // 8)):
+        d = _mult(rng, lo, max(lo, hi), space.embed_multiple)
+        out.append(("vit_head", dict(embed_dim=d, tokens=tokens, num_classes=space.num_classes)))
+    return out
+
+
+def _vit_unit_module(unit: str, cfg: dict[str, Any], class_token: bool) -> tuple[nn.Module, tuple[int, ...], tuple[float, ...]]:
+    from archsearch.build.vit import ViTBlock
+    from archsearch.space.vit import ViTBlockSpec
+
+    if unit == "patch_embed":
+        tokens = (cfg["resolution"] // cfg["patch_size"]) ** 2 + int(cfg["class_token"])
+        mod: nn.Module = _PatchUnit(cfg["in_channels"], cfg["embed_dim"], cfg["patch_size"], tokens, cfg["class_token"])
+        return mod, (cfg["in_channels"], cfg["resolution"], cfg["resolution"]), patch_embed_features(**cfg)
+    if unit == "vit_head":
+        mod = _ViTHeadUnit(cfg["embed_dim"], cfg["num_classes"], class_token)
+        return mod, (cfg["tokens"], cfg["embed_dim"]), vit_head_features(**cfg)
+    mod = ViTBlock(cfg["embed_dim"], ViTBlockSpec(cfg["heads"], cfg["qk_dim"], cfg["v_dim"], cfg["mlp_dim"]))
+    return mod, (cfg["tokens"], cfg["embed_dim"]), vit_block_features(**cfg)
+
+
 def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads: int | None = None, samples: int = 48,
                     runs: int = 30, warmup: int = 5, resolution: int | None = None, max_width: int | None = None,
                     models: int = 6, seed: int = 0, save: bool = True,
                     progress: Callable[[int, int], None] | None = None) -> LatencyModel:
-    """Times ``samples`` blocks (plus stems and heads) of a CNN space and fits the per-type predictor.
+    """Times ``samples`` blocks (plus stems/patch embeddings and heads) of a space and fits the per-type predictor.
 
     Args:
-        space: A DeepMAD (``cnn`` family) space.
+        space: A DeepMAD (``cnn`` family) or ViT (``vit`` family) space.
         device: ``cpu`` or ``cuda``.
         batch: Batch size of the timed inputs.
         threads: ``torch.set_num_threads`` for the measurements (default: unchanged).
@@ -160,15 +263,16 @@ def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads:
         runs: Timed calls per unit (the median is kept); the CLI always uses >= 30.
         warmup: Untimed calls first.
         resolution: Input resolution (default: the space's).
-        max_width: Cap on sampled widths (tests).
+        max_width: Cap on sampled widths (CNN) or EMB (ViT) (tests).
         models: Whole random models timed for the in-context scale (0: scale 1).
         seed: Sampling seed.
         save: Write the result to :func:`archsearch.cost.latency.latency_model_path`.
         progress: Called with ``(done, total)`` after each unit.
     """
-    if getattr(space, "family", None) != "cnn":
-        raise SpecError(f"--space: latency calibration covers the CNN (deepmad-*) spaces, not {space.name!r} "
-                        f"(family {getattr(space, 'family', '?')})")
+    family = getattr(space, "family", None)
+    if family not in LATENCY_FAMILIES:
+        raise SpecError(f"--space: latency calibration covers the {list(LATENCY_FAMILIES)} families (deepmad-*, nvit, revit*), "
+                        f"not {space.name!r} (family {family})")
     if device not in ("cpu", "cuda"):
         raise SpecError(f"--device: expected cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
@@ -182,12 +286,13 @@ def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads:
     dev = torch.device(device)
     res = int(resolution or space.resolution)
     rng = random.Random(seed)
-    units = _unit_samples(space, res, samples, rng, max_width)
+    vit = family == "vit"
+    units = _vit_unit_samples(space, res, samples, rng, max_width) if vit else _unit_samples(space, res, samples, rng, max_width)
     feats: dict[str, list[tuple[float, ...]]] = {}
     times: dict[str, list[float]] = {}
     torch.manual_seed(seed)
     for n_done, (unit, cfg) in enumerate(units, 1):
-        mod, shape, f = _unit_module(unit, cfg)
+        mod, shape, f = _vit_unit_module(unit, cfg, space.class_token) if vit else _unit_module(unit, cfg)
         mod = mod.to(dev)
         x = torch.randn(batch, *shape, device=dev)
         ms = median_ms(mod, x, runs=runs, warmup=warmup)
@@ -205,9 +310,11 @@ def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads:
         from archsearch.build import build_model
         from archsearch.cost.latency import predict_latency
 
-        spec = _random_model_spec(space, rng, res, max_width)
+        spec = (random_vit_spec(space, rng, resolution=res, max_embed=max_width) if vit
+                else _random_model_spec(space, rng, res, max_width))
         net = build_model(spec).to(dev)
-        ratios.append(median_ms(net, torch.randn(batch, 3, res, res, device=dev), runs=runs, warmup=warmup)
+        c_in = getattr(spec, "in_channels", 3)
+        ratios.append(median_ms(net, torch.randn(batch, c_in, res, res, device=dev), runs=runs, warmup=warmup)
                       / predict_latency(spec, model))
         if progress is not None:
             progress(len(units) + j + 1, len(units) + models)
