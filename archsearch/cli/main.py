@@ -338,14 +338,15 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
 def _results_frame(rows: list[dict[str, Any]]) -> Any:
     """Rows as a DataFrame with a ``pareto`` column: top-1 (max) vs MACs, params, latency (min),
-    within each (dataset, recipe) group, since accuracies of different trainings do not compare."""
+    within each (dataset, recipe, teacher cache) group, since accuracies of different trainings do not compare."""
     import pandas as pd
 
     from archsearch.results import non_dominated
 
     frame = pd.DataFrame(rows)
     frame["pareto"] = False
-    for _, group in frame.groupby(["dataset", "recipe"], sort=False, dropna=False):
+    groups = ["dataset", "recipe"] + (["distill"] if "distill" in frame else [])
+    for _, group in frame.groupby(groups, sort=False, dropna=False):
         objectives = {"top1": "max", "macs": "min", "params": "min"}
         if group["latency_ms"].notna().all():
             objectives["latency_ms"] = "min"
@@ -389,7 +390,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             args.source, dataset=args.dataset, recipe=args.recipe, device=args.device, top_k=args.top_k,
             storage=args.storage, seed=args.seed, epochs=args.epochs, amp=args.amp, compile=args.compile,
             data_dir=args.data_dir, max_batches=args.max_batches, latency=not args.no_latency, progress=progress,
-            on_result=announce,
+            on_result=announce, distill=args.distill,
         )
     except KeyboardInterrupt:
         err("interrupted: finished candidates are in the study and the current one's last epoch is checkpointed; "
@@ -403,6 +404,78 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         _print_results(frame, f"validated {len(rows)} candidates (recipe {args.recipe})", status=True,
                        caption="pareto: no candidate has a higher top-1 at no more MACs, params and latency")
+    return EXIT_OK
+
+
+def _teacher_spec(path: Path) -> Any:
+    """The spec of a validated run's checkpoint (``RUN/checkpoints/KEY.pt``), from the run's study; else None."""
+    from archsearch.study import ValidationStudy, default_storage, run_location
+
+    run_dir = path.resolve().parent.parent
+    if path.suffix != ".pt" or path.parent.name != "checkpoints" or not (run_dir / "study.db").is_file():
+        return None
+    try:
+        _, record = run_location(run_dir)
+    except ArchsearchError:
+        return None
+    study = ValidationStudy(name=str(record["name"]), storage=default_storage(run_dir), create=False)
+    for trial in study.study.get_trials(deepcopy=False):
+        if trial.user_attrs.get("key") == path.stem and "spec" in trial.user_attrs:
+            return trial.user_attrs["spec"]
+    return None
+
+
+def cmd_teacher(args: argparse.Namespace) -> int:
+    for flag, value, low in (("--epochs", args.epochs, 1), ("--topk", args.topk, 1), ("--batch-size", args.batch_size, 1)):
+        if value < low:
+            raise SpecError(f"{flag}: expected an integer >= {low}, got {value}")
+    if args.resolution is not None and not 8 <= args.resolution <= 4096:
+        raise SpecError(f"--resolution: expected an integer in [8, 4096], got {args.resolution}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SpecError(f"--threads: expected an integer >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from archsearch.train import DatasetError, build_cache, get_dataset, load_teacher
+
+    source = Path(args.model)
+    spec = _teacher_spec(source) if not args.model.startswith("timm:") and source.is_file() else None
+    data = get_dataset(args.dataset, seed=args.seed, root=args.data_dir, resolution=args.resolution)
+    info = data.info
+    teacher, identity = load_teacher(args.model, num_classes=info.num_classes, checkpoint=args.checkpoint,
+                                     random_weights=args.random_weights, resolution=args.resolution, spec=spec)
+    if identity["resolution"] > info.max_resolution:
+        raise DatasetError(f"--model {args.model}: resolution {identity['resolution']} does not fit {info.name} "
+                           f"({info.resolution} px images; accepted up to {info.max_resolution} px); give --resolution")
+    kwargs = dict(teacher=teacher, identity=identity, data=data, out=args.out, epochs=args.epochs, topk=args.topk,
+                  seed=args.seed, augment=not args.no_augment, device=args.device, batch_size=args.batch_size, amp=args.amp)
+    t0 = time.perf_counter()
+    try:
+        if args.format != "json" and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          transient=True, console=_stderr_console()) as bar:
+                task = bar.add_task(f"teacher {args.model} on {info.name}", total=None)
+                header = build_cache(progress=lambda done, total: bar.update(task, completed=done, total=total), **kwargs)
+        else:
+            header = build_cache(**kwargs)
+    except KeyboardInterrupt:
+        err(f"interrupted: the cache in {args.out} holds every flushed batch; re-run the same command to resume")
+        return 130
+    wall = time.perf_counter() - t0
+    records = header["epochs"] * header["dataset"]["train_size"]
+    summary = {"cache": str(Path(args.out)), "id": header["id"], "teacher": args.model, "teacher_macs": identity["macs"],
+               "teacher_params": identity["params"], "dataset": info.name, "train_size": header["dataset"]["train_size"],
+               "epochs": header["epochs"], "topk": header["topk"], "record_bytes": header["record_bytes"],
+               "bytes": records * header["record_bytes"], "teacher_time_s": round(header["teacher_time_s"], 3),
+               "wall_time_s": round(wall, 3)}
+    if args.format == "json":
+        print_json(summary)
+    else:
+        print_table(f"teacher cache {summary['cache']} (id {summary['id']})", ["quantity", "value"],
+                    [(k, format_count(v) if k in ("teacher_macs", "teacher_params") else str(v)) for k, v in summary.items()])
     return EXIT_OK
 
 
@@ -485,8 +558,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batches", type=int, default=None, help="at most N training batches per epoch (smoke runs)")
     p.add_argument("--no-latency", action="store_true", help="skip the batch-1 latency measurement")
     p.add_argument("--threads", type=int, default=None, help="CPU threads of torch (default: torch's; 1 on a busy shared machine)")
+    p.add_argument("--distill", help="teacher cache written by `archsearch teacher`: train against its soft labels")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("teacher", help="run a teacher once over the training set and cache its sparse soft labels (TinyViT)")
+    p.add_argument("--model", required=True, help="timm:NAME, a spec .json, or a checkpoint of a validated run (RUN/checkpoints/KEY.pt)")
+    p.add_argument("--checkpoint", help="teacher weights (torch.load weights_only); required unless --model is a checkpoint")
+    p.add_argument("--random-weights", action="store_true", help="allow a teacher without weights (tests and timings only)")
+    p.add_argument("--dataset", default="digits", help="dataset of the students (default digits)")
+    p.add_argument("--data-dir", help="dataset download cache (default $ARCHSEARCH_DATA or ~/.cache/archsearch/data)")
+    p.add_argument("--epochs", type=int, default=8, help="epochs of augmented views to store (default 8, the quick recipe's)")
+    p.add_argument("--topk", type=int, default=10, help="probabilities kept per image (default 10)")
+    p.add_argument("--out", required=True, help="cache directory (resumed when it holds an unfinished cache of the same settings)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data split and the augmentation seeds (validate with the same)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--batch-size", type=int, default=256, help="images per teacher forward (default 256)")
+    p.add_argument("--resolution", type=int, default=None, help="teacher input side (default: the model's)")
+    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="off", help="teacher autocast on CUDA (default off)")
+    p.add_argument("--no-augment", action="store_true", help="store unaugmented views (for recipes without augmentation)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads of torch")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_teacher)
 
     p = sub.add_parser("results", help="table of a run's validated candidates, Pareto-optimal ones marked")
     p.add_argument("run", help="run directory (or its candidates.json)")

@@ -20,9 +20,13 @@ if TYPE_CHECKING:
 __all__ = ["ValidationStudy", "candidate_key", "default_storage"]
 
 
-def candidate_key(spec: dict[str, Any], recipe: dict[str, Any], dataset: str, seed: int) -> str:
-    """A stable 16-hex-digit hash of what determines a training run: spec, recipe, dataset and seed."""
-    blob = json.dumps({"spec": spec, "recipe": recipe, "dataset": dataset, "seed": seed}, sort_keys=True)
+def candidate_key(spec: dict[str, Any], recipe: dict[str, Any], dataset: str, seed: int, distill: str | None = None) -> str:
+    """A stable 16-hex-digit hash of what determines a training run: spec, recipe, dataset, seed and,
+    for a distilled run, the teacher cache's id (keys of runs without one are unchanged)."""
+    what: dict[str, Any] = {"spec": spec, "recipe": recipe, "dataset": dataset, "seed": seed}
+    if distill is not None:
+        what["distill"] = distill
+    blob = json.dumps(what, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -19,7 +19,8 @@ __all__ = ["ROW_KEYS", "load_results", "run_location", "validate_run"]
 
 #: Keys of every result row (``archsearch results --format json`` adds ``pareto``).
 ROW_KEYS = ("name", "family", "dataset", "recipe", "seed", "macs", "params", "score", "top1", "top5", "test_loss",
-            "latency_ms", "train_time_s", "images_per_s", "peak_memory_bytes", "epochs", "device", "amp", "key", "status")
+            "latency_ms", "train_time_s", "images_per_s", "peak_memory_bytes", "epochs", "device", "amp", "key", "status",
+            "distill")
 
 
 def run_location(source: str | Path) -> tuple[Path, dict[str, Any]]:
@@ -60,6 +61,7 @@ def validate_run(
     progress: bool = False,
     callbacks: Sequence[Callable[[Any], None]] = (),
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    distill: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Trains and measures the first ``top_k`` candidates of a run and records them in its study.
 
@@ -81,6 +83,9 @@ def validate_run(
         progress: Show progress bars.
         callbacks: Called with every :class:`~archsearch.train.EpochRecord` after its checkpoint.
         on_result: Called with each candidate's row as soon as it is known.
+        distill: A teacher cache (``archsearch teacher --out``): every candidate trains against its soft
+            labels with the cached augmentation replayed. Checked against the dataset, recipe and epochs
+            before anything trains; its id enters the candidate key and the trial's attributes.
 
     Returns:
         One row per candidate (keys :data:`ROW_KEYS`), ``status`` ``trained``, ``resumed`` or ``cached``.
@@ -88,13 +93,14 @@ def validate_run(
     Raises:
         SpecError: Bad input (no such run, unknown dataset or recipe, a spec that does not fit the
             dataset, no GPU for ``cuda``). Nothing has trained when it is raised.
+        CacheError: A teacher cache that does not fit the dataset, recipe or epochs (raised before training).
     """
     import torch
 
     from archsearch import cost
     from archsearch.build import build_model
     from archsearch.space import spec_from_dict
-    from archsearch.train import DatasetError, get_dataset, get_recipe, init_distributed, resolve_device, train
+    from archsearch.train import DatasetError, TeacherCache, get_dataset, get_recipe, init_distributed, resolve_device, train
 
     run_dir, record = run_location(source)
     rec = get_recipe(recipe)
@@ -123,6 +129,11 @@ def validate_run(
                                f"({info.resolution} px images; accepted up to {info.max_resolution} px, 4x the stored side); "
                                f"solve with --resolution {min(info.max_resolution, max(32, info.resolution))} or pick another dataset")
 
+    cache = None
+    if distill is not None:
+        cache = TeacherCache(distill)
+        cache.check(data, epochs=rec.epochs, augment=rec.augment)
+
     rank, world = init_distributed(dev)
     url = storage or default_storage(run_dir)
     if world > 1:  # rank 0 creates the study, the others open it: no two processes create one database
@@ -136,7 +147,7 @@ def validate_run(
     done = study.finished()  # read by every rank before rank 0 writes anything
     rows = []
     for index, (cand, spec) in enumerate(zip(candidates, specs)):
-        key = candidate_key(cand["spec"], rec.to_dict(), info.name, seed)
+        key = candidate_key(cand["spec"], rec.to_dict(), info.name, seed, distill=cache.id if cache else None)
         if key in done:
             row = _row(done[key].user_attrs, "cached")
             rows.append(row)
@@ -150,7 +161,12 @@ def validate_run(
             "dataset": info.name, "seed": seed, "score": cand.get("score"),
             "macs": cost.macs(trained, with_head=True), "params": cost.params(trained, with_head=True),
             "solve_macs": cand.get("macs"), "solve_params": cand.get("params"),
+            "distill": cache.id if cache else None,
         }
+        if cache is not None:
+            attrs["distill_cache"] = {"path": str(Path(distill).resolve()), "id": cache.id, "topk": cache.topk,  # type: ignore[arg-type]
+                                      "epochs": cache.epochs, "teacher": cache.header["teacher"].get("source"),
+                                      "teacher_macs": cache.header["teacher"].get("macs")}
         trial = study.start(key, attrs) if rank == 0 else None
         history: list[dict[str, Any]] = []
 
@@ -165,7 +181,7 @@ def validate_run(
             result = train(model, data, rec, seed=seed, device=str(dev), amp=amp, compile=compile,
                            checkpoint=run_dir / "checkpoints" / f"{key}.pt", key=key,
                            callbacks=[record_epoch, *callbacks], progress=progress, latency=latency,
-                           max_batches=max_batches)
+                           max_batches=max_batches, targets=cache)
         except KeyboardInterrupt:
             raise  # the trial stays RUNNING; the next run resumes it from the checkpoint
         except Exception as exc:

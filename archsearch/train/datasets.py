@@ -34,7 +34,7 @@ from archsearch.errors import ArchsearchError, UnknownNameError
 
 __all__ = [
     "BatchTransform", "DatasetError", "DatasetInfo", "FolderSplit", "ImageData", "Split", "TensorSplit",
-    "default_data_dir", "get_dataset", "list_datasets", "register_dataset",
+    "default_data_dir", "get_dataset", "list_datasets", "register_dataset", "replay_augmentation",
 ]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -341,10 +341,25 @@ class BatchTransform:
         self.mean = torch.tensor(info.mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(info.std, device=device).view(1, -1, 1, 1)
 
-    def __call__(self, images: torch.Tensor, *, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, *, train: bool, generator: torch.Generator | None = None,
+                 seeds: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+        """The model inputs of a uint8 batch.
+
+        Args:
+            images: uint8 (N, C, H, W) at the stored size.
+            train: Apply the training augmentation (when ``generator`` or ``seeds`` is given).
+            generator: Draws the crop offsets and flips of the whole batch (the ordinary path).
+            seeds: Per-image int32 augmentation seeds instead: image ``i``'s crop and flip are a
+                function of ``seeds[i]`` alone (:func:`replay_augmentation`), so a teacher and a
+                student see the same augmented image whatever batch it falls in.
+        """
         x = images.to(self.device, non_blocking=True).float().div_(255)
         x = (x - self.mean) / self.std
-        if train and generator is not None:
+        if train and seeds is not None:
+            oy, ox, flip = replay_augmentation(seeds, pad=self.info.pad, flip=self.info.flip)
+            x = self._apply(x, torch.as_tensor(oy, device=x.device), torch.as_tensor(ox, device=x.device),
+                            torch.as_tensor(flip, device=x.device))
+        elif train and generator is not None:
             x = self._augment(x, generator)
         if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
             x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False,
@@ -355,17 +370,57 @@ class BatchTransform:
         return x
 
     def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        n = x.shape[0]
+        p = self.info.pad
+        oy = torch.randint(0, 2 * p + 1, (n,), device=x.device, generator=gen) if p else None
+        ox = torch.randint(0, 2 * p + 1, (n,), device=x.device, generator=gen) if p else None
+        flip = torch.rand(n, device=x.device, generator=gen) < 0.5 if self.info.flip else None
+        return self._apply(x, oy, ox, flip)
+
+    def _apply(self, x: torch.Tensor, oy: torch.Tensor | None, ox: torch.Tensor | None,
+               flip: torch.Tensor | None) -> torch.Tensor:
         n, _, h, w = x.shape
         p = self.info.pad
-        if p:
+        if p and oy is not None and ox is not None:
             # zero padding after normalisation = padding with the mean colour
             xp = F.pad(x, (p, p, p, p))
-            oy = torch.randint(0, 2 * p + 1, (n,), device=x.device, generator=gen)
-            ox = torch.randint(0, 2 * p + 1, (n,), device=x.device, generator=gen)
             iy = (oy[:, None] + torch.arange(h, device=x.device))[:, :, None]
             ix = (ox[:, None] + torch.arange(w, device=x.device))[:, None, :]
             x = xp[torch.arange(n, device=x.device)[:, None, None], :, iy, ix].permute(0, 3, 1, 2)
-        if self.info.flip:
-            flip = torch.rand(n, device=x.device, generator=gen) < 0.5
+        if self.info.flip and flip is not None:
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
         return x
+
+
+def _mix32(x: np.ndarray) -> np.ndarray:
+    """A 32-bit integer finaliser (C. Wellons' "lowbias32": xor-shift / multiply rounds), on uint32."""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+
+
+def replay_augmentation(seeds: torch.Tensor | np.ndarray, *, pad: int, flip: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The crop offsets and flips that per-image seeds stand for (version 1 of the replay).
+
+    Image ``i`` is cropped at rows ``oy[i]:oy[i] + H`` and columns ``ox[i]:ox[i] + W`` of its
+    ``pad``-padded copy and flipped when ``flip[i]``; each is drawn from its own round of a 32-bit
+    hash of the seed, so the result depends on the seed alone: no generator state, no batch
+    composition, the same on every device. A teacher cache stores the seeds and the student replays them.
+
+    Args:
+        seeds: int32 (or any integer) seeds, shape (N,).
+        pad: Crop padding (0: offsets are 0).
+        flip: Whether flips are drawn (False: never flipped).
+
+    Returns:
+        ``oy``, ``ox`` (int64, in [0, 2 * pad]) and ``flip`` (bool), each of shape (N,).
+    """
+    s = np.asarray(seeds.cpu() if isinstance(seeds, torch.Tensor) else seeds).astype(np.int64).astype(np.uint32)
+    with np.errstate(over="ignore"):
+        h1 = _mix32(s ^ np.uint32(0x9E3779B9))
+        h2 = _mix32(h1)
+        h3 = _mix32(h2)
+    span = np.uint32(2 * pad + 1)
+    return (h1 % span).astype(np.int64), (h2 % span).astype(np.int64), (h3 >> np.uint32(31)).astype(bool) & flip

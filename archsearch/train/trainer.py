@@ -22,7 +22,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -34,7 +34,8 @@ from archsearch.errors import SpecError
 from archsearch.train.datasets import BatchTransform, ImageData
 from archsearch.train.recipes import Recipe, lr_factor
 
-__all__ = ["EpochRecord", "TrainResult", "init_distributed", "measure_latency", "peak_memory_bytes", "resolve_device", "train"]
+__all__ = ["EpochRecord", "TargetProvider", "TrainResult", "init_distributed", "measure_latency", "peak_memory_bytes",
+           "resolve_device", "soft_cross_entropy", "train"]
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 AmpMode = Literal["auto", "bf16", "fp16", "off"]
@@ -95,6 +96,23 @@ class TrainResult:
         out = dataclasses.asdict(self)
         out["history"] = [h.to_dict() for h in self.history]
         return out
+
+
+class TargetProvider(Protocol):
+    """Per-batch training targets in place of the dataset's labels (distillation).
+
+    Called with the epoch (from 0) and the training-split indices of a batch; returns the images'
+    int32 augmentation seeds, shape (N,), which the trainer replays through
+    :class:`~archsearch.train.datasets.BatchTransform` instead of its own draws, and soft targets
+    (N, classes) whose rows sum to 1. Both on the CPU or the training device.
+    """
+
+    def __call__(self, epoch: int, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``-sum_c targets[c] * log_softmax(logits)[c]`` (in float32)."""
+    return -(targets.float() * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
 
 
 def resolve_device(device: str) -> torch.device:
@@ -277,6 +295,7 @@ def train(
     progress: bool = False,
     latency: bool = True,
     max_batches: int | None = None,
+    targets: TargetProvider | None = None,
 ) -> TrainResult:
     """Trains ``model`` on ``data`` with ``recipe`` and evaluates it after every epoch.
 
@@ -296,6 +315,10 @@ def train(
         progress: Show a rich progress bar (rank 0).
         latency: Measure batch-1 latency at the end (rank 0).
         max_batches: Train on at most this many batches per epoch (tests and smoke runs).
+        targets: Soft targets per batch (e.g. a :class:`~archsearch.train.teacher.TeacherCache`): the loss
+            becomes :func:`soft_cross_entropy` against them (the recipe's label smoothing does not apply)
+            and, when the recipe augments, every image's crop and flip are replayed from the seed the
+            provider gives. Evaluation still scores the true labels.
 
     Returns:
         The :class:`TrainResult`.
@@ -372,10 +395,18 @@ def train(
             for images, labels in data.train.batches(indices, recipe.batch_size):
                 if steps == steps_per_epoch:
                     break
-                x = transform(images, train=True, generator=gen if recipe.augment else None)
-                y = labels.to(dev, non_blocking=True)
-                with autocast:
-                    loss = criterion(step_model(x), y)
+                if targets is None:
+                    x = transform(images, train=True, generator=gen if recipe.augment else None)
+                    y = labels.to(dev, non_blocking=True)
+                    with autocast:
+                        loss = criterion(step_model(x), y)
+                else:
+                    batch_idx = torch.as_tensor(indices[steps * recipe.batch_size:(steps + 1) * recipe.batch_size])
+                    seeds, y = targets(epoch, batch_idx)
+                    x = transform(images, train=True, seeds=seeds if recipe.augment else None)
+                    y = y.to(dev, non_blocking=True)
+                    with autocast:
+                        loss = soft_cross_entropy(step_model(x), y)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
