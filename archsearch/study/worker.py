@@ -152,6 +152,7 @@ def run_worker(
         settings = queue.settings
     ckpt_dir: Path | None = None
     data_cache: dict[Any, Any] = {}
+    _warm_up(queue, settings, data_cache, data_dir)
     while True:
         trial = None
         payload: dict[str, Any] | None = None
@@ -202,6 +203,27 @@ def run_worker(
             summary.duplicates += 1
         if on_result:
             on_result({**attrs, **metrics, "trial": trial.number, "status": "done" if done else "duplicate"})
+
+
+def _warm_up(queue: SearchQueue | None, settings: dict[str, Any], data_cache: dict[Any, Any],
+             data_dir: str | Path | None) -> None:
+    """Imports the builders and loads the dataset before the first claim, so that a claimed trial's
+    time is its training, not this process's start-up (rank 0 only; other ranks load on demand)."""
+    import archsearch.build  # noqa: F401  (timm)
+    from archsearch.train import get_dataset
+    from optuna.trial import TrialState
+
+    if queue is None:
+        return
+    waiting = queue.trials(TrialState.WAITING)
+    spec = waiting[0].user_attrs.get("spec") if waiting else None
+    if isinstance(spec, dict):
+        resolution = spec.get("resolution")
+        try:
+            data_cache[(settings["dataset"], resolution)] = get_dataset(settings["dataset"], seed=settings["seed"],
+                                                                        root=data_dir, resolution=resolution)
+        except ArchsearchError:  # reported by the trial that needs it
+            pass
 
 
 def _next_trial(queue: SearchQueue, summary: WorkerSummary, *, max_trials: int | None, wait: bool, poll_s: float,
