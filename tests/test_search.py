@@ -60,6 +60,9 @@ def test_propose_takes_top_k_then_sweep_then_neighbours_without_duplicates() -> 
         propose(space=space, budget=BUDGET, solve=fake_solve, trials=0)
     with pytest.raises(SpecError, match="infeasible"):
         propose(space=space, budget=Budget(macs=10), solve=fake_solve, trials=2)
+    timed_out = lambda b, k: fake_solve(b, k).__class__("feasible", "fake", b, [], 2.0, 1.0, fake_solve(b, k).stats)  # noqa: E731
+    with pytest.raises(SpecError, match="time limit"):
+        propose(space=space, budget=BUDGET, solve=timed_out, trials=2)
 
 
 def _claim_all(url: str, out: "mp.Queue[list[int]]") -> None:
@@ -93,7 +96,7 @@ def test_search_cli_trains_proposals_then_resumes_without_training(tmp_path: Pat
     one_thread()
     run_dir = tmp_path / "run"
     argv = ["search", "--space", "deepmad-cifar", "--budget", "macs=1M,params=20K", "--resolution", "16", "--trials", "4",
-            "--sweep-points", "1", "--time-limit", "1", "--out", str(run_dir), "--format", "json", *SMOKE]
+            "--sweep-points", "0", "--time-limit", "5", "--out", str(run_dir), "--format", "json", *SMOKE]
     assert main(argv) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["enqueued"] == 4 and not first["resumed"] and first["worker"]["completed"] == 4

@@ -204,8 +204,11 @@ def propose(
         on_solve(f"solving {space.name} at {budget.to_text()}")
     result = solve(budget, k)
     if not result.candidates:
-        raise SpecError(f"search: budget {budget.to_text()} is infeasible for space {space.name}; "
-                        f"the smallest feasible design has {result.smallest}")
+        if result.status == "infeasible" and result.smallest:
+            raise SpecError(f"search: budget {budget.to_text()} is infeasible for space {space.name}; the smallest "
+                            f"feasible design has macs={result.smallest.get('macs')} and params={result.smallest.get('params')}")
+        raise SpecError(f"search: no design of space {space.name} found at {budget.to_text()} within the solve's "
+                        "time limit; raise --time-limit or the budget")
     proposals: list[dict[str, Any]] = []
     specs: list[dict[str, Any]] = []
 
