@@ -1,6 +1,15 @@
-"""Optuna studies of validated candidates: trials, keys, resume (``archsearch validate`` / ``results``)."""
+"""Optuna studies of candidates: validation trials, search queues and workers, keys, resume
+(``archsearch validate`` / ``search`` / ``worker`` / ``results``)."""
 
+from archsearch.study.proposals import ORIGINS, neighbours, propose
+from archsearch.study.queue import SearchQueue, open_storage
+from archsearch.study.search import SearchPlan, plan_search
 from archsearch.study.store import ValidationStudy, candidate_key, default_storage
 from archsearch.study.validate import ROW_KEYS, load_results, run_location, validate_run
+from archsearch.study.worker import WorkerSummary, run_worker, train_proposal
 
-__all__ = ["ROW_KEYS", "ValidationStudy", "candidate_key", "default_storage", "load_results", "run_location", "validate_run"]
+__all__ = [
+    "ORIGINS", "ROW_KEYS", "SearchPlan", "SearchQueue", "ValidationStudy", "WorkerSummary", "candidate_key",
+    "default_storage", "load_results", "neighbours", "open_storage", "plan_search", "propose", "run_location",
+    "run_worker", "train_proposal", "validate_run",
+]
