@@ -188,14 +188,7 @@ def validate_run(
             if trial is not None:
                 study.fail(trial, f"{type(exc).__name__}: {exc}")
             raise
-        metrics = {
-            "top1": result.top1, "top5": result.top5, "test_loss": result.test_loss, "latency_ms": result.latency_ms,
-            "train_time_s": result.train_time_s, "images_per_s": result.images_per_s,
-            "peak_memory_bytes": result.peak_memory_bytes, "epochs": len(result.history), "device": result.device,
-            "amp": result.amp, "world_size": result.world_size, "resumed_from": result.resumed_from,
-            "history": [h.to_dict() for h in result.history], "trained_params": result.params,
-            "checkpoint": str(run_dir / "checkpoints" / f"{key}.pt"),
-        }
+        metrics = {**result.metrics(), "checkpoint": str(run_dir / "checkpoints" / f"{key}.pt")}
         if trial is not None:
             study.finish(trial, metrics)
         row = _row({**attrs, **metrics, "key": key}, "resumed" if result.resumed_from else "trained")

@@ -72,14 +72,8 @@ def train_proposal(attrs: dict[str, Any], settings: dict[str, Any], *, device: s
     result = train(model, data, Recipe(**settings["recipe_params"]), seed=settings["seed"], device=device,
                    amp=settings.get("amp", "auto"), checkpoint=checkpoint, key=attrs["key"], callbacks=callbacks,
                    progress=progress, latency=settings.get("latency", True), max_batches=settings.get("max_batches"))
-    return {
-        "macs": cost.macs(trained, with_head=True), "params": cost.params(trained, with_head=True),  # as `validate` records
-        "top1": result.top1, "top5": result.top5, "test_loss": result.test_loss, "latency_ms": result.latency_ms,
-        "train_time_s": result.train_time_s, "images_per_s": result.images_per_s,
-        "peak_memory_bytes": result.peak_memory_bytes, "epochs": len(result.history), "device": result.device,
-        "amp": result.amp, "world_size": result.world_size, "resumed_from": result.resumed_from,
-        "history": [h.to_dict() for h in result.history], "trained_params": result.params, "checkpoint": str(checkpoint),
-    }
+    return {"macs": cost.macs(trained, with_head=True), "params": cost.params(trained, with_head=True),  # as `validate` records
+            **result.metrics(), "checkpoint": str(checkpoint)}
 
 
 def _checkpoint_dir(settings: dict[str, Any], study: str, given: str | Path | None) -> Path:

@@ -97,6 +97,16 @@ class TrainResult:
         out["history"] = [h.to_dict() for h in self.history]
         return out
 
+    def metrics(self) -> dict[str, Any]:
+        """The figures a study records for a trained candidate (``validate`` and ``worker`` alike)."""
+        return {
+            "top1": self.top1, "top5": self.top5, "test_loss": self.test_loss, "latency_ms": self.latency_ms,
+            "train_time_s": self.train_time_s, "images_per_s": self.images_per_s,
+            "peak_memory_bytes": self.peak_memory_bytes, "epochs": len(self.history), "device": self.device,
+            "amp": self.amp, "world_size": self.world_size, "resumed_from": self.resumed_from,
+            "history": [h.to_dict() for h in self.history], "trained_params": self.params,
+        }
+
 
 class TargetProvider(Protocol):
     """Per-batch training targets in place of the dataset's labels (distillation).
