@@ -11,7 +11,7 @@ equal the module's (the tests prove it for random specs and DeiT-T/S/B):
   attention is NViT's (Yang et al., "Global Vision Transformer Pruning with Hessian-Aware Saliency",
   CVPR 2023): one fused ``qkv`` Linear whose ``H (2 qk + v)`` outputs are the queries (``H qk``), the
   keys (``H qk``) and the values (``H v``), each head after head, and an output projection
-  ``H v -> EMB``. It runs unfused (explicit ``q k^T * qk^-1/2``, softmax, ``@ v``) so that
+  ``H v -> EMB``. It runs unfused (explicit ``q k^T`` times the block's scale, ``qk^-1/2`` unless the spec stores another, softmax, ``@ v``) so that
   ``FlopCounterMode`` sees both products; ``fused_attn=True`` switches to
   ``scaled_dot_product_attention`` for speed (same result, not for counting);
 * final LayerNorm then the class token (``class_token=True``), or the token average followed by the
@@ -68,15 +68,15 @@ class HeadAlignedAttention(nn.Module):
         heads: Number of heads H.
         qk_dim: Query/key width per head.
         v_dim: Value width per head.
-        scale: ``qk_dim ** -0.5``.
+        scale: The logit scale: ``scale`` when given, else ``qk_dim ** -0.5``.
         fused_attn: Use ``scaled_dot_product_attention`` (invisible to exact MAC counting).
     """
 
-    def __init__(self, dim: int, *, heads: int, qk_dim: int, v_dim: int, fused_attn: bool = False,
-                 attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+    def __init__(self, dim: int, *, heads: int, qk_dim: int, v_dim: int, scale: float | None = None,
+                 fused_attn: bool = False, attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
         super().__init__()
         self.heads, self.qk_dim, self.v_dim = heads, qk_dim, v_dim
-        self.scale = qk_dim ** -0.5
+        self.scale = qk_dim ** -0.5 if scale is None else scale
         self.fused_attn = fused_attn
         self.qkv = nn.Linear(dim, heads * (2 * qk_dim + v_dim))
         self.attn_drop = nn.Dropout(attn_drop)
@@ -125,7 +125,7 @@ class ViTBlock(nn.Module):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
         self.attn = HeadAlignedAttention(dim, heads=block.heads, qk_dim=block.qk_dim, v_dim=block.v_dim,
-                                         fused_attn=fused_attn, attn_drop=attn_drop, proj_drop=proj_drop)
+                                         scale=block.scale, fused_attn=fused_attn, attn_drop=attn_drop, proj_drop=proj_drop)
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, block.mlp_dim, drop=proj_drop)

@@ -691,6 +691,100 @@ def _add_search_parsers(sub: Any) -> None:
     p.add_argument("--storage", required=True, help="Optuna storage URL of the study, e.g. postgresql+psycopg2://USER@HOST/DB")
     _add_worker_options(p)
     p.set_defaults(func=cmd_worker)
+# -- prune (NViT) ---------------------------------------------------------------------------------
+
+def _parse_groups(text: str) -> tuple[int, ...]:
+    """``emb=16,heads=2,qk=8,v=8,mlp=16`` (any subset) -> the five group sizes."""
+    from archsearch.train.prune import DEFAULT_GROUPS
+
+    names = ("emb", "heads", "qk", "v", "mlp")
+    sizes = dict(zip(names, DEFAULT_GROUPS))
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        if key.strip() not in sizes or not value.strip().isdigit() or int(value) < 1:
+            raise SpecError(f"--groups: expected KEY=N with KEY in {list(names)} and N >= 1, got {part!r}")
+        sizes[key.strip()] = int(value)
+    return tuple(sizes[n] for n in names)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SpecError(f"--threads: expected an integer >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if not args.model.startswith("timm:"):
+        raise SpecError(f"--model: expected timm:NAME (a timm VisionTransformer), got {args.model!r}")
+    try:
+        kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"--model-kwargs: not valid JSON ({exc})") from None
+    if not isinstance(kwargs, dict):
+        raise SpecError(f"--model-kwargs: expected a JSON object, got {args.model_kwargs!r}")
+    for flag, value in (("--max-batches", args.max_batches), ("--epochs", args.epochs)):
+        if value is not None and value < 1:
+            raise SpecError(f"{flag}: expected an integer >= 1, got {value}")
+    from archsearch.train.prune import PruneConfig, prune_model
+
+    config = PruneConfig(criterion=args.criterion, groups=_parse_groups(args.groups or ""), every=args.every,
+                         steps=args.steps, eta=args.eta, lr=args.prune_lr, batch_size=args.prune_batch_size)
+    budget = Budget.parse(args.budget)
+    quiet = args.format == "json"
+    try:
+        res = prune_model(model=args.model, dataset=args.dataset, budget=budget, out=args.out, model_kwargs=kwargs,
+                          checkpoint=args.checkpoint, pretrained=args.pretrained, recipe=args.recipe, epochs=args.epochs,
+                          config=config, seed=args.seed, device=args.device, data_dir=args.data_dir,
+                          max_batches=args.max_batches, progress=sys.stderr.isatty() and not quiet,
+                          log=(lambda m: None) if quiet else (lambda m: err(m)))
+    except KeyboardInterrupt:
+        err("interrupted: the finished phases are checkpointed in --out; re-run the same command to resume")
+        return 130
+    from archsearch.study import record_prune
+
+    record_prune(args.out, res)
+    if quiet:
+        print_json(res)
+        return EXIT_OK
+    b, a = res["before"], res["after"]
+    print_table(f"{res['model']} pruned ({res['criterion']}) to {budget.to_text()} on {res['dataset']}",
+                ["", "top1 %", "params", "macs", "latency ms"],
+                [("dense", f"{100 * b['top1']:.2f}", format_count(b["params"]), format_count(b["macs"]), f"{b['latency_ms']:.3f}"),
+                 ("pruned, before fine-tuning", f"{100 * res['after_pruning']['top1']:.2f}", "", "", ""),
+                 ("pruned", f"{100 * a['top1']:.2f}", format_count(a["params"]), format_count(a["macs"]), f"{a['latency_ms']:.3f}")],
+                caption=f"EMB {res['embed_dim']['dense']} -> {res['embed_dim']['pruned']}; latency targets and dLat: GMACs proxy")
+    print_table("per-block dims (dense -> pruned)", ["block", "heads", "qk/head", "v/head", "mlp"],
+                [(r["block"], *(f"{r['dense_' + s]} -> {r[s]}" for s in ("heads", "qk", "v", "mlp"))) for r in res["blocks"]])
+    err(f"wrote {Path(args.out) / 'pruned.json'}, pruned.pt, results.json, redistribution.png/.svg and the study trial")
+    return EXIT_OK
+
+
+def _add_prune_parser(sub: Any) -> None:
+    p = sub.add_parser("prune", help="NViT global structural pruning of a trained timm ViT to a budget")
+    p.add_argument("--model", required=True, help="timm:NAME of a timm VisionTransformer with a class token (deit_*, vit_*)")
+    p.add_argument("--model-kwargs", help='JSON object of timm.create_model arguments, e.g. \'{"img_size": 32}\'')
+    p.add_argument("--checkpoint", help="local weights of the dense model (torch.load weights_only=True); "
+                                        "without weights the dense model is trained with the recipe first")
+    p.add_argument("--pretrained", action="store_true", help="timm's published weights from the hub (needs network)")
+    p.add_argument("--dataset", default="digits", help="digits (default), fashion-mnist, cifar10, cifar100, imagefolder:PATH")
+    p.add_argument("--budget", required=True, help="targets counting the whole model: macs=..., params=..., latency=...ms")
+    p.add_argument("--recipe", default="quick", help="recipe of the dense training (when needed) and the fine-tuning")
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    p.add_argument("--criterion", choices=("hessian", "magnitude"), default="hessian")
+    p.add_argument("--groups", help="group sizes, e.g. emb=16,heads=2,qk=8,v=8,mlp=16 (the default)")
+    p.add_argument("--every", type=int, default=100, help="batches between pruning events (default 100)")
+    p.add_argument("--steps", type=int, default=10, help="pruning events (default 10)")
+    p.add_argument("--eta", type=float, default=5e-4, help="latency weight of I - eta*dLat(ms) (default 5e-4; 0: off)")
+    p.add_argument("--prune-lr", type=float, default=1e-4, help="AdamW learning rate while pruning (default 1e-4)")
+    p.add_argument("--prune-batch-size", type=int, default=64, help="batch size while pruning (default 64)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--data-dir", help="dataset download cache")
+    p.add_argument("--max-batches", type=int, default=None, help="at most N training batches per epoch (smoke runs)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads of torch")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_prune)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -788,6 +882,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_results)
 
     _add_search_parsers(sub)
+    _add_prune_parser(sub)
     return parser
 
 

@@ -13,6 +13,7 @@ A uniform DeiT/ViT (Touvron et al., ICML 2021) is the special case of equal bloc
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, ClassVar
 
 from archsearch.errors import SpecError
@@ -32,18 +33,32 @@ class ViTBlockSpec:
         qk_dim: Query/key width per head.
         v_dim: Value width per head (the output projection reads ``heads * v_dim``).
         mlp_dim: Hidden width of the MLP.
+        scale: Attention-logit scale; ``None`` (the default) means ``qk_dim ** -0.5``. A pruned block
+            keeps the scale of the block it was cut from (NViT prunes QK dims without rescaling), so
+            its outputs equal the gated model's.
     """
 
     heads: int
     qk_dim: int
     v_dim: int
     mlp_dim: int
+    scale: float | None = None
 
     def __post_init__(self) -> None:
         check_int("vit.block", "heads", self.heads, 1, 1024)
         check_int("vit.block", "qk_dim", self.qk_dim, 1, MAX_DIM)
         check_int("vit.block", "v_dim", self.v_dim, 1, MAX_DIM)
         check_int("vit.block", "mlp_dim", self.mlp_dim, 1, MAX_DIM)
+        if self.scale is not None:
+            ok = isinstance(self.scale, (int, float)) and not isinstance(self.scale, bool) and math.isfinite(self.scale)
+            if not ok or not 0 < self.scale <= 1e3:
+                raise SpecError(f"vit.block.scale: expected null or a number in (0, 1000], got {self.scale!r}")
+            object.__setattr__(self, "scale", float(self.scale))
+
+    @property
+    def attn_scale(self) -> float:
+        """The scale the attention applies: ``scale``, or ``qk_dim ** -0.5`` when unset."""
+        return self.qk_dim ** -0.5 if self.scale is None else self.scale
 
 
 @register_family("vit")
@@ -111,11 +126,21 @@ class ViTSpec(ArchSpec):
         block = ViTBlockSpec(heads, embed_dim // heads, embed_dim // heads, int(mlp_ratio * embed_dim))
         return cls(embed_dim, (block,) * depth, patch_size, resolution, 3, class_token, num_classes, name)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form; a block's ``scale`` appears only when set, so specs without one read as before."""
+        data = super().to_dict()
+        for block in data["blocks"]:
+            if block.get("scale") is None:
+                block.pop("scale", None)
+        return data
+
     def layout(self) -> tuple[str, list[str], list[tuple[Any, ...]]]:
-        rows = [(i + 1, b.heads, b.qk_dim, b.v_dim, b.mlp_dim) for i, b in enumerate(self.blocks)]
+        scaled = any(b.scale is not None for b in self.blocks)
+        rows = [(i + 1, b.heads, b.qk_dim, b.v_dim, b.mlp_dim) + ((f"{b.attn_scale:.4g}",) if scaled else ())
+                for i, b in enumerate(self.blocks)]
         title = (f"{self.name or 'vit'} (EMB {self.embed_dim}, patch {self.patch_size}, {self.resolution} px, "
                  f"{self.num_classes} classes)")
-        return title, ["block", "heads", "qk/head", "v/head", "mlp"], rows
+        return title, ["block", "heads", "qk/head", "v/head", "mlp"] + (["scale"] if scaled else []), rows
 
 
 # DeiT (Touvron et al., "Training data-efficient image transformers", ICML 2021): 12 blocks, patch 16

@@ -1,7 +1,8 @@
-"""Optuna studies of candidates: validation trials, search queues and workers, keys, resume
-(``archsearch validate`` / ``search`` / ``worker`` / ``results``)."""
+"""Optuna studies of candidates: validation trials, search queues and workers, pruning runs, keys, resume
+(``archsearch validate`` / ``search`` / ``worker`` / ``prune`` / ``results``)."""
 
 from archsearch.study.proposals import ORIGINS, neighbours, propose
+from archsearch.study.prune import record_prune
 from archsearch.study.queue import SearchQueue, open_storage
 from archsearch.study.search import SearchPlan, plan_search
 from archsearch.study.store import ValidationStudy, candidate_key, default_storage
@@ -10,6 +11,6 @@ from archsearch.study.worker import WorkerSummary, run_worker, train_proposal
 
 __all__ = [
     "ORIGINS", "ROW_KEYS", "SearchPlan", "SearchQueue", "ValidationStudy", "WorkerSummary", "candidate_key",
-    "default_storage", "load_results", "neighbours", "open_storage", "plan_search", "propose", "run_location",
-    "run_worker", "train_proposal", "validate_run",
+    "default_storage", "load_results", "neighbours", "open_storage", "plan_search", "propose", "record_prune",
+    "run_location", "run_worker", "train_proposal", "validate_run",
 ]
