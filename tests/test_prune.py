@@ -12,6 +12,7 @@ import torch
 from _train_helpers import one_thread
 from archsearch.build.measure import count_macs, count_params
 from archsearch.build.vit import ArchsearchViT
+from archsearch.cost.latency import LatencyModel
 from archsearch.cost.vit import vit_macs, vit_params
 from archsearch.errors import SpecError
 from archsearch.space import load_spec
@@ -135,7 +136,7 @@ def test_schedule_meets_the_target_without_exceeding_it(frac: float, key: str) -
     target = int(frac * dense[key])
     torch.manual_seed(1)
     scores = {s: [torch.rand(len(g)) for g in gated.gates[s]] for s in STRUCTURES}
-    removed = prune_schedule(gated, scores, {key: target}, eta=0.0, ms_per_mac=0.0)
+    removed = prune_schedule(gated, scores, {key: target}, eta=0.0, latency=None)
     spec = gated.pruned_spec()
     cost = (vit_macs if key == "macs" else vit_params)(spec, with_head=True)
     assert cost <= target
@@ -162,6 +163,53 @@ def test_config_rejects_bad_values(field: str, value: object) -> None:
         PruneConfig(**{field: value})  # type: ignore[arg-type]
 
 
+def _fake_vit_latency(space: str) -> LatencyModel:
+    coefs = {"patch_embed": (0.02, 0.0, 0.01, 0.0, 0.05, 0.0), "vit_block": (0.05, 0.004, 0.02, 0.0, 0.3, 0.01),
+             "vit_head": (0.01, 0.5, 0.0, 0.0, 0.1, 0.0)}
+    return LatencyModel(space, "cpu", "test cpu", "0", 1, 1, 16, coefs, {u: {"n": 4.0} for u in coefs})
+
+
+def test_schedule_meets_a_calibrated_latency_target() -> None:
+    from archsearch.cost.latency import predict_latency
+
+    model = tiny_model()
+    lat = _fake_vit_latency("x")
+    predict = lambda spec: predict_latency(spec, lat)  # noqa: E731
+    gated = GatedViT(model, GROUPS)
+    target = 0.5 * (predict(model.spec) + predict(smallest_spec(gated)))
+    torch.manual_seed(2)
+    scores = {s: [torch.rand(len(g)) for g in gated.gates[s]] for s in STRUCTURES}
+    removed = prune_schedule(gated, scores, {"latency": target}, eta=1e-3, latency=predict)
+    assert predict(gated.pruned_spec()) <= target
+    s, i, g = removed[-1]
+    with torch.no_grad():
+        gated.gates[s][i][g] = 1.0
+    assert predict(gated.pruned_spec()) > target
+
+
+def test_latency_aware_ranking_prefers_the_group_that_saves_most_latency() -> None:
+    """Equal saliencies: with eta > 0 the first group removed is one whose removal cuts the most latency."""
+    from archsearch.cost.latency import predict_latency
+
+    lat = _fake_vit_latency("x")
+    predict = lambda spec: predict_latency(spec, lat)  # noqa: E731
+    gated = GatedViT(tiny_model(), GROUPS)
+    scores = {s: [torch.zeros(len(g)) for g in gated.gates[s]] for s in STRUCTURES}
+    base = predict(gated.pruned_spec())
+    drops = {}
+    for s in STRUCTURES:
+        for i, gates in enumerate(gated.gates[s]):
+            for gi in range(len(gates)):
+                if len(gates) > 1:
+                    with torch.no_grad():
+                        gates[gi] = 0.0
+                    drops[(s, i, gi)] = base - predict(gated.pruned_spec())
+                    with torch.no_grad():
+                        gates[gi] = 1.0
+    first = prune_schedule(gated, scores, {"latency": base - 1e-9}, eta=1.0, latency=predict)[0]
+    assert drops[first] == pytest.approx(max(drops.values()))
+
+
 # -- the command, end to end -----------------------------------------------------------------------
 
 TINY = ["--model", "timm:vit_tiny_patch16_224", "--model-kwargs",
@@ -170,7 +218,8 @@ TINY = ["--model", "timm:vit_tiny_patch16_224", "--model-kwargs",
         "--epochs", "1", "--max-batches", "8", "--threads", "1", "--device", "cpu", "--prune-lr", "1e-3"]
 
 
-def test_prune_command_end_to_end_on_digits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("calibrated", [False, True], ids=["gmacs-proxy", "calibrated"])
+def test_prune_command_end_to_end_on_digits(tmp_path: Path, capsys: pytest.CaptureFixture[str], calibrated: bool) -> None:
     import timm
 
     from archsearch.cli.main import main
@@ -184,14 +233,25 @@ def test_prune_command_end_to_end_on_digits(tmp_path: Path, capsys: pytest.Captu
     dense_macs = vit_macs(dense_from_timm(src).spec, with_head=True)
     target = dense_macs // 2
     out = tmp_path / "run"
+    extra = []
+    if calibrated:
+        from archsearch.cost.latency import latency_model_path, predict_latency
+
+        lat = _fake_vit_latency("nvit")
+        lat.save(latency_model_path("nvit"))
+        extra = ["--latency-space", "nvit"]
     code = main(["prune", *TINY, "--checkpoint", str(tmp_path / "dense.pth"), "--budget", f"macs={target}",
-                 "--out", str(out), "--format", "json"])
+                 "--out", str(out), "--format", "json", *extra])
     stdout, err = capsys.readouterr()
     assert code == 0, err
     res = json.loads(stdout)
     assert not res["dense_trained_here"] and res["before"]["macs"] == dense_macs
     assert res["after"]["macs"] <= target and res["targets_met"]
-    assert res["latency_model"].startswith("gmacs-proxy")
+    if calibrated:
+        assert res["latency_model"].startswith("calibrated: space nvit")
+        assert res["after"]["predicted_latency_ms"] == pytest.approx(predict_latency(load_spec(str(out / "pruned.json")), lat))
+    else:
+        assert res["latency_model"].startswith("gmacs-proxy")
     assert {"top1", "latency_ms", "params"} <= set(res["before"]) and {"top1", "latency_ms", "params"} <= set(res["after"])
     assert len(res["blocks"]) == 2 and len(res["events"]) == 3
     spec = load_spec(str(out / "pruned.json"))
@@ -216,6 +276,7 @@ def test_prune_command_end_to_end_on_digits(tmp_path: Path, capsys: pytest.Captu
     (["--model", "timm:resnet18", "--model-kwargs", '{"in_chans": 1}'], "expected a timm VisionTransformer"),
     (["--model", "timm:vit_tiny_patch16_224", "--checkpoint", "/nonexistent.pth"], "--checkpoint: no such file"),
     (["--model", "timm:vit_tiny_patch16_224", "--budget", "macs=1K"], "unreachable"),
+    (["--model", "timm:vit_tiny_patch16_224", "--latency-space", "nvit"], "archsearch calibrate --space nvit"),
 ])
 def test_prune_command_bad_input_is_one_line_exit_2(argv: list[str], message: str, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:

@@ -735,8 +735,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         res = prune_model(model=args.model, dataset=args.dataset, budget=budget, out=args.out, model_kwargs=kwargs,
                           checkpoint=args.checkpoint, pretrained=args.pretrained, recipe=args.recipe, epochs=args.epochs,
                           config=config, seed=args.seed, device=args.device, data_dir=args.data_dir,
-                          max_batches=args.max_batches, progress=sys.stderr.isatty() and not quiet,
-                          log=(lambda m: None) if quiet else (lambda m: err(m)))
+                          max_batches=args.max_batches, latency_space=args.latency_space,
+                          progress=sys.stderr.isatty() and not quiet, log=(lambda m: None) if quiet else (lambda m: err(m)))
     except KeyboardInterrupt:
         err("interrupted: the finished phases are checkpointed in --out; re-run the same command to resume")
         return 130
@@ -775,6 +775,8 @@ def _add_prune_parser(sub: Any) -> None:
     p.add_argument("--every", type=int, default=100, help="batches between pruning events (default 100)")
     p.add_argument("--steps", type=int, default=10, help="pruning events (default 10)")
     p.add_argument("--eta", type=float, default=5e-4, help="latency weight of I - eta*dLat(ms) (default 5e-4; 0: off)")
+    p.add_argument("--latency-space", help="a ViT space calibrated on this device (archsearch calibrate --space nvit) "
+                                           "whose latency model gives dLat and latency targets (default: the GMACs proxy)")
     p.add_argument("--prune-lr", type=float, default=1e-4, help="AdamW learning rate while pruning (default 1e-4)")
     p.add_argument("--prune-batch-size", type=int, default=64, help="batch size while pruning (default 64)")
     p.add_argument("--seed", type=int, default=0)

@@ -14,10 +14,12 @@ here are those of ``shared/PAPERS.md``; nothing is taken from the reference code
   MLP 1). ``magnitude``: ``I_S = (||w_S||_2 / c)^2`` on the weights still in use (the baseline). Both
   are averaged over the batches between two pruning events and smoothed with an EMA (0.9) across
   events; one ranking covers all structures of all blocks.
-* **Latency-aware.** ``I^L_S = I_S - eta * dLat(S)`` with ``dLat`` in milliseconds. archsearch has no
-  ViT latency calibration (``archsearch calibrate`` covers CNN spaces), so ``dLat`` is the GMACs
-  proxy: the group's MACs times the dense model's measured milliseconds per MAC on this device (eta
-  thus keeps its unit); the results say so (``latency_model``).
+* **Latency-aware.** ``I^L_S = I_S - eta * dLat(S)`` with ``dLat`` in milliseconds: the drop of the
+  predicted latency when the group goes. The prediction is a calibrated ViT latency model
+  (``archsearch calibrate --space nvit`` on this device, chosen with ``latency_space``; its per-block
+  formula takes any dims and token count), or by default the GMACs proxy: MACs times the dense
+  model's measured milliseconds per MAC on this device (eta keeps its unit either way); the results
+  say which (``latency_model``).
 * **Schedule.** Training continues (loss: cross-entropy on the labels plus the KL divergence to the
   frozen dense model; at the start the KL term and its gradient are zero, so the first saliencies
   are the task loss's); every ``every`` batches, after the saliencies of those batches are folded in,
@@ -47,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archsearch.build.vit import ArchsearchViT, load_timm_weights
+from archsearch.cost.latency import predict_latency
 from archsearch.cost.vit import vit_macs, vit_params
 from archsearch.errors import SpecError
 from archsearch.space.budget import Budget
@@ -409,9 +412,17 @@ def dense_from_timm(model: nn.Module, *, name: str = "") -> ArchsearchViT:
 # the schedule
 
 
-def _costs(spec: ViTSpec, ms_per_mac: float) -> dict[str, float]:
-    macs = vit_macs(spec, with_head=True)
-    return {"macs": macs, "params": vit_params(spec, with_head=True), "latency": macs * ms_per_mac}
+LatencyFn = Callable[[ViTSpec], float]
+
+
+def gmacs_proxy(ms_per_mac: float) -> LatencyFn:
+    """Predicted latency = whole-model MACs times ``ms_per_mac``."""
+    return lambda spec: vit_macs(spec, with_head=True) * ms_per_mac
+
+
+def _costs(spec: ViTSpec, latency: LatencyFn | None) -> dict[str, float]:
+    return {"macs": vit_macs(spec, with_head=True), "params": vit_params(spec, with_head=True),
+            "latency": latency(spec) if latency is not None else 0.0}
 
 
 def _targets(budget: Budget) -> dict[str, float]:
@@ -429,12 +440,13 @@ def _fits(costs: Mapping[str, float], goal: Mapping[str, float]) -> bool:
 
 
 def prune_schedule(gated: GatedViT, scores: Mapping[str, Sequence[torch.Tensor]], goal: Mapping[str, float], *,
-                   eta: float, ms_per_mac: float) -> list[tuple[str, int, int]]:
+                   eta: float, latency: LatencyFn | None) -> list[tuple[str, int, int]]:
     """Removes the lowest-ranked groups until the costs meet ``goal`` (one pruning event).
 
     The ranking is global over the active groups of all structures: ``I^L = I - eta * dLat`` with
-    ``dLat`` the group's MACs times ``ms_per_mac``, recomputed after every removal since a group's cost
-    depends on the other dims. A group is skipped when it is its layer's last one.
+    ``dLat`` the drop of ``latency`` (ms) when the group goes, recomputed after every removal since a
+    group's cost depends on the other dims (without ``latency`` the ranking is the saliency alone). A
+    group is skipped when it is its layer's last one.
 
     Returns:
         The removed groups ``(structure, layer, group)`` in order.
@@ -443,8 +455,8 @@ def prune_schedule(gated: GatedViT, scores: Mapping[str, Sequence[torch.Tensor]]
     counts = gated.counts()
     sizes = {s: [torch.bincount(o).tolist() for o in gated.owners[s]] for s in STRUCTURES}
     spec = gated.pruned_spec(counts)
-    while not _fits(_costs(spec, ms_per_mac), goal):
-        base = vit_macs(spec, with_head=True)
+    while not _fits(_costs(spec, latency), goal):
+        base = latency(spec) if eta and latency is not None else 0.0
         best, best_val = None, math.inf
         for s in STRUCTURES:
             for i, gates in enumerate(gated.gates[s]):
@@ -453,9 +465,9 @@ def prune_schedule(gated: GatedViT, scores: Mapping[str, Sequence[torch.Tensor]]
                     continue  # never a layer's last group
                 for gi in active:
                     val = float(scores[s][i][gi])
-                    if eta:
+                    if eta and latency is not None:
                         counts[s][i] -= sizes[s][i][gi]
-                        val -= eta * (base - vit_macs(gated.pruned_spec(counts), with_head=True)) * ms_per_mac
+                        val -= eta * (base - latency(gated.pruned_spec(counts)))
                         counts[s][i] += sizes[s][i][gi]
                     if val < best_val:
                         best, best_val = (s, i, gi), val
@@ -488,7 +500,7 @@ def prune_vit(
     config: PruneConfig = PruneConfig(),
     device: torch.device | str = "cpu",
     seed: int = 0,
-    ms_per_mac: float = 0.0,
+    latency: LatencyFn | None = None,
     state_path: str | Path | None = None,
     key: str = "",
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
@@ -498,11 +510,12 @@ def prune_vit(
     Args:
         dense: The trained dense model (class token). Not modified: a copy is pruned.
         data: The :class:`~archsearch.train.ImageData` to train on while pruning.
-        budget: Targets (whole model): ``macs``, ``params`` and/or ``latency_ms`` (GMACs proxy).
+        budget: Targets (whole model): ``macs``, ``params`` and/or ``latency_ms`` (as ``latency`` predicts it).
         config: Criterion, groups, schedule.
         device: Where to train.
         seed: Seeds the batch order and augmentation.
-        ms_per_mac: Milliseconds per MAC of the latency proxy (dense measured latency / dense MACs).
+        latency: Predicted latency of a spec in ms (:func:`gmacs_proxy` or a calibrated model), for
+            ``dLat`` and latency targets.
         state_path: File written after every pruning event and resumed from when it holds ``key``.
         key: Identifies the run in ``state_path``.
         progress: Called as ``progress(batch, total_batches, info)`` after every batch.
@@ -513,7 +526,7 @@ def prune_vit(
 
     Raises:
         SpecError: The target is unreachable (the message gives the smallest reachable costs), or a
-            latency target without a proxy rate.
+            latency target without a latency prediction.
     """
     import copy
 
@@ -521,15 +534,15 @@ def prune_vit(
 
     dev = torch.device(device)
     targets = _targets(budget)
-    if "latency" in targets and ms_per_mac <= 0:
-        raise SpecError("--budget latency: needs a latency estimate (the dense model's measured latency); none was given")
+    if "latency" in targets and latency is None:
+        raise SpecError("--budget latency: needs a latency prediction (a calibration or the GMACs proxy); none was given")
     teacher = copy.deepcopy(dense).to(dev).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
     student = copy.deepcopy(dense).to(dev)
     gated = GatedViT(student, config.groups)
-    dense_costs = _costs(dense.spec, ms_per_mac)
-    small = _costs(smallest_spec(gated), ms_per_mac)
+    dense_costs = _costs(dense.spec, latency)
+    small = _costs(smallest_spec(gated), latency)
     if not _fits(small, targets):
         bad = [k for k in targets if small[k] > targets[k]]
         raise SpecError(f"--budget: unreachable; the smallest model pruning can reach (one group per layer) has "
@@ -588,10 +601,10 @@ def prune_vit(
                     s: [config.ema * e + (1 - config.ema) * b for e, b in zip(ema[s], batch_mean[s])] for s in STRUCTURES}
                 accum, n_accum = None, 0
                 left = config.steps - step // config.every + 1
-                now = _costs(gated.pruned_spec(), ms_per_mac)
+                now = _costs(gated.pruned_spec(), latency)
                 goal = {k: max(v, now[k] - (now[k] - v) / left) for k, v in targets.items()}
-                removed = prune_schedule(gated, ema, goal, eta=config.eta, ms_per_mac=ms_per_mac)
-                after = _costs(gated.pruned_spec(), ms_per_mac)
+                removed = prune_schedule(gated, ema, goal, eta=config.eta, latency=latency)
+                after = _costs(gated.pruned_spec(), latency)
                 events.append({"batch": step, "removed": [list(r) for r in removed], "goal": goal, **after,
                                "loss": float(loss.item()), "time_s": time.perf_counter() - t0})
                 if not _fits(after, goal):  # pragma: no cover - smallest_spec was checked above
@@ -606,8 +619,8 @@ def prune_vit(
                                 "events": json.dumps(events)}, tmp)
                     tmp.replace(state_file)
             if progress is not None:
-                progress(step, total, {"loss": float(loss.item()), **_costs(gated.pruned_spec(), ms_per_mac)})
-    final = _costs(gated.pruned_spec(), ms_per_mac)
+                progress(step, total, {"loss": float(loss.item()), **_costs(gated.pruned_spec(), latency)})
+    final = _costs(gated.pruned_spec(), latency)
     if not _fits(final, targets):  # pragma: no cover - the last event's goal is the target
         raise SpecError("--budget: the schedule ended above the target")
     student.eval()
@@ -682,6 +695,7 @@ def prune_model(
     device: str = "auto",
     data_dir: str | Path | None = None,
     max_batches: int | None = None,
+    latency_space: str | None = None,
     progress: bool = False,
     log: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Any]:
@@ -709,6 +723,8 @@ def prune_model(
         device: ``auto``, ``cpu`` or ``cuda``.
         data_dir: Dataset download cache.
         max_batches: At most this many batches per training epoch (smoke runs).
+        latency_space: A ViT space calibrated on this device (``archsearch calibrate --space NAME``)
+            whose latency model predicts ``dLat`` and latency targets; default the GMACs proxy.
         progress: Progress bars on stderr.
         log: Receives one-line notes (dense training, proxies used).
 
@@ -734,6 +750,14 @@ def prune_model(
     targets = _targets(budget)
     dev = resolve_device(device)
     out = Path(out)
+    lat_model = None
+    if latency_space is not None:
+        from archsearch.cost.latency import require_latency_model
+
+        lat_model = require_latency_model(latency_space)
+        if "vit_block" not in lat_model.coefs:
+            raise SpecError(f"--latency-space {latency_space}: its calibration has no ViT blocks; calibrate a ViT space "
+                            f"(nvit, revit*) with `archsearch calibrate --space NAME`")
     if name not in timm.list_models():
         raise SpecError(f"--model timm:{name}: not a timm model (see timm.list_models('vit_*'), timm.list_models('deit_*'))")
     data = get_dataset(dataset, seed=seed, root=data_dir)
@@ -759,14 +783,14 @@ def prune_model(
     if spec0.resolution > info.max_resolution:
         raise DatasetError(f"--model {name}: input {spec0.resolution} px does not fit {info.name} "
                            f"(up to {info.max_resolution} px); set img_size in --model-kwargs")
-    small = _costs(smallest_spec(GatedViT(dense, config.groups)), 1.0)
+    small = _costs(smallest_spec(GatedViT(dense, config.groups)), None)
     for k in ("macs", "params"):
         if k in targets and small[k] > targets[k]:
             raise SpecError(f"--budget: unreachable; the smallest model pruning can reach (one group per layer) has "
                             f"{k}={int(small[k])}, above the target {int(targets[k])}")
     key = _run_key({"model": name, "kwargs": kwargs, "checkpoint": str(checkpoint), "pretrained": pretrained,
                     "dataset": info.name, "budget": budget.to_dict(), "recipe": rec.to_dict(), "config": config.to_dict(),
-                    "seed": seed, "max_batches": max_batches})
+                    "seed": seed, "max_batches": max_batches, "latency_space": latency_space})
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     dense_trained = checkpoint is None and not pretrained
@@ -784,8 +808,15 @@ def prune_model(
     lat0 = measure_latency(dense, (spec0.in_channels, spec0.resolution, spec0.resolution), device=dev)
     macs0 = vit_macs(spec0, with_head=True)
     ms_per_mac = lat0 / macs0
-    log(f"latency model: no ViT calibration exists; dLat and latency targets use the GMACs proxy "
-        f"({lat0:.3f} ms measured for {macs0 / 1e9:.4g} GMACs: {ms_per_mac * 1e9:.4g} ms/GMAC)")
+    if lat_model is not None:
+        latency_fn: LatencyFn = lambda s: predict_latency(s, lat_model)  # noqa: E731
+        latency_desc = (f"calibrated: space {latency_space} on {lat_model.device} ({lat_model.device_name}); "
+                        f"predicts {predict_latency(spec0, lat_model):.3f} ms for the dense model, measured {lat0:.3f} ms")
+    else:
+        latency_fn = gmacs_proxy(ms_per_mac)
+        latency_desc = (f"gmacs-proxy (no --latency-space calibration; dLat = MACs x dense measured ms per MAC: "
+                        f"{lat0:.3f} ms for {macs0 / 1e9:.4g} GMACs, {ms_per_mac * 1e9:.4g} ms/GMAC)")
+    log(f"latency model: {latency_desc}")
 
     bar_ctx: Any = None
     callback = None
@@ -801,10 +832,10 @@ def prune_model(
     t_prune = time.perf_counter()
     if bar_ctx is not None:
         with bar_ctx:
-            pruned, record = prune_vit(dense, data, budget, config=config, device=dev, seed=seed, ms_per_mac=ms_per_mac,
+            pruned, record = prune_vit(dense, data, budget, config=config, device=dev, seed=seed, latency=latency_fn,
                                        state_path=out / "prune_state.pt", key=key, progress=callback)
     else:
-        pruned, record = prune_vit(dense, data, budget, config=config, device=dev, seed=seed, ms_per_mac=ms_per_mac,
+        pruned, record = prune_vit(dense, data, budget, config=config, device=dev, seed=seed, latency=latency_fn,
                                    state_path=out / "prune_state.pt", key=key)
     prune_time = time.perf_counter() - t_prune
     spec = dataclasses.replace(pruned.spec, name=f"{name}-pruned")
@@ -830,14 +861,14 @@ def prune_model(
         "pretrained": pretrained, "dense_trained_here": dense_trained, "dataset": info.name, "recipe": rec.name,
         "recipe_params": rec.to_dict(), "seed": seed, "criterion": config.criterion, "config": config.to_dict(),
         "budget": budget.to_dict(), "device": str(dev),
-        "latency_model": "gmacs-proxy (no ViT calibration; dLat = MACs x dense measured ms per MAC)",
+        "latency_model": latency_desc,
         "ms_per_gmac": ms_per_mac * 1e9,
         "before": {"top1": top1_0, "top5": top5_0, "test_loss": loss0, "params": vit_params(spec0, with_head=True),
                    "macs": macs0, "latency_ms": lat0},
         "after_pruning": {"top1": top1_p, "top5": top5_p},
         "after": {"top1": ft.top1, "top5": ft.top5, "test_loss": ft.test_loss, "params": params1, "macs": macs1,
-                  "latency_ms": lat1, "predicted_latency_ms": macs1 * ms_per_mac},
-        "targets_met": _fits({"macs": macs1, "params": params1, "latency": macs1 * ms_per_mac}, targets),
+                  "latency_ms": lat1, "predicted_latency_ms": latency_fn(spec)},
+        "targets_met": _fits({"macs": macs1, "params": params1, "latency": latency_fn(spec)}, targets),
         "blocks": table, "embed_dim": {"dense": spec0.embed_dim, "pruned": spec.embed_dim},
         "events": record["events"], "profile": pruned_prof, "dense_profile": dense_prof,
         "prune_time_s": prune_time, "finetune_time_s": ft.train_time_s, "wall_time_s": time.perf_counter() - t_start,
