@@ -545,7 +545,7 @@ def prune_vit(
     small = _costs(smallest_spec(gated), latency)
     if not _fits(small, targets):
         bad = [k for k in targets if small[k] > targets[k]]
-        raise SpecError(f"--budget: unreachable; the smallest model pruning can reach (one group per layer) has "
+        raise SpecError("--budget: unreachable; the smallest model pruning can reach (one group per layer) has "
                         + ", ".join(f"{k}={small[k]:.6g}" for k in bad) + " against the target "
                         + ", ".join(f"{k}={targets[k]:.6g}" for k in bad))
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=0.0)
@@ -819,7 +819,7 @@ def prune_model(
     log(f"latency model: {latency_desc}")
 
     bar_ctx: Any = None
-    callback = None
+    callback: Callable[[int, int, dict[str, Any]], None] | None = None
     if progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -827,8 +827,10 @@ def prune_model(
                            TimeRemainingColumn(), transient=True)
         task = bar_ctx.add_task("pruning", total=config.every * config.steps, info="")
 
-        def callback(step: int, total: int, info_: dict[str, Any]) -> None:
+        def show(step: int, total: int, info_: dict[str, Any]) -> None:
             bar_ctx.update(task, completed=step, info=f"loss {info_['loss']:.3f} macs {info_['macs'] / 1e6:.3g}M")
+
+        callback = show
     t_prune = time.perf_counter()
     if bar_ctx is not None:
         with bar_ctx:
