@@ -86,12 +86,51 @@ def test_calibrate_tiny_space_is_fast_and_saved() -> None:
 
     calls = []
     t0 = time.perf_counter()
-    model = calibrate_space(_tiny_space(), threads=1, samples=16, runs=3, warmup=1, progress=lambda d, t: calls.append((d, t)))
+    model = calibrate_space(_tiny_space(), threads=1, samples=16, runs=3, warmup=1, models=3,
+                            progress=lambda d, t: calls.append((d, t)))
     assert time.perf_counter() - t0 < 20
     assert calls[-1][0] == calls[-1][1] == len(calls)
     assert set(model.coefs) == {"stem", "k1kxk1", "head"} and model.threads == 1 and model.batch == 1 and model.runs == 3
+    assert model.scale == 1.0 and model.residuals["model"]["n"] == 3  # the joint fit: whole models inside it
     assert LatencyModel.load(latency_model_path("tiny-lat")) == model == find_latency_model("tiny-lat")
     assert predict_latency(DeepMADProgram(_tiny_space(), Budget()).to_spec(_small_design()), model) > 0
+
+
+def _synthetic_calibration(extra_per_mact: float):
+    """Units follow known coefficients; whole models cost that plus ``extra_per_mact`` ms per million
+    activations (the in-context memory traffic a unit timed alone does not show)."""
+    from archsearch.train.latency import CalibrationData
+
+    rng = random.Random(4)
+    true = {"stem": (0.05, 0.0, 0.05, 0.0, 0.1, 0.0), "k1kxk1": (0.1, 0.03, 0.02, 0.0, 0.2, 0.1), "head": (0.02, 1.0, 0.0, 0.0, 0.0, 0.0)}
+    units = {}
+    for unit, coef in true.items():
+        feats = [(1.0, *(rng.uniform(0.1, 3.0) if c else 0.0 for c in coef[1:])) for _ in range(12)]
+        units[unit] = (feats, [sum(a * f for a, f in zip(coef, fs)) for fs in feats])
+    models = []
+    for _ in range(8):
+        summed = {u: (float(n), *(n * rng.uniform(0.1, 3.0) if c else 0.0 for c in true[u][1:]))
+                  for u, n in (("stem", 1), ("k1kxk1", rng.randint(3, 12)), ("head", 1))}
+        t = sum(sum(a * f for a, f in zip(true[u], fs)) for u, fs in summed.items())
+        t += extra_per_mact * sum(fs[4] for fs in summed.values())
+        models.append((summed, t))
+    return CalibrationData("syn", "cpu", "test", "0", 1, 1, 32, 3, units, models)
+
+
+def test_joint_fit_takes_in_the_in_context_cost_that_blocks_alone_miss() -> None:
+    from archsearch.train.latency import fit_calibration
+
+    exact = _synthetic_calibration(0.0)
+    for fit in ("joint", "blocks"):
+        assert fit_calibration(exact, fit=fit).residuals["model"]["max_rel"] < 1e-6
+    data = _synthetic_calibration(0.3)
+    joint, blocks = fit_calibration(data, fit="joint"), fit_calibration(data, fit="blocks")
+    err = {}
+    for name, m in (("joint", joint), ("blocks", blocks)):
+        err[name] = max(abs(sum(m.unit_ms(u, f) for u, f in feats.items()) / t - 1) for feats, t in data.models)
+    assert err["joint"] < 0.02 < err["blocks"]
+    with pytest.raises(SpecError, match="fit: expected"):
+        fit_calibration(data, fit="lookup")
 
 
 def _small_design():
@@ -109,12 +148,13 @@ def test_calibrate_rejects_other_families() -> None:
 
 def test_cli_calibrate_json_and_runs_minimum(capsys) -> None:
     args = build_parser().parse_args(["calibrate", "--space", "deepmad-cifar", "--threads", "1", "--samples", "8",
-                                      "--runs", "2", "--format", "json"])
+                                      "--runs", "2", "--models", "2", "--fit", "blocks", "--format", "json"])
     args.runs_min = 1  # few repeats in tests only; the CLI itself requires >= 30
 
     assert args.func(args) == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["space"] == "deepmad-cifar" and obj["runs"] == 2 and set(obj["coefs"]) == {"stem", "k1kxk1", "head"}
+    assert obj["residuals"]["model"]["n"] == 2 and obj["scale"] > 0
     assert find_latency_model("deepmad-cifar") is not None
     assert main(["calibrate", "--space", "deepmad-cifar", "--runs", "5"]) == 2
     assert "--runs" in capsys.readouterr().err
@@ -133,7 +173,8 @@ def test_cli_calibrate_shows_a_progress_bar_on_a_tty(monkeypatch, capsys) -> Non
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     monkeypatch.setattr(cli, "_stderr_console", console)
-    args = build_parser().parse_args(["calibrate", "--space", "deepmad-cifar", "--threads", "1", "--samples", "8", "--runs", "2"])
+    args = build_parser().parse_args(["calibrate", "--space", "deepmad-cifar", "--threads", "1", "--samples", "8", "--runs", "2",
+                                      "--models", "1"])
     args.runs_min = 1
     assert args.func(args) == 0
     assert len(seen) == 1

@@ -237,7 +237,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from archsearch.train.latency import calibrate_space
 
     t0 = time.perf_counter()
-    kwargs = dict(device=args.device, batch=args.batch, threads=args.threads, samples=args.samples, runs=args.runs, seed=args.seed)
+    kwargs = dict(device=args.device, batch=args.batch, threads=args.threads, samples=args.samples, runs=args.runs, seed=args.seed,
+                  models=args.models, fit=args.fit)
     if args.format != "json" and sys.stderr.isatty():
         from rich.progress import Progress
 
@@ -256,7 +257,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print_table(f"{space.name} on {model.device_name} ({model.threads} threads, batch {model.batch}, {model.resolution} px)",
                     ["unit", "a ms", "b ms/1x1-MMAC", "c ms/kxk-MMAC", "d ms/dw-MMAC", "e ms/Mact", "f ms/Mweight", "n", "rms rel", "max rel"], rows,
                     caption=f"latency = scale x sum over units of (a + b 1x1 MACs + c kxk MACs + d depthwise MACs + e activations + f weights); "
-                            f"scale {model.scale:.3f} from {int(model.residuals.get('model', {}).get('n', 0))} whole models · {wall:.1f} s")
+                            f"fit {args.fit} with {int(model.residuals.get('model', {}).get('n', 0))} whole models"
+                            + (f", rms {model.residuals['model']['rms_rel']:.1%} on them" if 'rms_rel' in model.residuals.get('model', {}) else "")
+                            + f", scale {model.scale:.3f} · {wall:.1f} s")
         err(f"wrote {path}")
     return EXIT_OK
 
@@ -819,6 +822,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--samples", type=int, default=48, help="blocks to time (default 48; stems and heads: 1/8 each)")
     p.add_argument("--runs", type=int, default=30, help="timed runs per block, median kept (default 30, at least 30)")
+    p.add_argument("--models", type=int, default=12, help="whole random models to time (default 12)")
+    p.add_argument("--fit", choices=("joint", "blocks"), default="joint",
+                   help="joint: coefficients fitted to block and whole-model timings at once (default); "
+                        "blocks: to blocks alone, whole models give a scale")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_calibrate, runs_min=30)

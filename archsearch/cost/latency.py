@@ -38,7 +38,7 @@ from archsearch.space.vit import ViTSpec
 __all__ = ["FEATURES", "UNIT_TYPES", "LATENCY_FAMILIES", "LatencyModel", "block_features", "stem_features", "head_features",
            "cnn_units", "vit_attention_features", "vit_mlp_features", "vit_block_features", "patch_embed_features",
            "vit_head_features", "vit_units", "model_units", "predict_latency", "fit_coefficients", "latency_cache_dir", "latency_model_path", "load_latency_model",
-           "find_latency_model", "require_latency_model"]
+           "find_latency_model", "require_latency_model", "fit_joint", "summed_features"]
 
 FEATURES = ("const", "pw_mmacs", "kxk_mmacs", "dw_mmacs", "mactivations", "mweights")
 UNIT_TYPES = ("stem", "k1kxk1", "k1dwk1", "head", "patch_embed", "vit_block", "vit_head")
@@ -288,6 +288,65 @@ def fit_coefficients(features: Sequence[Sequence[float]], times_ms: Sequence[flo
     rel = X @ coef / t - 1.0
     return tuple(float(c) for c in coef), {"n": float(len(t)), "rms_rel": float(np.sqrt(np.mean(rel**2))),
                                            "max_rel": float(np.max(np.abs(rel)))}
+
+
+def summed_features(units: Sequence[tuple[str, Sequence[float]]]) -> dict[str, tuple[float, ...]]:
+    """A whole model's features summed per unit type (its predicted latency is linear in them)."""
+    out: dict[str, list[float]] = {}
+    for unit, feats in units:
+        acc = out.setdefault(unit, [0.0] * len(FEATURES))
+        for i, v in enumerate(feats):
+            acc[i] += v
+    return {u: tuple(v) for u, v in out.items()}
+
+
+def fit_joint(unit_rows: dict[str, tuple[Sequence[Sequence[float]], Sequence[float]]],
+              model_rows: Sequence[tuple[dict[str, Sequence[float]], float]],
+              ) -> tuple[dict[str, tuple[float, ...]], dict[str, dict[str, float]]]:
+    """Per-type coefficients from unit timings, corrected in context by whole-model timings.
+
+    First each type's coefficients ``a_u`` are fitted to its units timed alone
+    (:func:`fit_coefficients`). A unit timed alone runs with warm caches and no traffic from the
+    blocks around it, so then one non-negative least-squares fit on the whole models' relative errors
+    finds a factor ``s`` and a per-feature in-context cost ``delta`` shared by every type:
+    ``t_model ~ sum_u (s a_u + delta) . F_u`` with ``F_u`` the model's features summed per type
+    (:func:`summed_features`). The result is again one coefficient vector per type, ``s a_u + delta``.
+
+    Returns:
+        Coefficients per type and the fit figures per type (its units, before the correction) and for
+        ``model`` (``n``, ``rms_rel``, ``max_rel`` over the whole models, ``scale`` = ``s``).
+    """
+    import numpy as np
+    from scipy.optimize import nnls
+
+    coefs: dict[str, tuple[float, ...]] = {}
+    figures: dict[str, dict[str, float]] = {}
+    for unit, (feats, times) in unit_rows.items():
+        coefs[unit], figures[unit] = fit_coefficients(feats, times)
+    if not model_rows:
+        return coefs, figures
+    n_f = len(FEATURES)
+    rows, t = [], []
+    for feats, time_ms in model_rows:
+        missing = set(feats) - set(coefs)
+        if missing:
+            raise SpecError(f"fit: whole models hold unit types {sorted(missing)} that no unit timing covers")
+        base = sum(sum(a * f for a, f in zip(coefs[u], fs)) for u, fs in feats.items())
+        total = np.sum([np.asarray(fs, float) for fs in feats.values()], axis=0)
+        rows.append([base, *total])
+        t.append(time_ms)
+    X, tt = np.asarray(rows, float), np.asarray(t, float)
+    if np.any(tt <= 0):
+        raise SpecError("fit: expected positive whole-model timings")
+    col_scale = np.maximum(np.abs(X).max(axis=0), 1e-12)
+    sol, _ = nnls((X / col_scale) / tt[:, None], np.ones(len(tt)))
+    sol = sol / col_scale
+    factor, delta = float(sol[0]), sol[1:1 + n_f]
+    coefs = {u: tuple(float(factor * a + d) for a, d in zip(c, delta)) for u, c in coefs.items()}
+    rel = X @ sol / tt - 1.0
+    figures["model"] = {"n": float(len(tt)), "rms_rel": float(np.sqrt(np.mean(rel**2))), "max_rel": float(np.max(np.abs(rel))),
+                        "scale": factor}
+    return coefs, figures
 
 
 def latency_cache_dir() -> Path:

@@ -4,10 +4,13 @@ Covers the CNN (``deepmad-*``) spaces and the ViT (``vit`` family: ``nvit``, ``r
 unit (CNN: stem, block, head; ViT: patch embedding, transformer block, head) is built alone with the
 modules of :mod:`archsearch.build.cnn` / :mod:`archsearch.build.vit`, timed in
 eval mode without gradients with ``torch.utils.benchmark.Timer`` (median of ``runs`` >= 30 single
-calls after warm-up, the method of :func:`archsearch.train.trainer.measure_latency`), and the
-per-type coefficients are fitted by :func:`archsearch.cost.latency.fit_coefficients`. Then a few
-whole random models of the space (within its MACs budget) are timed the same way, and the median ratio
-of measured to summed-block latency is kept as the model's in-context ``scale``.
+calls after warm-up, the method of :func:`archsearch.train.trainer.measure_latency`), and a few
+whole random models of the space (within its MACs budget) are timed the same way. By default every
+type's coefficients are then fitted at once to both (:func:`archsearch.cost.latency.fit_joint`), so
+the in-context cost that a unit timed alone misses (caches, memory traffic between blocks) enters the
+coefficients; ``fit="blocks"`` fits each type to its units alone
+(:func:`archsearch.cost.latency.fit_coefficients`) and keeps the median ratio of measured to predicted
+whole-model latency as the model's ``scale``.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from archsearch.cost.latency import (LATENCY_FAMILIES, LatencyModel, block_features, fit_coefficients, head_features,
-                                     latency_model_path, patch_embed_features, stem_features, vit_block_features,
+from archsearch.cost.latency import (LATENCY_FAMILIES, LatencyModel, block_features, fit_coefficients, fit_joint,
+                                     head_features, latency_model_path, patch_embed_features, stem_features, vit_block_features,
                                      vit_head_features)
 from archsearch.errors import SpecError
 
-__all__ = ["median_ms", "calibrate_space", "device_description", "random_cnn_design", "random_vit_spec"]
+__all__ = ["CalibrationData", "FITS", "calibrate_space", "device_description", "fit_calibration", "measure_calibration",
+           "median_ms", "random_cnn_design", "random_vit_spec"]
 
 
 def median_ms(module: nn.Module, x: torch.Tensor, *, runs: int = 30, warmup: int = 5) -> float:
@@ -248,11 +252,81 @@ def _vit_unit_module(unit: str, cfg: dict[str, Any], class_token: bool) -> tuple
     return mod, (cfg["tokens"], cfg["embed_dim"]), vit_block_features(**cfg)
 
 
+@dataclasses.dataclass
+class CalibrationData:
+    """Raw timings of a calibration: units timed alone and whole random models.
+
+    Attributes:
+        units: Unit type -> (features, median ms) of every timed unit.
+        models: ``(features summed per unit type, median ms)`` of every timed whole model.
+    """
+
+    space: str
+    device: str
+    device_name: str
+    torch_version: str
+    threads: int
+    batch: int
+    resolution: int
+    runs: int
+    units: dict[str, tuple[list[tuple[float, ...]], list[float]]]
+    models: list[tuple[dict[str, tuple[float, ...]], float]]
+
+
+FITS = ("joint", "blocks")
+
+
+def fit_calibration(data: CalibrationData, *, fit: str = "joint") -> LatencyModel:
+    """The latency model of a calibration's timings.
+
+    Args:
+        data: Timings from :func:`measure_calibration`.
+        fit: ``joint`` (default): every type's coefficients fitted at once to the unit and the
+            whole-model timings (:func:`archsearch.cost.latency.fit_joint`), ``scale`` 1. ``blocks``:
+            per-type fits to the unit timings alone, then ``scale`` = the median ratio of measured to
+            predicted whole-model latency.
+    """
+    if fit not in FITS:
+        raise SpecError(f"fit: expected one of {list(FITS)}, got {fit!r}")
+    meta = (data.space, data.device, data.device_name, data.torch_version, data.threads, data.batch, data.resolution)
+    if fit == "joint" and data.models:
+        coefs, residuals = fit_joint(data.units, data.models)
+        return LatencyModel(*meta, coefs, residuals, data.runs, 1.0)
+    coefs, residuals = {}, {}
+    for unit, (feats, times) in data.units.items():
+        coefs[unit], residuals[unit] = fit_coefficients(feats, times)
+    model = LatencyModel(*meta, coefs, residuals, data.runs)
+    ratios = [t / sum(model.unit_ms(u, f) for u, f in feats.items()) for feats, t in data.models]
+    if ratios:
+        scale = statistics.median(ratios)
+        residuals["model"] = {"n": float(len(ratios)), "scale": scale, "max_rel": max(abs(r / scale - 1.0) for r in ratios)}
+        model = dataclasses.replace(model, scale=scale, residuals=residuals)
+    return model
+
+
 def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads: int | None = None, samples: int = 48,
                     runs: int = 30, warmup: int = 5, resolution: int | None = None, max_width: int | None = None,
-                    models: int = 6, seed: int = 0, save: bool = True,
+                    models: int = 12, seed: int = 0, save: bool = True, fit: str = "joint",
                     progress: Callable[[int, int], None] | None = None) -> LatencyModel:
-    """Times ``samples`` blocks (plus stems/patch embeddings and heads) of a space and fits the per-type predictor.
+    """Times a space's units and whole random models (:func:`measure_calibration`), fits the per-type
+    predictor (:func:`fit_calibration`) and saves it under :func:`archsearch.cost.latency.latency_model_path`
+    (``save``). Arguments as :func:`measure_calibration`, plus ``fit``."""
+    if fit not in FITS:
+        raise SpecError(f"--fit: expected one of {list(FITS)}, got {fit!r}")
+    data = measure_calibration(space, device=device, batch=batch, threads=threads, samples=samples, runs=runs,
+                               warmup=warmup, resolution=resolution, max_width=max_width, models=models, seed=seed,
+                               progress=progress)
+    model = fit_calibration(data, fit=fit)
+    if save:
+        model.save(latency_model_path(space.name, device))
+    return model
+
+
+def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, threads: int | None = None, samples: int = 48,
+                        runs: int = 30, warmup: int = 5, resolution: int | None = None, max_width: int | None = None,
+                        models: int = 12, seed: int = 0,
+                        progress: Callable[[int, int], None] | None = None) -> CalibrationData:
+    """Times ``samples`` blocks (plus stems/patch embeddings and heads) and ``models`` whole random models of a space.
 
     Args:
         space: A DeepMAD (``cnn`` family) or ViT (``vit`` family) space.
@@ -260,15 +334,17 @@ def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads:
         batch: Batch size of the timed inputs.
         threads: ``torch.set_num_threads`` for the measurements (default: unchanged).
         samples: Blocks to time (stems and heads: an eighth as many each, at least 4).
-        runs: Timed calls per unit (the median is kept); the CLI always uses >= 30.
+        runs: Timed calls per unit and model (the median is kept); the CLI always uses >= 30.
         warmup: Untimed calls first.
         resolution: Input resolution (default: the space's).
         max_width: Cap on sampled widths (CNN) or EMB (ViT) (tests).
-        models: Whole random models timed for the in-context scale (0: scale 1).
+        models: Whole random models of the space (within its MACs budget) to time.
         seed: Sampling seed.
-        save: Write the result to :func:`archsearch.cost.latency.latency_model_path`.
-        progress: Called with ``(done, total)`` after each unit.
+        progress: Called with ``(done, total)`` after each unit and model.
     """
+    from archsearch.build import build_model
+    from archsearch.cost.latency import model_units, summed_features
+
     family = getattr(space, "family", None)
     if family not in LATENCY_FAMILIES:
         raise SpecError(f"--space: latency calibration covers the {list(LATENCY_FAMILIES)} families (deepmad-*, nvit, revit*), "
@@ -277,8 +353,8 @@ def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads:
         raise SpecError(f"--device: expected cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise SpecError("--device: cuda was asked for but no CUDA device is available")
-    if batch < 1 or runs < 1 or samples < 1:
-        raise SpecError("--batch, runs and samples: expected integers >= 1")
+    if batch < 1 or runs < 1 or samples < 1 or models < 0:
+        raise SpecError("--batch, runs and samples: expected integers >= 1 (models >= 0)")
     if threads is not None:
         if threads < 1:
             raise SpecError(f"--threads: expected an integer >= 1, got {threads}")
@@ -288,41 +364,27 @@ def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads:
     rng = random.Random(seed)
     vit = family == "vit"
     units = _vit_unit_samples(space, res, samples, rng, max_width) if vit else _unit_samples(space, res, samples, rng, max_width)
-    feats: dict[str, list[tuple[float, ...]]] = {}
-    times: dict[str, list[float]] = {}
+    timed: dict[str, tuple[list[tuple[float, ...]], list[float]]] = {}
     torch.manual_seed(seed)
     for n_done, (unit, cfg) in enumerate(units, 1):
         mod, shape, f = _vit_unit_module(unit, cfg, space.class_token) if vit else _unit_module(unit, cfg)
         mod = mod.to(dev)
         x = torch.randn(batch, *shape, device=dev)
         ms = median_ms(mod, x, runs=runs, warmup=warmup)
-        feats.setdefault(unit, []).append(f)
-        times.setdefault(unit, []).append(max(ms, 1e-6))
+        feats, times = timed.setdefault(unit, ([], []))
+        feats.append(f)
+        times.append(max(ms, 1e-6))
         if progress is not None:
             progress(n_done, len(units) + models)
-    coefs, residuals = {}, {}
-    for unit in feats:
-        coefs[unit], residuals[unit] = fit_coefficients(feats[unit], times[unit])
-    model = LatencyModel(space.name, device, device_description(dev), torch.__version__, torch.get_num_threads(), batch, res,
-                         coefs, residuals, runs)
-    ratios = []
+    whole: list[tuple[dict[str, tuple[float, ...]], float]] = []
     for j in range(models):
-        from archsearch.build import build_model
-        from archsearch.cost.latency import predict_latency
-
         spec = (random_vit_spec(space, rng, resolution=res, max_embed=max_width) if vit
                 else _random_model_spec(space, rng, res, max_width))
         net = build_model(spec).to(dev)
         c_in = getattr(spec, "in_channels", 3)
-        ratios.append(median_ms(net, torch.randn(batch, c_in, res, res, device=dev), runs=runs, warmup=warmup)
-                      / predict_latency(spec, model))
+        ms = median_ms(net, torch.randn(batch, c_in, res, res, device=dev), runs=runs, warmup=warmup)
+        whole.append((summed_features(list(model_units(spec))), max(ms, 1e-6)))
         if progress is not None:
             progress(len(units) + j + 1, len(units) + models)
-    if ratios:
-        scale = statistics.median(ratios)
-        residuals["model"] = {"n": float(len(ratios)), "scale": scale,
-                              "max_rel": max(abs(r / scale - 1.0) for r in ratios)}
-        model = dataclasses.replace(model, scale=scale, residuals=residuals)
-    if save:
-        model.save(latency_model_path(space.name, device))
-    return model
+    return CalibrationData(space.name, device, device_description(dev), torch.__version__, torch.get_num_threads(), batch, res,
+                           runs, timed, whole)
