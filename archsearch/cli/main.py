@@ -171,6 +171,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
         _print_solve_table(result, name=name, front=front)
         if args.out:
             err(f"wrote {Path(args.out) / 'candidates.json'} and {Path(args.out) / 'pareto.csv'}")
+    if args.out:
+        _report_hint(args.out)
     return EXIT_OK
 
 
@@ -365,7 +367,7 @@ def _print_results(frame: Any, title: str, *, caption: str | None = None, status
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from archsearch.study import validate_run
+    from archsearch.study import run_location, validate_run
 
     if args.epochs is not None and args.epochs < 1:
         raise SpecError(f"--epochs: expected an integer >= 1, got {args.epochs}")
@@ -403,6 +405,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         _print_results(frame, f"validated {len(rows)} candidates (recipe {args.recipe})", status=True,
                        caption="pareto: no candidate has a higher top-1 at no more MACs, params and latency")
+    _report_hint(run_location(args.source)[0])
     return EXIT_OK
 
 
@@ -418,6 +421,26 @@ def cmd_results(args: argparse.Namespace) -> int:
         _print_results(frame, f"{len(frame)} validated candidates (recipes: {', '.join(sorted(set(frame['recipe'])))})",
                        caption="pareto (per dataset and recipe): no candidate has a higher top-1 at no more MACs, params and latency")
     return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from archsearch.report import write_report
+
+    t0 = time.perf_counter()
+    path = write_report(args.runs, out=args.out, title=args.title, storage=args.storage)
+    size = path.stat().st_size
+    if args.format == "json":
+        print_json({"path": str(path), "bytes": size, "runs": list(args.runs), "wall_time_s": round(time.perf_counter() - t0, 3)})
+    else:
+        err(f"wrote {path} ({size / 1024:.0f} KiB, self-contained: open it in a browser)")
+    return EXIT_OK
+
+
+def _report_hint(run: str | Path) -> None:
+    """The one-line hint at the end of ``solve --out`` and ``validate`` (stderr, never in JSON stdout)."""
+    import shlex
+
+    err(f"report: archsearch report {shlex.quote(str(run))} -o {shlex.quote(str(Path(run) / 'report.html'))}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -493,6 +516,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///RUN_DIR/study.db)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("report", help="write one self-contained HTML report (plots, Pareto table, architectures, validation) of runs")
+    p.add_argument("runs", nargs="+", help="run directories written by `solve --out` (or their candidates.json)")
+    p.add_argument("-o", "--out", default="report.html", help="HTML file to write (default report.html)")
+    p.add_argument("--title", help="page title (default: the run names)")
+    p.add_argument("--storage", help="Optuna storage URL of the validation study (default sqlite:///RUN_DIR/study.db)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="json: print the written path and size as JSON")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
