@@ -40,7 +40,7 @@ class Page:
         self._profile = tempfile.mkdtemp(prefix="archsearch-chromium-")
         self._proc = subprocess.Popen(
             [exe, *CHROMIUM_FLAGS, "--remote-debugging-port=0", f"--user-data-dir={self._profile}",
-             f"--window-size={width},{height}", url],
+             f"--window-size={width},{height}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.timeout = timeout
         port = self._port()
@@ -58,7 +58,8 @@ class Page:
         self._loop = asyncio.new_event_loop()
         self._ws = self._loop.run_until_complete(self._connect())
         self._id = 0
-        self.wait_for("document.readyState === 'complete'")
+        self.call("Page.navigate", url=url)
+        self.wait_for(f"location.href === {json.dumps(url)} && document.readyState === 'complete'")
 
     def _port(self) -> int:
         # chromium prints "DevTools listening on ws://127.0.0.1:PORT/..." on stderr once it is up; a

@@ -7,6 +7,7 @@ import io
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ from archsearch.space import spec_from_dict
 def test_report_data(solved_runs: dict) -> None:  # noqa: F811
     data = report_data([r.path for r in solved_runs.values()])
     assert list(data.runs["name"]) == [HOSTILE, "tinyvit-macs2.016G-params11M", "deepmad-cifar-macs8M-params200K"]
-    assert set(data.runs["status"]) <= {"optimal", "feasible"} and (data.runs["command"] != "").all()
+    assert set(data.runs["status"]) <= {"optimal", "feasible"}
+    assert data.runs["command"].iloc[1] == "archsearch solve --space tinyvit --top-k 4 --out " + str(solved_runs["tinyvit"].path) + " --format json"
     assert all("archsearch" in v and "python" in v for v in data.runs["versions"])
     assert list(data.runs["sweep"]) == [0, 0, 2] and len(data.sweeps) == 2
     cands = data.candidates
@@ -54,11 +56,18 @@ def test_arch_units_of_every_family(solved_runs: dict) -> None:  # noqa: F811
     assert [(u.width, u.depth) for u in arch_units(TINYVIT_5M)] == [(64, 2), (128, 2), (160, 6), (320, 2)]
 
 
-def test_report_cli_writes_one_self_contained_escaped_file(solved_runs: dict, tmp_path: Path) -> None:  # noqa: F811
-    out = tmp_path / "sub" / "report.html"
-    res = cli("report", *[str(r.path) for r in solved_runs.values()], "-o", str(out), "--format", "json")
+@pytest.fixture(scope="module")
+def full_report(solved_runs: dict, validated_run, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], Path, dict]:  # noqa: F811
+    """The report of every solved run and the validated run, written by `archsearch report --format json`."""
+    runs = [str(r.path) for r in solved_runs.values()] + [str(validated_run.path)]
+    out = tmp_path_factory.mktemp("report") / "sub" / "report.html"
+    res = cli("report", *runs, "-o", str(out), "--format", "json")
     assert res.code == 0, res.stderr
-    info = json.loads(res.stdout)
+    return runs, out, json.loads(res.stdout)
+
+
+def test_report_cli_writes_one_self_contained_escaped_file(full_report: tuple, tmp_path: Path) -> None:
+    runs, out, info = full_report
     html = out.read_text()
     assert info["path"] == str(out) and info["bytes"] == len(html.encode())
     # self-contained: no stylesheet, script, image or frame from elsewhere; links only to anchors
@@ -68,29 +77,46 @@ def test_report_cli_writes_one_self_contained_escaped_file(solved_runs: dict, tm
     assert html.count("<script") == 1  # the table sorter, nothing else
     # a hostile run name is text, in the tables and inside matplotlib's SVG legends alike
     assert HOSTILE not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert html.count("<svg") >= 1 + 3 + 1 + 12  # costs, one front per objective, the sweep, one diagram per candidate
-    assert "DeiT-T" in html and "TinyViT-5M" in html and "Touvron" in html
-    assert 'id="validation"' not in html
+    # costs, a front per objective (4), the sweep, accuracy, curves; a diagram per candidate (16)
+    assert html.count("<svg") == 1 + 4 + 1 + 1 + 1 + 16
+    assert "DeiT-T" in html and "TinyViT-5M" in html and "DeepMAD-R50" in html and "Touvron" in html
     # deterministic: the same runs give the same file
     again = tmp_path / "again.html"
-    assert cli("report", *[str(r.path) for r in solved_runs.values()], "-o", str(again)).code == 0
+    assert cli("report", *runs, "-o", str(again)).code == 0
     assert again.read_text() == html
 
 
-def test_report_with_validation(validated_run, tmp_path: Path) -> None:  # noqa: F811
+def test_report_with_validation(validated_run, full_report: tuple) -> None:  # noqa: F811
     data = report_data([validated_run.path])
     assert data.validation is not None
     res, curves = data.validation
     assert sorted(res["name"]) == ["mid", "narrow", "wide"] and res["pareto"].any()
     assert (res["latency_ms"] > 0).all() and set(curves["epoch"]) == {1, 2} and len(curves) == 6
     assert {k[2] for k in data.accuracy_fronts} == {"macs", "params", "latency_ms"}
-    out = tmp_path / "report.html"
-    assert cli("report", str(validated_run.path), "-o", str(out)).code == 0
-    html = out.read_text()
+    html = full_report[1].read_text()
     assert 'id="validation"' in html and "test top-1" in html and "training loss" in html
     table = html[html.index('id="validation-table"'):]
     table = table[:table.index("</table>")]
     assert table.count("<tr") == 4 and "narrow" in table and "wide" in table and "skipped" not in table
+    only_solved = cli("report", str(full_report[0][0]), "-o", str(full_report[1].with_name("solved.html")))
+    assert only_solved.code == 0 and 'id="validation"' not in full_report[1].with_name("solved.html").read_text()
+
+
+def test_report_keeps_the_design_walls(solved_runs: dict, tmp_path: Path) -> None:  # noqa: F811
+    """results computes without matplotlib or torch; report renders without torch, solvers, train or build."""
+    runs = [str(r.path) for r in solved_runs.values()]
+    code = f"""
+import sys
+from archsearch.results import report_data
+report_data({runs!r})
+assert not {{'matplotlib', 'torch'}} & set(sys.modules), 'results imported matplotlib or torch'
+from archsearch.cli.main import main
+assert main(['report', *{runs!r}, '-o', {str(tmp_path / 'r.html')!r}]) == 0
+bad = [m for m in ('torch', 'timm', 'archsearch.solvers', 'archsearch.train', 'archsearch.build') if m in sys.modules]
+assert not bad, bad
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_solve_and_validate_print_the_report_command(solved_runs: dict, validated_run) -> None:  # noqa: F811
@@ -122,13 +148,10 @@ def chromium() -> str:
     return path
 
 
-def test_report_renders_in_headless_chromium(chromium: str, solved_runs: dict, validated_run,  # noqa: F811
-                                             tmp_path: Path) -> None:
+def test_report_renders_in_headless_chromium(chromium: str, full_report: tuple, tmp_path: Path) -> None:
     from PIL import Image
 
-    out = tmp_path / "report.html"
-    runs = [str(r.path) for r in solved_runs.values()] + [str(validated_run.path)]
-    assert cli("report", *runs, "-o", str(out)).code == 0
+    out = full_report[1]
     with Page(out.resolve().as_uri(), width=1280, height=900) as page:
         # plots: every figure holds a drawn SVG with a real size
         plots = page.evaluate("""Array.from(document.querySelectorAll('figure.plot svg')).map(function (s) {

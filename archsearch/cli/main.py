@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -190,7 +191,8 @@ def _write_run(out: Path, obj: dict[str, Any], result: Any, *, name: str, args: 
     record = dict(obj)
     record["name"] = name
     record["provenance"] = {
-        "command": "archsearch " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("archsearch") else " ".join(sys.argv),
+        # the equivalent command line, however it was invoked (console script, python -m, main([...]) from a notebook)
+        "command": "archsearch " + shlex.join(getattr(args, "argv", sys.argv[1:])),
         "versions": _versions(),
         "seed": args.seed,
         "solver": result.stats.backend,
@@ -438,8 +440,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _report_hint(run: str | Path) -> None:
     """The one-line hint at the end of ``solve --out`` and ``validate`` (stderr, never in JSON stdout)."""
-    import shlex
-
     err(f"report: archsearch report {shlex.quote(str(run))} -o {shlex.quote(str(Path(run) / 'report.html'))}")
 
 
@@ -546,6 +546,7 @@ def _validate(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         _validate(args)
         return args.func(args)

@@ -105,6 +105,7 @@ def front_svg(candidates: "pd.DataFrame", fronts: dict[tuple[str, str], Front2D]
                     ax.annotate(f"{ref.name}{note}", (value, 1), xycoords=("data", "axes fraction"), rotation=90,
                                 fontsize=7, color="0.4", ha="right", va="top")
             _fmt_axis(ax, cost)
+            ax.ticklabel_format(axis="y", useOffset=False)
             ax.set_ylabel(f"score ({objective})")
         axes[0].legend(fontsize=7, loc="best")
         fig.suptitle(f"{objective}: score vs cost (filled: Pareto-optimal)", fontsize=10)
@@ -123,14 +124,16 @@ def costs_svg(candidates: "pd.DataFrame", references: "pd.DataFrame") -> str:
             note = ", backbone" if ref.counts == "backbone" else ""
             ax.annotate(f"{ref.name} {ref.top1:g}%{note}", (ref.params, ref.macs), textcoords="offset points", xytext=(4, 3),
                         fontsize=7)
-        from matplotlib.ticker import EngFormatter
+        from matplotlib.ticker import EngFormatter, NullFormatter
 
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("parameters (whole model, log)")
-        ax.set_ylabel("MACs (whole model, log)")
-        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-        ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+        for axis, values, label in ((ax.xaxis, [*candidates["params"], *references["params"]], "parameters"),
+                                    (ax.yaxis, [*candidates["macs"], *references["macs"]], "MACs")):
+            wide = max(values) > 20 * min(values)  # log only where the values span decades
+            if wide:
+                (ax.set_xscale if axis is ax.xaxis else ax.set_yscale)("log")
+                axis.set_minor_formatter(NullFormatter())  # log minor ticks would be mathtext strings
+            axis.set_major_formatter(EngFormatter(sep=""))
+            (ax.set_xlabel if axis is ax.xaxis else ax.set_ylabel)(f"{label} (whole model{', log' if wide else ''})")
         ax.legend(fontsize=7, loc="best")
         fig.set_size_inches(7.5, 4.2)
         return _svg(fig)
