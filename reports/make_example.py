@@ -4,7 +4,7 @@
     python reports/make_example.py --reuse       # rewrite the report from the committed run
     python reports/make_example.py --time-limit 300
 
-Writes ``reports/runs/deepmad-r50/`` (``candidates.json``, ``pareto.csv``) and
+Writes ``reports/deepmad-r50/`` (``candidates.json``, ``pareto.csv``) and
 ``reports/deepmad-r50.html``, and prints a JSON line with the solve's status, gap and the report's size.
 """
 
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RUN = HERE / "runs" / "deepmad-r50"
+RUN = HERE / "deepmad-r50"
 REPORT = HERE / "deepmad-r50.html"
 
 

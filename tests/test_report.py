@@ -185,3 +185,30 @@ def test_report_renders_in_headless_chromium(chromium: str, full_report: tuple, 
     assert image.std() > 10  # not one flat colour
     nonwhite = (image.min(axis=2) < 235).mean()
     assert nonwhite > 0.03  # plots and text cover part of the page
+
+
+def test_latency_fronts_when_candidates_carry_predicted_latency(solved_runs: dict, tmp_path: Path) -> None:  # noqa: F811
+    """A solve with a latency model writes ``latency_ms`` per candidate: the report gets a third front."""
+    record = json.loads((solved_runs["tinyvit"].path / "candidates.json").read_text())
+    latencies = [3.0, 1.0, 2.0, 1.0]
+    for cand, lat in zip(record["candidates"], latencies):
+        cand["latency_ms"] = lat
+    (tmp_path / "lat").mkdir()
+    (tmp_path / "lat" / "candidates.json").write_text(json.dumps(record))
+    data = report_data([tmp_path / "lat"])
+    front = data.fronts[("tinyvit-contract", "latency_ms")]
+    scores = list(data.candidates["score"])  # sorted best first: candidate i has latency latencies[i]
+    lat_of = dict(zip(scores, latencies))
+    expected = sorted({(lat_of[s], s) for s in scores if not any(
+        lat_of[t] <= lat_of[s] and t >= s and (lat_of[t], t) != (lat_of[s], s) for t in scores)})
+    assert list(zip(front.xs, front.ys)) == expected
+    assert data.candidates["latency_ms"].tolist() == latencies
+
+
+def test_committed_example_report() -> None:
+    root = Path(__file__).resolve().parent.parent
+    html = (root / "reports" / "deepmad-r50.html").read_text()
+    data = report_data([root / "reports" / "deepmad-r50"])
+    assert data.runs["space"].tolist() == ["deepmad-r50"] and data.runs["command"][0].startswith("archsearch solve")
+    assert data.runs["name"][0] in html and "DeepMAD-R50" in html and html.count("<script") == 1
+    assert not re.search(r"""\b(src|href)\s*=\s*["'](?!#)""", html)
