@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -171,6 +172,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
         _print_solve_table(result, name=name, front=front)
         if args.out:
             err(f"wrote {Path(args.out) / 'candidates.json'} and {Path(args.out) / 'pareto.csv'}")
+    if args.out:
+        _report_hint(args.out)
     return EXIT_OK
 
 
@@ -188,7 +191,8 @@ def _write_run(out: Path, obj: dict[str, Any], result: Any, *, name: str, args: 
     record = dict(obj)
     record["name"] = name
     record["provenance"] = {
-        "command": "archsearch " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("archsearch") else " ".join(sys.argv),
+        # the equivalent command line, however it was invoked (console script, python -m, main([...]) from a notebook)
+        "command": "archsearch " + shlex.join(getattr(args, "argv", sys.argv[1:])),
         "versions": _versions(),
         "seed": args.seed,
         "solver": result.stats.backend,
@@ -369,7 +373,7 @@ def _print_results(frame: Any, title: str, *, caption: str | None = None, status
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from archsearch.study import validate_run
+    from archsearch.study import run_location, validate_run
 
     if args.epochs is not None and args.epochs < 1:
         raise SpecError(f"--epochs: expected an integer >= 1, got {args.epochs}")
@@ -407,6 +411,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         _print_results(frame, f"validated {len(rows)} candidates (recipe {args.recipe})", status=True,
                        caption="pareto: no candidate has a higher top-1 at no more MACs, params and latency")
+    _report_hint(run_location(args.source)[0])
     return EXIT_OK
 
 
@@ -790,6 +795,22 @@ def _add_prune_parser(sub: Any) -> None:
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_prune)
+def cmd_report(args: argparse.Namespace) -> int:
+    from archsearch.report import write_report
+
+    t0 = time.perf_counter()
+    path = write_report(args.runs, out=args.out, title=args.title, storage=args.storage)
+    size = path.stat().st_size
+    if args.format == "json":
+        print_json({"path": str(path), "bytes": size, "runs": list(args.runs), "wall_time_s": round(time.perf_counter() - t0, 3)})
+    else:
+        err(f"wrote {path} ({size / 1024:.0f} KiB, self-contained: open it in a browser)")
+    return EXIT_OK
+
+
+def _report_hint(run: str | Path) -> None:
+    """The one-line hint at the end of ``solve --out`` and ``validate`` (stderr, never in JSON stdout)."""
+    err(f"report: archsearch report {shlex.quote(str(run))} -o {shlex.quote(str(Path(run) / 'report.html'))}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -892,6 +913,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_search_parsers(sub)
     _add_prune_parser(sub)
+    p = sub.add_parser("report", help="write one self-contained HTML report (plots, Pareto table, architectures, validation) of runs")
+    p.add_argument("runs", nargs="+", help="run directories written by `solve --out` (or their candidates.json)")
+    p.add_argument("-o", "--out", default="report.html", help="HTML file to write (default report.html)")
+    p.add_argument("--title", help="page title (default: the run names)")
+    p.add_argument("--storage", help="Optuna storage URL of the validation study (default sqlite:///RUN_DIR/study.db)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="json: print the written path and size as JSON")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
@@ -914,6 +942,7 @@ def _validate(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         _validate(args)
         return args.func(args)

@@ -1,6 +1,14 @@
-"""Tables and Pareto data computed from solve results (pandas; no torch, no matplotlib)."""
+"""Tables and Pareto data computed from solve results and studies (pandas; no torch, no matplotlib)."""
 
-from archsearch.results.pareto import Direction, non_dominated
-from archsearch.results.runs import COLUMNS, load_run, merge_runs
+from archsearch.results.architecture import Unit, arch_units
+from archsearch.results.pareto import Direction, Front2D, front_2d, hypervolume_2d, non_dominated, pareto_ranks
+from archsearch.results.references import REFERENCES, Reference, reference_frame
+from archsearch.results.runs import COLUMNS, candidate_frame, load_run, merge_runs
+from archsearch.results.summary import COST_AXES, ReportData, report_data, run_frame
+from archsearch.results.validation import Validation, load_validation
 
-__all__ = ["COLUMNS", "Direction", "load_run", "merge_runs", "non_dominated"]
+__all__ = [
+    "COLUMNS", "COST_AXES", "Direction", "Front2D", "REFERENCES", "Reference", "ReportData", "Unit", "Validation",
+    "arch_units", "candidate_frame", "front_2d", "hypervolume_2d", "load_run", "load_validation", "merge_runs",
+    "non_dominated", "pareto_ranks", "reference_frame", "report_data", "run_frame",
+]

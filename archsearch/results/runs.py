@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from archsearch.errors import SpecError
-from archsearch.results.pareto import non_dominated
+from archsearch.results.pareto import pareto_ranks
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["load_run", "merge_runs", "COLUMNS"]
+__all__ = ["COLUMNS", "candidate_frame", "load_run", "merge_runs"]
 
 COLUMNS = ("run", "space", "family", "objective", "rank", "name", "score", "macs", "params", "pareto")
 
@@ -65,6 +65,15 @@ def merge_runs(paths: Iterable[str | Path]) -> "pd.DataFrame":
     Returns:
         A DataFrame with :data:`COLUMNS`, sorted by objective and score (best first).
     """
+    return candidate_frame(paths)[list(COLUMNS)]
+
+
+def candidate_frame(paths: Iterable[str | Path]) -> "pd.DataFrame":
+    """:func:`merge_runs` with more columns: ``front`` (the non-dominated sorting rank of score, MACs
+    and params within the objective; front 1 is ``pareto``), ``budget_macs``/``budget_params`` (as
+    the run's space counts them), ``rho``, ``latency_ms`` (predicted, when the solve had a latency
+    model; else NaN), ``spec`` (the spec's dict) and ``path`` (the run's directory).
+    """
     import pandas as pd
 
     from archsearch import cost
@@ -73,20 +82,24 @@ def merge_runs(paths: Iterable[str | Path]) -> "pd.DataFrame":
     rows = []
     for path in paths:
         data = load_run(path)
+        p = Path(path)
         for rank, cand in enumerate(data["candidates"], 1):
             spec = spec_from_dict(cand["spec"])
             rows.append({
                 "run": data["name"], "space": data.get("space", ""), "family": spec.family, "objective": _objective(data),
                 "rank": rank, "name": getattr(spec, "name", "") or f"{data['name']}-{rank}", "score": float(cand["score"]),
                 "macs": cost.macs(spec, with_head=True), "params": cost.params(spec, with_head=True),
+                "budget_macs": cand.get("macs"), "budget_params": cand.get("params"), "rho": cand.get("rho"),
+                "latency_ms": cand.get("latency_ms", float("nan")), "spec": cand["spec"],
+                "path": str(p if p.is_dir() else p.parent),
             })
     if not rows:
         raise SpecError("runs: no candidates in the given runs")
     frame = pd.DataFrame(rows)
-    frame["pareto"] = False
+    frame["front"] = 0
     for _, group in frame.groupby("objective", sort=False):
-        marks = non_dominated(group[["score", "macs", "params"]].to_dict("records"),
-                              {"score": "max", "macs": "min", "params": "min"})
-        frame.loc[group.index, "pareto"] = marks
-    frame = frame.sort_values(["objective", "score"], ascending=[True, False], kind="stable").reset_index(drop=True)
-    return frame[list(COLUMNS)]
+        frame.loc[group.index, "front"] = pareto_ranks(group[["score", "macs", "params"]].to_dict("records"),
+                                                       {"score": "max", "macs": "min", "params": "min"})
+    frame["pareto"] = frame["front"] == 1
+    frame["latency_ms"] = frame["latency_ms"].astype(float)
+    return frame.sort_values(["objective", "score"], ascending=[True, False], kind="stable").reset_index(drop=True)

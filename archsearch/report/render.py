@@ -1,0 +1,157 @@
+"""One self-contained HTML file from a report's data: Jinja2 (autoescape on), inline CSS, inline SVG
+plots, a few lines of inline JavaScript that sort the tables. Nothing is fetched when it is viewed."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+from archsearch import __version__
+from archsearch.report import plots
+from archsearch.results import COST_AXES, ReportData, arch_units, report_data
+from archsearch.space import spec_from_dict
+from archsearch.space.budget import format_count
+
+__all__ = ["render_report", "write_report"]
+
+_TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _environment() -> Any:
+    try:
+        import jinja2
+    except ImportError as exc:  # pragma: no cover - jinja2 is a dependency
+        raise ImportError("archsearch report needs Jinja2: pip install jinja2") from exc
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(count=_count, num=_num, pct=_pct, ms=_ms, sortkey=_sortkey)
+    return env
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
+def _count(value: Any) -> str:
+    return "-" if _missing(value) else format_count(value)
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    return "-" if _missing(value) else f"{float(value):.{digits}g}"
+
+
+def _pct(value: Any) -> str:
+    return "-" if _missing(value) else f"{100 * float(value):.2f}%"
+
+
+def _ms(value: Any) -> str:
+    return "-" if _missing(value) else f"{float(value):.3g} ms"
+
+
+def _sortkey(value: Any) -> str:
+    """The ``data-sort`` value of a numeric cell (empty for a missing value, which sorts last)."""
+    if isinstance(value, bool) or _missing(value):
+        return "" if _missing(value) else str(int(value))
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        return ""
+
+
+def _diagram(units: list[Any], *, width: int = 640, height: int = 150) -> dict[str, Any]:
+    """Geometry of an architecture diagram: one box per unit, box width growing with depth and
+    height with the square root of the unit's width (so narrow early stages stay visible); an inner
+    box for a bottleneck or a ViT block's attention width."""
+    top, base, gap = 18, height - 34, 4
+    widest = max(max(u.width, u.inner) for u in units) or 1
+    weights = [1.0 + math.sqrt(u.depth) for u in units]
+    scale = (width - gap * (len(units) - 1)) / sum(weights)
+    boxes, x = [], 0.0
+    for u, w in zip(units, weights):
+        bw = w * scale
+        h = max(4.0, (base - top) * math.sqrt(u.width / widest))
+        ih = (base - top) * math.sqrt(u.inner / widest) if u.inner else 0.0
+        boxes.append({"x": round(x, 1), "w": round(bw, 1), "y": round(base - h, 1), "h": round(h, 1),
+                      "iy": round(base - ih, 1), "ih": round(ih, 1), "cx": round(x + bw / 2, 1), "unit": u})
+        x += bw + gap
+    return {"width": width, "height": height, "base": base, "boxes": boxes}
+
+
+def _candidate_views(data: ReportData) -> list[dict[str, Any]]:
+    views = []
+    firsts = set(data.candidates.groupby("run", sort=False).head(1).index)
+    for index, row in data.candidates.iterrows():
+        spec = spec_from_dict(row["spec"])
+        units = arch_units(spec)
+        title, columns, rows = spec.layout()
+        views.append({"anchor": f"cand-{index + 1}", "row": row.to_dict(), "title": title, "columns": columns, "rows": rows,
+                      "diagram": _diagram(units) if units else None, "open": index in firsts})
+    return views
+
+
+def render_report(data: ReportData, *, title: str | None = None) -> str:
+    """The report of ``data`` as one HTML document (a string)."""
+    from markupsafe import Markup
+
+    cands = data.candidates
+    objectives = list(dict.fromkeys(cands["objective"]))
+    references = data.references
+    front_plots = []
+    for objective in objectives:
+        families = set(cands.loc[cands["objective"] == objective, "family"])
+        refs = references[[bool(set(f.split(", ")) & families) for f in references["families"]]] if len(references) else None
+        svg = plots.front_svg(cands, data.fronts, objective=objective, references=refs)
+        hv = {COST_AXES[c]: data.fronts[(objective, c)] for c in COST_AXES if (objective, c) in data.fronts}
+        front_plots.append({"objective": objective, "svg": Markup(svg), "fronts": hv})
+    validation = None
+    if data.validation is not None:
+        res = data.validation.results
+        groups = []
+        for (dataset, recipe), _ in res.groupby(["dataset", "recipe"], sort=True, dropna=False):
+            key = (str(dataset), str(recipe))
+            if any(k[:2] == key for k in data.accuracy_fronts):
+                groups.append({"dataset": key[0], "recipe": key[1],
+                               "svg": Markup(plots.accuracy_svg(res, data.accuracy_fronts, dataset=key[0], recipe=key[1]))})
+        validation = {
+            "rows": res.to_dict("records"),
+            "groups": groups,
+            "curves": Markup(plots.curves_svg(data.validation.curves)) if len(data.validation.curves) else None,
+        }
+    names = list(data.runs["name"])
+    context = {
+        "title": title or ("archsearch report: " + ", ".join(names)),
+        "version": __version__,
+        "runs": data.runs.to_dict("records"),
+        "costs_svg": Markup(plots.costs_svg(cands, references)),
+        "front_plots": front_plots,
+        "sweep_svg": Markup(plots.sweep_svg(data.sweeps)) if len(data.sweeps) else None,
+        "candidates": _candidate_views(data),
+        "has_latency": bool(cands["latency_ms"].notna().any()),
+        "references": references.to_dict("records"),
+        "sources": list(dict.fromkeys(references["source"])) if len(references) else [],
+        "validation": validation,
+    }
+    return _environment().get_template("report.html.j2").render(**context)
+
+
+def write_report(runs: Iterable[str | Path], *, out: str | Path = "report.html", title: str | None = None,
+                 storage: str | None = None) -> Path:
+    """Reads runs (and their validation studies) and writes their report.
+
+    Args:
+        runs: Run directories written by ``archsearch solve --out`` (or their ``candidates.json``).
+        out: The HTML file to write (its directory is created).
+        title: Page title (default: the run names).
+        storage: Optuna storage URL of the validation study (default: each run's ``study.db``).
+
+    Returns:
+        The path written.
+    """
+    html = render_report(report_data(runs, storage=storage), title=title)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,218 @@
+"""`archsearch report`: the data it computes, the HTML it writes (self-contained, escaped), the hints
+of `solve` and `validate`, and the page as headless Chromium renders it."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _browser import Page, can_install_chromium, chromium_path
+from _report_runs import HOSTILE, cli, solved_runs, validated_run  # noqa: F401  (fixtures)
+from archsearch.results import arch_units, report_data
+from archsearch.space import spec_from_dict
+
+
+def n_candidates(run: str | Path) -> int:
+    return len(json.loads((Path(run) / "candidates.json").read_text())["candidates"])
+
+
+def test_report_data(solved_runs: dict) -> None:  # noqa: F811
+    data = report_data([r.path for r in solved_runs.values()])
+    assert list(data.runs["name"]) == [HOSTILE, "tinyvit-macs2.016G-params11M", "deepmad-cifar-macs8M-params200K"]
+    assert set(data.runs["status"]) <= {"optimal", "feasible"}
+    assert data.runs["command"].iloc[1] == "archsearch solve --space tinyvit --top-k 4 --out " + str(solved_runs["tinyvit"].path) + " --format json"
+    assert all("archsearch" in v and "python" in v for v in data.runs["versions"])
+    assert list(data.runs["sweep"]) == [0, 0, 2] and len(data.sweeps) == 2
+    cands = data.candidates
+    assert len(cands) == 5 + 4 + n_candidates(solved_runs["cnn"].path) and set(cands["family"]) == {"vit", "tinyvit", "cnn"}
+    assert (cands["pareto"] == (cands["front"] == 1)).all() and cands["front"].min() == 1
+    assert {k[0] for k in data.fronts} == set(cands["objective"]) and {k[1] for k in data.fronts} == {"macs", "params"}
+    for (objective, cost), front in data.fronts.items():
+        group = cands[cands["objective"] == objective]
+        best = group.loc[group["score"].idxmax()]
+        assert front.ys[-1] == best["score"] and front.hypervolume >= 0  # the best score ends every front
+        assert front.xs == sorted(front.xs) and all(i in group.index for i in front.index)
+    names = set(data.references["name"])
+    assert {"DeiT-T", "TinyViT-5M", "DeepMAD-R50"} <= names and len(names) == 9
+    assert data.validation is None
+
+
+def test_arch_units_of_every_family(solved_runs: dict) -> None:  # noqa: F811
+    from archsearch.space.tinyvit import TINYVIT_5M
+
+    data = report_data([r.path for r in solved_runs.values()])
+    for spec_dict in data.candidates["spec"]:
+        spec = spec_from_dict(spec_dict)
+        units = arch_units(spec)
+        assert units and all(u.width > 0 and u.depth >= 1 for u in units)
+        if spec.family == "cnn":
+            assert [u.width for u in units[1:]] == [s.out_channels for s in spec.stages]
+            assert [u.depth for u in units[1:]] == [s.depth for s in spec.stages]
+        if spec.family == "vit":
+            assert [u.width for u in units] == [b.mlp_dim for b in spec.blocks]
+    assert [(u.width, u.depth) for u in arch_units(TINYVIT_5M)] == [(64, 2), (128, 2), (160, 6), (320, 2)]
+
+
+@pytest.fixture(scope="module")
+def full_report(solved_runs: dict, validated_run, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], Path, dict]:  # noqa: F811
+    """The report of every solved run and the validated run, written by `archsearch report --format json`."""
+    runs = [str(r.path) for r in solved_runs.values()] + [str(validated_run.path)]
+    out = tmp_path_factory.mktemp("report") / "sub" / "report.html"
+    res = cli("report", *runs, "-o", str(out), "--format", "json")
+    assert res.code == 0, res.stderr
+    return runs, out, json.loads(res.stdout)
+
+
+def test_report_cli_writes_one_self_contained_escaped_file(full_report: tuple, tmp_path: Path) -> None:
+    runs, out, info = full_report
+    html = out.read_text()
+    assert info["path"] == str(out) and info["bytes"] == len(html.encode())
+    # self-contained: no stylesheet, script, image or frame from elsewhere; links only to anchors
+    assert not re.search(r"<(link|img|iframe|object|embed)\b", html)
+    assert not re.search(r"""\b(src|href)\s*=\s*["'](?!#)""", html)
+    assert "@import" not in html and not re.search(r"url\((?!#)", html)
+    assert html.count("<script") == 1  # the table sorter, nothing else
+    # a hostile run name is text, in the tables and inside matplotlib's SVG legends alike
+    assert HOSTILE not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    # costs, a front per objective (4), the sweep, accuracy, curves; a diagram per candidate
+    assert html.count("<svg") == 1 + 4 + 1 + 1 + 1 + sum(n_candidates(r) for r in runs)
+    assert "DeiT-T" in html and "TinyViT-5M" in html and "DeepMAD-R50" in html and "Touvron" in html
+    # deterministic: the same runs give the same file
+    again = tmp_path / "again.html"
+    assert cli("report", *runs, "-o", str(again)).code == 0
+    assert again.read_text() == html
+
+
+def test_report_with_validation(validated_run, full_report: tuple) -> None:  # noqa: F811
+    data = report_data([validated_run.path])
+    assert data.validation is not None
+    res, curves = data.validation
+    assert sorted(res["name"]) == ["mid", "narrow", "wide"] and res["pareto"].any()
+    assert (res["latency_ms"] > 0).all() and set(curves["epoch"]) == {1, 2} and len(curves) == 6
+    assert {k[2] for k in data.accuracy_fronts} == {"macs", "params", "latency_ms"}
+    html = full_report[1].read_text()
+    assert 'id="validation"' in html and "test top-1" in html and "training loss" in html
+    table = html[html.index('id="validation-table"'):]
+    table = table[:table.index("</table>")]
+    assert table.count("<tr") == 4 and "narrow" in table and "wide" in table and "skipped" not in table
+    only_solved = cli("report", str(full_report[0][0]), "-o", str(full_report[1].with_name("solved.html")))
+    assert only_solved.code == 0 and 'id="validation"' not in full_report[1].with_name("solved.html").read_text()
+
+
+def test_report_keeps_the_design_walls(solved_runs: dict, tmp_path: Path) -> None:  # noqa: F811
+    """results computes without matplotlib or torch; report renders without torch, solvers, train or build."""
+    runs = [str(r.path) for r in solved_runs.values()]
+    code = f"""
+import sys
+from archsearch.results import report_data
+report_data({runs!r})
+assert not {{'matplotlib', 'torch'}} & set(sys.modules), 'results imported matplotlib or torch'
+from archsearch.cli.main import main
+assert main(['report', *{runs!r}, '-o', {str(tmp_path / 'r.html')!r}]) == 0
+bad = [m for m in ('torch', 'timm', 'archsearch.solvers', 'archsearch.train', 'archsearch.build') if m in sys.modules]
+assert not bad, bad
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_solve_and_validate_print_the_report_command(solved_runs: dict, validated_run) -> None:  # noqa: F811
+    res = solved_runs["tinyvit"]
+    json.loads(res.stdout)  # the hint never enters JSON stdout
+    assert f"report: archsearch report {res.path} -o {res.path / 'report.html'}" in res.stderr
+    assert f"archsearch report {validated_run.path} -o" in validated_run.stderr
+    assert cli("solve", "--space", "tinyvit").stderr.count("archsearch report") == 0  # no run directory, no hint
+
+
+def test_report_bad_input(tmp_path: Path) -> None:
+    res = cli("report", str(tmp_path / "nowhere"), "-o", str(tmp_path / "r.html"))
+    assert res.code == 2 and "no candidates.json" in res.stderr and res.stderr.count("\n") == 1
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's chromium; installed here when missing and we are root (as .ci/run does), so the browser
+    test runs in CI; skipped only where it is absent and cannot be installed."""
+    if chromium_path() is None and can_install_chromium():
+        cmd = "apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)"
+        subprocess.run(["sh", "-c", cmd], capture_output=True, timeout=900)
+    path = chromium_path()
+    if path is None:
+        if can_install_chromium():
+            pytest.fail("chromium is missing and `apt-get install chromium` failed")
+        pytest.skip("chromium is not installed and this user cannot install it (not root): apt-get install chromium")
+    return path
+
+
+def test_report_renders_in_headless_chromium(chromium: str, full_report: tuple, tmp_path: Path) -> None:
+    from PIL import Image
+
+    out = full_report[1]
+    with Page(out.resolve().as_uri(), width=1280, height=900) as page:
+        # plots: every figure holds a drawn SVG with a real size
+        plots = page.evaluate("""Array.from(document.querySelectorAll('figure.plot svg')).map(function (s) {
+            var r = s.getBoundingClientRect(); return [r.width, r.height, s.querySelectorAll('path, use').length]; })""")
+        assert len(plots) >= 1 + 4 + 1 + 2  # costs, 4 objectives, sweep, accuracy + curves
+        assert all(w > 100 and h > 100 and n > 10 for w, h, n in plots)
+        assert page.evaluate("document.querySelectorAll('svg.arch rect.box').length") > 12
+        # the Pareto table: one row per candidate, sorted by clicking a header (a real mouse click)
+        n_rows = page.evaluate("document.querySelectorAll('#pareto-table tbody tr').length")
+        assert n_rows == sum(n_candidates(r) for r in full_report[0])
+        col = page.evaluate("""Array.from(document.querySelectorAll('#pareto-table thead th'))
+                               .findIndex(function (th) { return th.textContent.trim() === 'params'; }) + 1""")
+        read = f"""Array.from(document.querySelectorAll('#pareto-table tbody tr td:nth-child({col})'))
+                   .map(function (td) {{ return parseFloat(td.getAttribute('data-sort')); }})"""
+        before = page.evaluate(read)
+        page.click(f"#pareto-table thead th:nth-child({col})")
+        ascending = page.evaluate(read)
+        page.click(f"#pareto-table thead th:nth-child({col})")
+        descending = page.evaluate(read)
+        assert ascending == sorted(before) and descending == sorted(before, reverse=True) and before != ascending
+        assert page.evaluate(f"document.querySelector('#pareto-table thead th:nth-child({col})').getAttribute('aria-sort')") \
+            == "descending"
+        # the hostile run name is shown as text and ran nothing
+        assert page.evaluate("document.querySelectorAll('script').length") == 1
+        assert HOSTILE in page.evaluate("document.querySelector('#runs-table').innerText")
+        assert page.evaluate("document.querySelectorAll('#validation-table tbody tr').length") == 3
+        page.evaluate("window.scrollTo(0, document.querySelector('#fronts').offsetTop)")
+        png = page.screenshot(tmp_path / "shot.png")
+    image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float)
+    assert image.shape[1] == 1280 and image.shape[0] > 600
+    assert image.std() > 10  # not one flat colour
+    nonwhite = (image.min(axis=2) < 235).mean()
+    assert nonwhite > 0.03  # plots and text cover part of the page
+
+
+def test_latency_fronts_when_candidates_carry_predicted_latency(solved_runs: dict, tmp_path: Path) -> None:  # noqa: F811
+    """A solve with a latency model writes ``latency_ms`` per candidate: the report gets a third front."""
+    record = json.loads((solved_runs["tinyvit"].path / "candidates.json").read_text())
+    latencies = [3.0, 1.0, 2.0, 1.0]
+    for cand, lat in zip(record["candidates"], latencies):
+        cand["latency_ms"] = lat
+    (tmp_path / "lat").mkdir()
+    (tmp_path / "lat" / "candidates.json").write_text(json.dumps(record))
+    data = report_data([tmp_path / "lat"])
+    front = data.fronts[("tinyvit-contract", "latency_ms")]
+    scores = list(data.candidates["score"])  # sorted best first: candidate i has latency latencies[i]
+    lat_of = dict(zip(scores, latencies))
+    expected = sorted({(lat_of[s], s) for s in scores if not any(
+        lat_of[t] <= lat_of[s] and t >= s and (lat_of[t], t) != (lat_of[s], s) for t in scores)})
+    assert list(zip(front.xs, front.ys)) == expected
+    assert data.candidates["latency_ms"].tolist() == latencies
+
+
+def test_committed_example_report() -> None:
+    root = Path(__file__).resolve().parent.parent
+    html = (root / "reports" / "deepmad-r50.html").read_text()
+    data = report_data([root / "reports" / "deepmad-r50"])
+    assert data.runs["space"].tolist() == ["deepmad-r50"] and data.runs["command"][0].startswith("archsearch solve")
+    assert data.runs["name"][0] in html and "DeepMAD-R50" in html and html.count("<script") == 1
+    assert not re.search(r"""\b(src|href)\s*=\s*["'](?!#)""", html)
