@@ -1,5 +1,5 @@
-"""Latency model of the ViT family: unit features against the cost model, calibration, latency budgets
-in the ReViT rule and the NViT program (against brute force)."""
+"""Latency model of the ViT and STViT families: unit features against the cost model, calibration,
+latency budgets in the ReViT rule, the NViT program (against brute force) and the STViT enumeration."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from archsearch.space.nvit_templates import NViTSpace
 from archsearch.space.vit import ViTBlockSpec
 
 VIT_COEFS = {"patch_embed": (0.02, 0.0, 0.01, 0.0, 0.05, 0.0), "vit_block": (0.05, 0.004, 0.02, 0.0, 0.3, 0.01),
-             "vit_head": (0.01, 0.5, 0.0, 0.0, 0.1, 0.0)}
+             "vit_head": (0.01, 0.5, 0.0, 0.0, 0.1, 0.0), "st_cross": (0.06, 0.004, 0.03, 0.0, 0.3, 0.01)}
 TINY2 = NViTSpace(name="tiny2", depth=2, resolution=32, num_classes=10, embed_dims=(16, 48), heads=(1, 3),
                   qk_dims=(8, 16), v_dims=(8, 16), mlp_dims=(16, 64), heads_ratio=(0.0, 1.0), qk_ratio=(0.0, 1.0),
                   mlp_ratio=(0.0, 4.0), v_prior=(8, 8))
@@ -134,3 +134,50 @@ def test_uncalibrated_vit_space_names_calibrate() -> None:
     for name in ("nvit", "revit"):
         with pytest.raises(SpecError, match=f"archsearch calibrate --space {name}"):
             get_solver(get_space(name).solver)().solve(get_space(name), Budget(latency_ms=3.0))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_stvit_unit_features_sum_to_the_cost_model(seed) -> None:
+    from archsearch.cost.latency import stvit_units
+    from archsearch.space.stvit import STViTSpec
+
+    rng = random.Random(seed)
+    d = rng.choice([32, 64])
+    spec = STViTSpec(embed_dim=d, depth=rng.randint(4, 8), num_heads=rng.choice([1, 2, 4]), mlp_ratio=rng.choice([2.0, 4.0]),
+                     semantic_layer=rng.randint(0, 2), num_semantic=rng.choice([1, 4, 9]), semantic_layers=rng.randint(1, 2),
+                     recovery=rng.random() < 0.5, patch_size=8, resolution=rng.choice([24, 32, 48]),
+                     class_token=rng.random() < 0.5, num_classes=rng.choice([0, 10]))
+    units = list(stvit_units(spec))
+    assert sum(f[1] + f[2] + f[3] for _, f in units) * 1e6 == pytest.approx(macs(spec, with_head=True), rel=1e-12)
+    assert sum(f[5] for _, f in units) * 1e6 == pytest.approx(params(spec, with_head=True), rel=1e-12)
+    assert sum(u == "st_cross" for u, _ in units) == spec.semantic_layers + int(spec.recovery)
+
+
+def test_calibrate_an_stvit_space() -> None:
+    torch = pytest.importorskip("torch")
+    from archsearch.train.latency import calibrate_space
+
+    torch.set_num_threads(1)
+    space = get_space("stvit").replace(name="stvit-tiny-lat", embed_dim=32, num_heads=2, resolution=64, num_classes=10,
+                                       budget=Budget())
+    model = calibrate_space(space, samples=6, runs=2, warmup=1, models=2)
+    assert set(model.coefs) == {"patch_embed", "vit_block", "st_cross", "vit_head"}
+    assert LatencyModel.load(latency_model_path("stvit-tiny-lat")) == model
+
+
+def test_stvit_latency_budget_is_exact_and_covered_by_the_bound() -> None:
+    from archsearch.solvers.stvit import evaluate_design, solve_stvit, stvit_designs
+
+    space = get_space("stvit")
+    model = _vit_model("stvit")
+    model.save(latency_model_path("stvit"))
+    evs = [evaluate_design(space, s, latency_model=model) for s in stvit_designs(space)]
+    limit = sorted(ev.latency_ms for ev in evs)[len(evs) // 2]
+    best = max(ev.score for ev in evs if ev.latency_ms <= limit)
+    res = solve_stvit(space, Budget(latency_ms=limit), top_k=3)
+    assert res.status == OPTIMAL and res.best.score == best and res.bound == best
+    assert "latency" in res.stats.extra["bound_covers"]
+    assert all(c.extra["latency_ms"] <= limit and c.extra["latency_ms"] == pytest.approx(predict_latency(c.spec, model))
+               for c in res.candidates)
+    tight = solve_stvit(space, Budget(latency_ms=min(ev.latency_ms for ev in evs) / 2))
+    assert tight.status == INFEASIBLE and tight.smallest["latency_ms"] == pytest.approx(min(ev.latency_ms for ev in evs))

@@ -33,16 +33,17 @@ from typing import Any, Iterator, Sequence
 
 from archsearch.errors import SpecError
 from archsearch.space.cnn import CNNSpec, conv_out, se_channels
+from archsearch.space.stvit import STViTSpec
 from archsearch.space.vit import ViTSpec
 
 __all__ = ["FEATURES", "UNIT_TYPES", "LATENCY_FAMILIES", "LatencyModel", "block_features", "stem_features", "head_features",
            "cnn_units", "vit_attention_features", "vit_mlp_features", "vit_block_features", "patch_embed_features",
-           "vit_head_features", "vit_units", "model_units", "predict_latency", "fit_coefficients", "latency_cache_dir", "latency_model_path", "load_latency_model",
+           "vit_head_features", "vit_units", "cross_features", "stvit_units", "model_units", "predict_latency", "fit_coefficients", "latency_cache_dir", "latency_model_path", "load_latency_model",
            "find_latency_model", "require_latency_model", "fit_joint", "summed_features"]
 
 FEATURES = ("const", "pw_mmacs", "kxk_mmacs", "dw_mmacs", "mactivations", "mweights")
-UNIT_TYPES = ("stem", "k1kxk1", "k1dwk1", "head", "patch_embed", "vit_block", "vit_head")
-LATENCY_FAMILIES = ("cnn", "vit")  # families whose specs the predictor covers
+UNIT_TYPES = ("stem", "k1kxk1", "k1dwk1", "head", "patch_embed", "vit_block", "vit_head", "st_cross")
+LATENCY_FAMILIES = ("cnn", "vit", "stvit")  # families whose specs the predictor covers
 _SCHEMA = 1
 
 
@@ -169,12 +170,49 @@ def vit_units(spec: ViTSpec) -> Iterator[tuple[str, tuple[float, ...]]]:
     yield "vit_head", vit_head_features(embed_dim=d, tokens=n, num_classes=spec.num_classes)
 
 
+def cross_features(*, embed_dim: int, mlp_dim: int, queries: int, keys: int) -> tuple[float, ...]:
+    """An STViT cross-attention layer (q queries over k keys/values: a semantic-token layer or the
+    recovery block): LayerNorms, Q/K/V and output projections, ``Q K^T`` and ``A V``, the MLP."""
+    d, q, k, m = embed_dim, queries, keys, mlp_dim
+    linear = q * d * d + 2 * k * d * d + q * d * d + 2 * q * d * m
+    mixing = 2 * q * k * d
+    acts = (2 * q * d + 2 * k * d) + (q * d + k * d + 3 * k * d + q * d) + 4 * q * k + 2 * q * d + 2 * q * d \
+        + (q * d + q * m) + 2 * q * m + (q * m + q * d) + 2 * q * d
+    weights = 6 * d + (d + 1) * d + (d + 1) * 2 * d + (d + 1) * d + (d + 1) * m + (m + 1) * d
+    return (1.0, linear / 1e6, mixing / 1e6, 0.0, acts / 1e6, weights / 1e6)
+
+
+def stvit_units(spec: STViTSpec) -> Iterator[tuple[str, tuple[float, ...]]]:
+    """``(unit type, features)`` of every unit of an STViT in execution order: the patch embedding, the
+    image-token layers, the semantic-token layers (M + c queries over N + c image tokens; the pooling
+    that forms them is not a product and is left to the layers' constants), the layers on the
+    semantic tokens, the recovery block, the head."""
+    d, h, hd, m = spec.embed_dim, spec.num_heads, spec.head_dim, spec.mlp_dim
+    n_img, n_sem = spec.image_tokens, spec.semantic_tokens
+    yield "patch_embed", patch_embed_features(in_channels=spec.in_channels, embed_dim=d, patch_size=spec.patch_size,
+                                              resolution=spec.resolution, class_token=spec.class_token)
+    block = dict(embed_dim=d, heads=h, qk_dim=hd, v_dim=hd, mlp_dim=m)
+    for _ in range(spec.semantic_layer):
+        yield "vit_block", vit_block_features(**block, tokens=n_img)
+    for _ in range(spec.semantic_layers):
+        yield "st_cross", cross_features(embed_dim=d, mlp_dim=m, queries=n_sem, keys=n_img)
+    for _ in range(spec.tail_layers):
+        yield "vit_block", vit_block_features(**block, tokens=n_sem)
+    final = n_sem
+    if spec.recovery:
+        yield "st_cross", cross_features(embed_dim=d, mlp_dim=m, queries=spec.num_patches, keys=n_sem)
+        final = n_img
+    yield "vit_head", vit_head_features(embed_dim=d, tokens=final, num_classes=spec.num_classes)
+
+
 def model_units(spec: object) -> Iterator[tuple[str, tuple[float, ...]]]:
-    """The units of a CNN or ViT spec (other families have no latency predictor yet)."""
+    """The units of a CNN, ViT or STViT spec (other families have no latency predictor yet)."""
     if isinstance(spec, CNNSpec):
         return cnn_units(spec)
     if isinstance(spec, ViTSpec):
         return vit_units(spec)
+    if isinstance(spec, STViTSpec):
+        return stvit_units(spec)
     raise SpecError(f"spec: the latency predictor covers the {list(LATENCY_FAMILIES)} families, "
                     f"not {getattr(spec, 'family', type(spec).__name__)!r}")
 

@@ -57,7 +57,7 @@ def _figure(ncols: int, height: float = 3.2) -> Iterator[tuple[Any, list[Any]]]:
     import matplotlib
 
     with matplotlib.rc_context(_RC):
-        fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols, height), squeeze=False)
+        fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols, height), squeeze=False, layout="constrained")
         try:
             yield fig, list(axes[0])
         finally:

@@ -5,11 +5,12 @@ Program (Chang et al., CVPR 2023, semantic tokens; the objective is
 
     maximise    interactions(S, l, M) = sum over layers of q_l * k_l   (query-key token pairs)
     subject to  macs(S, l, M) <= budget.macs,  params(S) <= budget.params,
-                activation_memory(S, l, M) <= budget.memory
+                activation_memory(S, l, M) <= budget.memory,  latency(S, l, M) <= budget.latency
     over        S in semantic_layers, l in [lo, min(hi, depth - S)], M in num_semantic
 
 with costs from the exact cost model (:mod:`archsearch.cost.stvit`; whole model or backbone as the
-space's ``budget_counts`` says). The space is a few thousand designs at most, so every one is
+space's ``budget_counts`` says; latency predicted by the space's calibration, ``archsearch calibrate``).
+The space is a few thousand designs at most, so every one is
 evaluated: the best feasible score is the optimum, the bound equals it and the gap is 0. Ties are
 broken by fewer MACs, then fewer params, then the smaller (C, S, l, M).
 """
@@ -21,6 +22,7 @@ import math
 import time
 from typing import Any, Iterator, NamedTuple
 
+from archsearch.cost.latency import predict_latency, require_latency_model
 from archsearch.cost.stvit import stvit_activation_memory, stvit_macs, stvit_params
 from archsearch.errors import SpecError
 from archsearch.objectives.stvit import attention_interactions
@@ -41,11 +43,13 @@ class STViTEvaluation(NamedTuple):
     macs: int
     params: int
     memory: int
+    latency_ms: float | None = None
 
     def fits(self, budget: Budget) -> bool:
         return ((budget.macs is None or self.macs <= budget.macs)
                 and (budget.params is None or self.params <= budget.params)
-                and (budget.memory is None or self.memory <= budget.memory))
+                and (budget.memory is None or self.memory <= budget.memory)
+                and (budget.latency_ms is None or (self.latency_ms is not None and self.latency_ms <= budget.latency_ms)))
 
 
 def stvit_designs(space: STViTSpace, *, resolution: int | None = None) -> Iterator[STViTSpec]:
@@ -64,11 +68,12 @@ def stvit_designs(space: STViTSpace, *, resolution: int | None = None) -> Iterat
             )
 
 
-def evaluate_design(space: STViTSpace, spec: STViTSpec) -> STViTEvaluation:
-    """Score and costs of one design."""
+def evaluate_design(space: STViTSpace, spec: STViTSpec, *, latency_model: Any = None) -> STViTEvaluation:
+    """Score and costs of one design (and its predicted latency when a latency model is given)."""
     with_head = space.budget_counts == "model"
+    latency = predict_latency(spec, latency_model) if latency_model is not None else None
     return STViTEvaluation(spec, float(attention_interactions(spec).total), stvit_macs(spec, with_head=with_head),
-                           stvit_params(spec, with_head=with_head), stvit_activation_memory(spec))
+                           stvit_params(spec, with_head=with_head), stvit_activation_memory(spec), latency)
 
 
 def _order(ev: STViTEvaluation) -> tuple[Any, ...]:
@@ -80,8 +85,8 @@ def _order(ev: STViTEvaluation) -> tuple[Any, ...]:
 class STViTSolver(BaseSolver):
     """Exhaustive enumeration of an STViT space (see the module docstring).
 
-    Capabilities: STViT spaces; MACs, params and activation-memory budgets (no latency model);
-    exact: the bound is the optimum and the gap 0.
+    Capabilities: STViT spaces; MACs, params, activation-memory and (calibrated) latency budgets;
+    exact: the bound is the optimum and the gap 0, latency included.
     """
 
     name = "stvit-enum"
@@ -92,21 +97,26 @@ class STViTSolver(BaseSolver):
     def solve(self, space: STViTSpace, budget: Budget, *, top_k: int = 5, resolution: int | None = None) -> SolveResult:
         if not isinstance(space, STViTSpace):
             raise SpecError(f"space: the {self.name} solver takes an STViT space, got {type(space).__name__}")
-        if budget.latency_ms is not None:
-            raise SpecError("budget field 'latency': the STViT spaces have no latency model; "
-                            "use macs, params or memory")
+        latency_model = require_latency_model(space.name) if budget.latency_ms is not None else None
         if top_k < 1:
             raise SpecError(f"top_k: expected an integer >= 1, got {top_k!r}")
         t0 = time.perf_counter()
-        evaluations = [evaluate_design(space, spec) for spec in stvit_designs(space, resolution=resolution)]
+        evaluations = [evaluate_design(space, spec, latency_model=latency_model)
+                       for spec in stvit_designs(space, resolution=resolution)]
         if not evaluations:
             raise SpecError(f"space {space.name}: no design at resolution {resolution or space.resolution} "
                             f"(num_semantic {space.num_semantic} exceeds the patch grid)")
         feasible = sorted((ev for ev in evaluations if ev.fits(budget)), key=_order)
         stats = SolverStats(solve_time_s=time.perf_counter() - t0, nodes=len(evaluations), evaluations=len(evaluations),
                             backend=f"{self.name}/enumeration", extra={"feasible": len(feasible)})
+        if latency_model is not None:  # every design was checked: the bound covers latency too
+            stats.extra.update(bound_covers=[k for k in ("macs", "params", "memory", "latency")
+                                             if getattr(budget, "latency_ms" if k == "latency" else k) is not None],
+                               latency_device=latency_model.device, latency_calibration=latency_model.device_name)
         if not feasible:
             smallest = {"macs": min(ev.macs for ev in evaluations), "params": min(ev.params for ev in evaluations)}
+            if latency_model is not None:
+                smallest["latency_ms"] = min(ev.latency_ms for ev in evaluations)  # type: ignore[type-var]
             return SolveResult(INFEASIBLE, space.name, budget, [], -math.inf, math.inf, stats, smallest)
         cands = []
         for rank, ev in enumerate(feasible[:top_k]):
@@ -114,7 +124,8 @@ class STViTSolver(BaseSolver):
             kept = attention_interactions(spec)
             cands.append(Candidate(spec, ev.score, ev.macs, ev.params, None, {
                 "memory": ev.memory, "interaction_share": kept.share, "image_layers": kept.image_layers,
-                "semantic_layers": kept.semantic_layers, "tail_layers": kept.tail_layers, "recovery": kept.recovery}))
+                "semantic_layers": kept.semantic_layers, "tail_layers": kept.tail_layers, "recovery": kept.recovery,
+                **({"latency_ms": ev.latency_ms} if latency_model is not None else {})}))
         bound = feasible[0].score  # every design was evaluated: the optimum is the bound
         return SolveResult(OPTIMAL, space.name, budget, cands, bound, 0.0, stats)
 

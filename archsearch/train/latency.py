@@ -1,8 +1,8 @@
 """Latency calibration: time a space's building blocks on this device and fit the predictor.
 
-Covers the CNN (``deepmad-*``) spaces and the ViT (``vit`` family: ``nvit``, ``revit*``) spaces. Each
-unit (CNN: stem, block, head; ViT: patch embedding, transformer block, head) is built alone with the
-modules of :mod:`archsearch.build.cnn` / :mod:`archsearch.build.vit`, timed in
+Covers the CNN (``deepmad-*``), ViT (``vit`` family: ``nvit``, ``revit*``) and STViT (``stvit*``)
+spaces. Each unit (CNN: stem, block, head; ViT: patch embedding, transformer block, head; STViT: the
+same plus the cross-attention layer) is built alone with the modules of :mod:`archsearch.build`, timed in
 eval mode without gradients with ``torch.utils.benchmark.Timer`` (median of ``runs`` >= 30 single
 calls after warm-up, the method of :func:`archsearch.train.trainer.measure_latency`), and a few
 whole random models of the space (within its MACs budget) are timed the same way. By default every
@@ -25,13 +25,13 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from archsearch.cost.latency import (LATENCY_FAMILIES, LatencyModel, block_features, fit_coefficients, fit_joint,
-                                     head_features, latency_model_path, patch_embed_features, stem_features, vit_block_features,
-                                     vit_head_features)
+from archsearch.cost.latency import (LATENCY_FAMILIES, LatencyModel, block_features, cross_features, fit_coefficients,
+                                     fit_joint, head_features, latency_model_path, patch_embed_features, stem_features,
+                                     vit_block_features, vit_head_features)
 from archsearch.errors import SpecError
 
 __all__ = ["CalibrationData", "FITS", "calibrate_space", "device_description", "fit_calibration", "measure_calibration",
-           "median_ms", "random_cnn_design", "random_vit_spec"]
+           "median_ms", "random_cnn_design", "random_stvit_spec", "random_vit_spec"]
 
 
 def median_ms(module: nn.Module, x: torch.Tensor, *, runs: int = 30, warmup: int = 5) -> float:
@@ -304,6 +304,65 @@ def fit_calibration(data: CalibrationData, *, fit: str = "joint") -> LatencyMode
     return model
 
 
+def random_stvit_spec(space: Any, rng: random.Random, *, resolution: int | None = None) -> Any:
+    """A random design of an STViT space within its MACs budget (the space's own design list)."""
+    from archsearch.cost import macs
+    from archsearch.solvers.stvit import stvit_designs
+
+    designs = list(stvit_designs(space, resolution=resolution))
+    fits = [d for d in designs if space.budget.macs is None or macs(d, with_head=space.budget_counts == "model") <= space.budget.macs]
+    return rng.choice(fits or designs)
+
+
+class _CrossUnit(nn.Module):
+    """A cross-attention layer timed on fixed context tokens (its second input)."""
+
+    def __init__(self, block: nn.Module, context: torch.Tensor) -> None:
+        super().__init__()
+        self.block = block
+        self.register_buffer("context", context)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x, self.context)
+
+
+def _stvit_unit_samples(space: Any, resolution: int, samples: int, rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
+    """Units of random designs of the space: every layer kind at the token counts its designs use."""
+    pools: dict[str, list[dict[str, Any]]] = {"patch_embed": [], "vit_block": [], "st_cross": [], "vit_head": []}
+    for _ in range(max(4, samples // 4)):
+        spec = random_stvit_spec(space, rng, resolution=resolution)
+        d, m = spec.embed_dim, spec.mlp_dim
+        pools["patch_embed"].append(dict(in_channels=spec.in_channels, embed_dim=d, patch_size=spec.patch_size,
+                                         resolution=spec.resolution, class_token=spec.class_token))
+        for tokens in (spec.image_tokens, spec.semantic_tokens):
+            pools["vit_block"].append(dict(embed_dim=d, heads=spec.num_heads, qk_dim=spec.head_dim, v_dim=spec.head_dim,
+                                           mlp_dim=m, tokens=tokens))
+        pools["st_cross"].append(dict(embed_dim=d, mlp_dim=m, queries=spec.semantic_tokens, keys=spec.image_tokens,
+                                      heads=spec.num_heads))
+        if spec.recovery:
+            pools["st_cross"].append(dict(embed_dim=d, mlp_dim=m, queries=spec.num_patches, keys=spec.semantic_tokens,
+                                          heads=spec.num_heads))
+        final = spec.image_tokens if spec.recovery else spec.semantic_tokens
+        pools["vit_head"].append(dict(embed_dim=d, tokens=final, num_classes=spec.num_classes, class_token=spec.class_token))
+    shares = {"patch_embed": max(4, samples // 8), "vit_block": samples // 2, "st_cross": samples // 2,
+              "vit_head": max(4, samples // 8)}
+    return [(unit, rng.choice(pools[unit])) for unit, count in shares.items() for _ in range(count)]
+
+
+def _stvit_unit_module(unit: str, cfg: dict[str, Any]) -> tuple[nn.Module, tuple[int, ...], tuple[float, ...]]:
+    from archsearch.build.stvit import SelfAttentionBlock, SemanticBlock
+
+    if unit in ("patch_embed", "vit_head"):
+        cfg = dict(cfg)
+        class_token = cfg["class_token"] if unit == "patch_embed" else cfg.pop("class_token")
+        return _vit_unit_module(unit, cfg, class_token)
+    d, m = cfg["embed_dim"], cfg["mlp_dim"]
+    if unit == "vit_block":
+        return SelfAttentionBlock(d, cfg["heads"], m), (cfg["tokens"], d), vit_block_features(**cfg)
+    mod = _CrossUnit(SemanticBlock(d, cfg["heads"], m), torch.randn(1, cfg["keys"], d))
+    return mod, (cfg["queries"], d), cross_features(embed_dim=d, mlp_dim=m, queries=cfg["queries"], keys=cfg["keys"])
+
+
 def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads: int | None = None, samples: int = 48,
                     runs: int = 30, warmup: int = 5, resolution: int | None = None, max_width: int | None = None,
                     models: int = 12, seed: int = 0, save: bool = True, fit: str = "joint",
@@ -347,7 +406,7 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
 
     family = getattr(space, "family", None)
     if family not in LATENCY_FAMILIES:
-        raise SpecError(f"--space: latency calibration covers the {list(LATENCY_FAMILIES)} families (deepmad-*, nvit, revit*), "
+        raise SpecError(f"--space: latency calibration covers the {list(LATENCY_FAMILIES)} families (deepmad-*, nvit, revit*, stvit*), "
                         f"not {space.name!r} (family {family})")
     if device not in ("cpu", "cuda"):
         raise SpecError(f"--device: expected cpu or cuda, got {device!r}")
@@ -363,11 +422,21 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
     res = int(resolution or space.resolution)
     rng = random.Random(seed)
     vit = family == "vit"
-    units = _vit_unit_samples(space, res, samples, rng, max_width) if vit else _unit_samples(space, res, samples, rng, max_width)
+    if family == "stvit":
+        units = _stvit_unit_samples(space, res, samples, rng)
+    elif vit:
+        units = _vit_unit_samples(space, res, samples, rng, max_width)
+    else:
+        units = _unit_samples(space, res, samples, rng, max_width)
     timed: dict[str, tuple[list[tuple[float, ...]], list[float]]] = {}
     torch.manual_seed(seed)
     for n_done, (unit, cfg) in enumerate(units, 1):
-        mod, shape, f = _vit_unit_module(unit, cfg, space.class_token) if vit else _unit_module(unit, cfg)
+        if family == "stvit":
+            mod, shape, f = _stvit_unit_module(unit, cfg)
+        elif vit:
+            mod, shape, f = _vit_unit_module(unit, cfg, space.class_token)
+        else:
+            mod, shape, f = _unit_module(unit, cfg)
         mod = mod.to(dev)
         x = torch.randn(batch, *shape, device=dev)
         ms = median_ms(mod, x, runs=runs, warmup=warmup)
@@ -378,8 +447,12 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
             progress(n_done, len(units) + models)
     whole: list[tuple[dict[str, tuple[float, ...]], float]] = []
     for j in range(models):
-        spec = (random_vit_spec(space, rng, resolution=res, max_embed=max_width) if vit
-                else _random_model_spec(space, rng, res, max_width))
+        if family == "stvit":
+            spec = random_stvit_spec(space, rng, resolution=res)
+        elif vit:
+            spec = random_vit_spec(space, rng, resolution=res, max_embed=max_width)
+        else:
+            spec = _random_model_spec(space, rng, res, max_width)
         net = build_model(spec).to(dev)
         c_in = getattr(spec, "in_channels", 3)
         ms = median_ms(net, torch.randn(batch, c_in, res, res, device=dev), runs=runs, warmup=warmup)
