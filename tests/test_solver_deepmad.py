@@ -324,3 +324,70 @@ def test_solver_registry_and_options() -> None:
         DeepMADSolver(time_limit=0)
     with pytest.raises(SpecError, match="gap_tol"):
         DeepMADSolver(gap_tol=1.5)
+
+
+# -- latency budgets: the calibrated predictor as a posynomial row of the relaxation --------------------------
+
+def _latency_model(space: SearchSpace):
+    from archsearch.cost.latency import LatencyModel, latency_model_path
+
+    coefs = {"stem": (0.05, 0.0, 0.05, 0.0, 0.1, 0.02), "k1kxk1": (0.15, 0.03, 0.02, 0.0, 0.5, 0.2),
+             "k1dwk1": (0.1, 0.03, 0.0, 0.2, 0.4, 0.1), "head": (0.06, 1.0, 0.0, 0.0, 0.2, 0.1)}
+    model = LatencyModel(space.name, "cpu", "test cpu", "0", 1, 1, space.resolution, coefs,
+                         {u: {"n": 4.0} for u in coefs}, scale=1.1)
+    model.save(latency_model_path(space.name))
+    return model
+
+
+@pytest.mark.parametrize("block", ["k1kxk1", "k1dwk1"])
+def test_latency_row_never_overestimates_a_design(block: str) -> None:
+    """The row evaluated at a design (M = D m(z), its depths) is at most the design's predicted latency,
+    and equal where the design has every term the row keeps (no stride-1 superblock changing width)."""
+    import numpy as np
+
+    from archsearch.solvers.deepmad import _Relaxation
+
+    space = _tiny(block)
+    _latency_model(space)
+    prog = DeepMADProgram(space, Budget(latency_ms=1.0))
+    relax = _Relaxation(prog, None)
+    rows, coefs, rep, rep_d = relax._latency_terms()
+    equal = 0
+    for d in _all_valid(space)[::97]:
+        z = np.concatenate([np.log([d.c0, *d.c]), np.log(d.b), 2 * np.log(d.k)])
+        mono = np.exp(relax.mono_rows @ z)  # (n, J): each repeated block's monomials
+        D = np.array(d.L, float) - 1
+        row = float(np.exp(np.array(rows) @ z) @ np.array(coefs) + np.sum(rep * mono * D[:, None]) + rep_d @ D)
+        predicted = prog.latency(d)
+        assert row <= predicted * (1 + 1e-9)
+        exact = d.c[0] != d.c0 if block == "k1kxk1" else d.c[0] == d.c0  # the stride-1 superblock's optional term
+        if not exact:
+            assert row == pytest.approx(predicted, rel=1e-9)
+            equal += 1
+    assert equal > 0
+
+
+@pytest.mark.parametrize("block", ["k1kxk1", "k1dwk1"])
+def test_solver_matches_brute_force_with_a_binding_latency_budget(block: str) -> None:
+    space = _tiny(block)
+    _latency_model(space)
+    free_prog, free = _optimum(space, space.budget)
+    limit = 0.9 * DeepMADProgram(space, Budget(latency_ms=1.0)).latency(free[0])
+    budget = space.budget.replace(latency_ms=limit)
+    prog, best = _optimum(space, budget)
+    assert best is not None and best[1].score < free[1].score - 1e-6  # the latency budget binds
+    res = DeepMADSolver(time_limit=60).solve(space, budget, top_k=3)
+    assert res.status == OPTIMAL and res.best.score == pytest.approx(best[1].score, rel=1e-9)
+    assert res.bound >= best[1].score - 1e-6
+    assert res.stats.extra["bound_covers"] == ["macs", "params", "latency"]
+    assert all(c.extra["latency_ms"] <= limit * (1 + 1e-12) for c in res.candidates)
+
+
+def test_infeasible_latency_budget_names_the_smallest_latency() -> None:
+    space = _tiny("k1kxk1")
+    model = _latency_model(space)
+    free = min(DeepMADProgram(space, Budget(latency_ms=1.0)).latency(d) for d in _all_valid(space)
+               if DeepMADProgram(space, Budget()).evaluate(d).rho <= space.rho0)
+    res = DeepMADSolver(time_limit=20).solve(space, Budget(latency_ms=0.5 * free), top_k=1)
+    assert res.status == INFEASIBLE and not res.candidates
+    assert res.smallest["latency_ms"] >= free * (1 - 1e-9) and model.space == space.name

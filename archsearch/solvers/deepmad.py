@@ -11,7 +11,10 @@ whose optimum bounds every design in the box from above:
 * each stage product ``(log C_s + 2 log R_s) E_s`` is bounded by McCormick, with the entropy floor
   that rho implies (exact where rho binds);
 * the repeated blocks' entropy ``D v`` by a jointly concave perspective form and by McCormick;
-* kernel sets are relaxed to an interval of ``log k^2``; the depth penalty is convex and exact.
+* kernel sets are relaxed to an interval of ``log k^2``; the depth penalty is convex and exact;
+* a latency budget: the calibrated predictor (:mod:`archsearch.cost.latency`) is a non-negative
+  combination of posynomial features, entered like the MACs row (terms a design may lack are left
+  out, so it never overestimates).
 
 Candidates come from the fixed-structure relaxation floored to the channel grid, a greedy repair, a
 structure search over depths and kernels and local search. Best-first search with plunges stops
@@ -31,6 +34,7 @@ from typing import Any, Iterable, Literal, NamedTuple
 
 import numpy as np
 
+from archsearch.errors import SpecError
 from archsearch.objectives.deepmad import DEPTH_PENALTY_SCALE
 from archsearch.solvers.base import (
     FEASIBLE, GAP_OPTIMAL, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
@@ -143,6 +147,15 @@ class _Relaxation:
             if rep_d is not None:
                 total = total + rep_d @ self.D
             cons.append(total <= 1)
+        # latency: the calibrated predictor is a non-negative combination of posynomial features (MACs,
+        # activations, weights, a constant per unit), so it enters exactly like the MACs row
+        self.covers_latency = prog.latency_model is not None and b.latency_ms is not None
+        if self.covers_latency:
+            lat_rows, lat_coefs, rep_lat, rep_lat_d = self._latency_terms()
+            s_ = cp.Variable(pos=True)
+            cons.append(cp.log_sum_exp(np.array(lat_rows) @ z + _log_coef(np.array(lat_coefs) / b.latency_ms)) <= cp.log(s_))
+            cons.append(s_ + cp.sum(cp.multiply(rep_lat * self.KAPPA / b.latency_ms, self.M))
+                        + (rep_lat_d / b.latency_ms) @ self.D <= 1)
         self.mem_groups: list[tuple[Any, int, list[tuple[float, bool]]]] = []
         if b.memory is not None:
             for sb, rows_, coefs in self._memory_posynomials():
@@ -285,6 +298,70 @@ class _Relaxation:
             params += [prog.num_classes, prog.num_classes]
         return (np.array(macs, float) / bm, np.array(params, float) / bp,
                 rep_m * self.KAPPA / bm, rep_p * self.KAPPA / bp, rep_pd)
+
+    def _latency_terms(self) -> tuple[list[list[float]], list[float], np.ndarray, np.ndarray]:
+        """The predicted latency (ms) as posynomial terms: the stem, the first block of every superblock
+        and the head as ``(exponent rows, coefficients)`` in ``z``; the repeated blocks as coefficients of
+        the monomial totals ``M`` (per monomial, ms) and of ``D`` (their constant). Terms that a design may
+        lack (the shortcut of a stride-1 superblock, the residual sum of an inverted residual, SE) are
+        left out, so the row never overestimates a design's latency: the relaxation stays valid."""
+        prog, n, e, col = self.prog, self.prog.n, self._e, self.col
+        model = prog.latency_model
+        assert model is not None
+        rows: list[list[float]] = []
+        coefs: list[float] = []
+
+        def unit(kind: str, terms: list[tuple[int, list[float], float]]) -> None:
+            """``terms``: (feature index, exponent row, multiplier); features in millions but the constant."""
+            c = model.coefs.get(kind)
+            if c is None:
+                raise SpecError(f"latency: the calibration of space {prog.space.name!r} has no {kind!r} units; "
+                                f"run `archsearch calibrate --space {prog.space.name}` again")
+            for feat, row, mult in terms:
+                value = model.scale * c[feat] * mult / (1.0 if feat == 0 else 1e6)
+                if value > 0:
+                    rows.append(row)
+                    coefs.append(value)
+
+        PW, KXK, DW, ACT, W = 1, 2, 3, 4, 5
+        r0, ks2, cin = prog.r0, prog.ks**2, prog.cin0
+        unit("stem", [(0, e(), 1.0), (KXK if prog.ks > 1 else PW, e(x0=1), r0 * r0 * cin * ks2), (ACT, e(), cin * prog.resolution**2),
+                      (ACT, e(x0=1), r0 * r0), (W, e(x0=1), cin * ks2)])
+        J = len(self.mono)
+        rep_lat, rep_lat_d = np.zeros((n, J)), np.zeros(n)
+        block = prog.space.block
+        c_rep = model.coefs.get(block)
+        for i in range(n):
+            p, o, y, k = f"x{i}", f"x{i + 1}", f"y{i}", f"k{i}"
+            ri2, ro2 = prog.r_in[i] ** 2, prog.r_out[i] ** 2
+            if prog.bottleneck:
+                sc = 1.0 if prog.strides[i] != 1 else 0.0
+                unit(block, [(0, e(), 1.0), (PW, e(**{p: 1, y: 1}), ri2), (PW, e(**{o: 1, y: 1}), ro2),
+                             (PW, e(**{p: 1, o: 1}), sc * ro2), (KXK, e(**{y: 2, k: 1}), ro2),
+                             (ACT, e(**{p: 1}), (1 + sc) * ri2), (ACT, e(**{y: 1}), 2 * ri2 + 2 * ro2),
+                             (ACT, e(**{o: 1}), (3 + sc) * ro2), (W, e(**{p: 1, y: 1}), 1.0), (W, e(**{y: 2, k: 1}), 1.0),
+                             (W, e(**{o: 1, y: 1}), 1.0), (W, e(**{p: 1, o: 1}), sc)])
+                if c_rep is not None:
+                    per = {"cb": c_rep[PW] * 2 * ro2 + c_rep[W] * 2, "bbk": c_rep[KXK] * ro2 + c_rep[W],
+                           "b": c_rep[ACT] * 4 * ro2, "c": c_rep[ACT] * 4 * ro2}
+            else:
+                unit(block, [(0, e(), 1.0), (PW, e(**{p: 1, y: 1}), ri2), (PW, e(**{o: 1, y: 1}), ro2),
+                             (DW, e(**{y: 1, k: 1}), ro2), (ACT, e(**{p: 1}), ri2), (ACT, e(**{y: 1}), 2 * ri2 + 2 * ro2),
+                             (ACT, e(**{o: 1}), ro2), (W, e(**{p: 1, y: 1}), 1.0), (W, e(**{y: 1, k: 1}), 1.0),
+                             (W, e(**{o: 1, y: 1}), 1.0)])
+                if c_rep is not None:
+                    per = {"cb": c_rep[PW] * 2 * ro2 + c_rep[W] * 2, "bk": c_rep[DW] * ro2 + c_rep[W],
+                           "b": c_rep[ACT] * 4 * ro2, "c": c_rep[ACT] * 4 * ro2}
+            if c_rep is not None:
+                for name, value in per.items():
+                    rep_lat[i, col[name]] = model.scale * value / 1e6
+                rep_lat_d[i] = model.scale * c_rep[0]
+        if prog.num_classes:
+            side2 = prog.r_out[-1] ** 2
+            cls = prog.num_classes
+            unit("head", [(0, e(), 1.0), (PW, e(**{f"x{n}": 1}), cls), (ACT, e(**{f"x{n}": 1}), side2 + 1),
+                          (ACT, e(), float(cls)), (W, e(**{f"x{n}": 1}), cls)])
+        return rows, coefs, rep_lat, rep_lat_d
 
     def _memory_posynomials(self) -> list[tuple[int, list[list[float]], list[tuple[float, bool]]]]:
         """Per-layer activation posynomials (elements): ``(superblock, rows, [(coef, needs_rest_block)])``."""
@@ -770,9 +847,10 @@ class DeepMADSolver(BaseSolver):
         stats = SolverStats(solve_time_s=elapsed, nodes=nodes, relaxations=relax.solves, evaluations=search.evaluations,
                             backend=f"{self.name}/{self.backend}", extra={
                                 "unsolved_relaxations": stats_unsolved[0],
-                                # with a latency budget: the relaxation carries the MACs, params and memory
-                                # budgets; latency is checked on designs only, so the bound does not cover it
-                                **({"bound_covers": [k for k in ("macs", "params", "memory") if getattr(budget, k) is not None],
+                                # with a latency budget: the relaxation carries the predictor as one more
+                                # posynomial row, so the bound covers latency as well as the other budgets
+                                **({"bound_covers": [k for k in ("macs", "params", "memory") if getattr(budget, k) is not None]
+                                    + (["latency"] if relax.covers_latency else []),
                                     "latency_device": prog.latency_model.device,
                                     "latency_calibration": prog.latency_model.device_name}
                                    if prog.latency_model is not None else {})})
@@ -970,15 +1048,18 @@ class DeepMADSolver(BaseSolver):
 
 
 def smallest_costs(space: SearchSpace, budget: Budget, *, rho0: float | None = None,
-                   resolution: int | None = None) -> dict[str, int]:
-    """Smallest MACs and params of a feasible design of the space (each minimised separately).
+                   resolution: int | None = None) -> dict[str, Any]:
+    """Smallest MACs and params (and, with a latency budget, predicted latency in ms) of a feasible design
+    of the space, each minimised separately.
 
     Each is found by a local search that minimises the cost among rho-feasible designs, started from
     the smallest widths with the largest kernels (rho needs width), so it is an achievable value.
     """
-    out = {}
-    for key in ("macs", "params"):
-        prog = DeepMADProgram(space, Budget(), rho0=rho0, resolution=resolution)
+    out: dict[str, Any] = {}
+    keys = ("macs", "params") + (("latency",) if budget.latency_ms is not None else ())
+    for key in keys:
+        prog = DeepMADProgram(space, Budget(latency_ms=budget.latency_ms) if key == "latency" else Budget(), rho0=rho0,
+                              resolution=resolution)
         search = _Search(prog, 1)
         sp, n = space, prog.n
         c0 = sp.stem_widths[0]
@@ -998,8 +1079,11 @@ def smallest_costs(space: SearchSpace, budget: Budget, *, rho0: float | None = N
             if not better:
                 break
             d = min(better, key=cost)
-        ev = prog.evaluate(d)
-        out[key] = int(getattr(ev, key))
+        value = getattr(prog.evaluate(d), key)
+        if key == "latency":
+            out["latency_ms"] = float(value)
+        else:
+            out[key] = int(value)
     return out
 
 

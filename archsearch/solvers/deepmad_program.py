@@ -63,8 +63,7 @@ class DeepMADProgram:
         space: A CNN template.
         budget: MACs/params/memory/latency limits. Latency needs the space's calibration
             (``archsearch calibrate``); it is checked on every evaluated design (feasibility and
-            repair) but is not part of the branch-and-bound relaxation, so the bound ignores it
-            (still a valid upper bound, possibly a loose one).
+            repair) and enters the branch-and-bound relaxation as a posynomial row.
         rho0: Effectiveness bound; default the space's.
         resolution: Input resolution; default the space's.
         depth_penalty: Maximise ``S - 10 exp(std(L))`` (default) instead of ``S``.
