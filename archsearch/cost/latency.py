@@ -232,8 +232,9 @@ class LatencyModel:
         coefs: Unit type -> coefficients in :data:`FEATURES` order (ms per unit of feature).
         residuals: Unit type -> fit figures (``n``, ``rms_rel``, ``max_rel``).
         runs: Timed runs per measurement (median taken).
-        scale: In-context factor: median of measured / summed-block latency over whole random models of
-            the space (blocks timed alone run with warm caches; in a network they do not).
+        scale: Factor on the summed unit predictions: 1 for the joint fit (its in-context correction is
+            inside the coefficients); for ``fit="blocks"`` the median of measured / summed-block latency
+            over whole random models (blocks timed alone run with warm caches; in a network they do not).
     """
 
     space: str
