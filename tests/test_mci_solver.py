@@ -123,7 +123,7 @@ def test_registry_and_cli_contract() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    (dict(budget=Budget(latency_ms=3.0)), "no latency model"),
+    (dict(budget=Budget(latency_ms=3.0)), "archsearch calibrate --space mci-small"),
     (dict(budget=Budget()), "give at least one"),
     (dict(budget=Budget(macs=10**9), rho0=0.0), r"rho0: expected a number in \(0, 100\]"),
     (dict(budget=Budget(macs=10**9), top_k=0), "top_k: expected an integer >= 1"),
@@ -151,3 +151,55 @@ def test_bad_space(changes: dict, match: str) -> None:
 def test_solver_imports_no_torch() -> None:
     code = "import archsearch.solvers, archsearch.space, sys; archsearch.space.get_space('mci'); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- latency budgets ---------------------------------------------------------------------------------------------
+
+def _mci_latency_model(space):
+    from archsearch.cost.latency import LatencyModel, latency_model_path
+
+    coefs = {u: (0.05, 0.02, 0.01, 0.03, 0.2, 0.05) for u in ("mci_stem", "mci_down", "mci_repmixer", "mci_attention", "mci_final")}
+    model = LatencyModel(space.name, "cpu", "test cpu", "0", 1, 1, space.resolution, coefs, {u: {"n": 4.0} for u in coefs})
+    model.save(latency_model_path(space.name))
+    return model
+
+
+def test_mci_units_sum_to_the_cost_model() -> None:
+    from archsearch.cost.latency import mci_unit_keys, mci_units
+
+    for dims in SMALL.dim_choices()[:6]:
+        for depths in ((1,) * len(SMALL.depths), tuple(hi for _, hi in SMALL.depths)):
+            spec = SMALL.make_spec(dims, depths)
+            units = list(mci_units(spec))
+            assert [u for u, _ in units] == [k[0] for k in mci_unit_keys(spec)]
+            assert sum(f[1] + f[2] + f[3] for _, f in units) * 1e6 == pytest.approx(mci_macs(spec, with_head=True), rel=1e-12)
+            assert sum(f[5] for _, f in units) * 1e6 == pytest.approx(mci_params(spec, with_head=True), rel=1e-12)
+
+
+def test_solver_matches_brute_force_with_a_binding_latency_budget() -> None:
+    from archsearch.cost.latency import predict_latency
+
+    model = _mci_latency_model(SMALL)
+    free = brute_force_mci(SMALL, Budget(params=10**12))
+    limit = 0.8 * predict_latency(free[0][1], model)
+    budget = Budget(latency_ms=limit)
+    brute = brute_force_mci(SMALL, budget)
+    assert brute and brute[0][0] < free[0][0]  # the latency budget binds
+    res = MCiSolver().solve(SMALL, budget, top_k=3)
+    assert res.status == OPTIMAL and res.best.score == pytest.approx(brute[0][0], rel=1e-12)
+    assert res.bound >= brute[0][0] - 1e-9 and "latency" in res.stats.extra["bound_covers"]
+    assert all(c.extra["latency_ms"] <= limit * (1 + 1e-12) for c in res.candidates)
+    tight = MCiSolver().solve(SMALL, Budget(latency_ms=1e-6), top_k=1)
+    assert tight.status == INFEASIBLE and tight.smallest["latency_ms"] > 1e-6
+
+
+def test_calibrate_an_mci_space_times_units_inside_built_models() -> None:
+    torch = pytest.importorskip("torch")
+    from archsearch.cost.latency import LatencyModel, latency_model_path, predict_latency
+    from archsearch.train.latency import calibrate_space
+
+    torch.set_num_threads(1)
+    model = calibrate_space(SMALL, samples=10, runs=2, warmup=1, models=2, seed=1)
+    assert set(model.coefs) == {"mci_stem", "mci_down", "mci_repmixer", "mci_attention", "mci_final"}
+    assert LatencyModel.load(latency_model_path("mci-small")) == model
+    assert predict_latency(SMALL.make_spec(SMALL.dim_choices()[0], (1, 1, 1, 1)), model) > 0

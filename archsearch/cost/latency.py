@@ -1,9 +1,11 @@
-"""Latency predictor of CNN and ViT specs: a per-unit-type formula fitted to on-device timings (no torch).
+"""Latency predictor of CNN, ViT, STViT and MCi specs: a per-unit-type formula fitted to on-device timings (no torch).
 
 A network is cut into *units*, each of a type: for CNNs the stem, every block of every superblock
 (types ``k1kxk1`` and ``k1dwk1``) and the head (global pooling + classifier); for ViTs (family
 ``vit``: the NViT/ReViT spaces) the patch embedding, every transformer block and the head (final
-LayerNorm + classifier). Each unit's predicted latency is a non-negative combination of its
+LayerNorm + classifier); for STViTs the same plus the cross-attention layers (``st_cross``); for
+MCi (FastViT) the stem, each stage's downsampling, every RepMixer or attention block and the final
+layers with the head, with features summed over the exact cost model's operations. Each unit's predicted latency is a non-negative combination of its
 features (:data:`FEATURES`)::
 
     t_unit = a + b * 1x1 MACs + c * dense kxk MACs + d * depthwise MACs + e * activations + f * weights
@@ -33,17 +35,19 @@ from typing import Any, Iterator, Sequence
 
 from archsearch.errors import SpecError
 from archsearch.space.cnn import CNNSpec, conv_out, se_channels
+from archsearch.space.mci import MCiSpec
 from archsearch.space.stvit import STViTSpec
 from archsearch.space.vit import ViTSpec
 
 __all__ = ["FEATURES", "UNIT_TYPES", "LATENCY_FAMILIES", "LatencyModel", "block_features", "stem_features", "head_features",
            "cnn_units", "vit_attention_features", "vit_mlp_features", "vit_block_features", "patch_embed_features",
-           "vit_head_features", "vit_units", "cross_features", "stvit_units", "model_units", "predict_latency", "fit_coefficients", "latency_cache_dir", "latency_model_path", "load_latency_model",
+           "vit_head_features", "vit_units", "cross_features", "stvit_units", "mci_units", "mci_unit_keys", "model_units", "predict_latency", "fit_coefficients", "latency_cache_dir", "latency_model_path", "load_latency_model",
            "find_latency_model", "require_latency_model", "fit_joint", "summed_features"]
 
 FEATURES = ("const", "pw_mmacs", "kxk_mmacs", "dw_mmacs", "mactivations", "mweights")
-UNIT_TYPES = ("stem", "k1kxk1", "k1dwk1", "head", "patch_embed", "vit_block", "vit_head", "st_cross")
-LATENCY_FAMILIES = ("cnn", "vit", "stvit")  # families whose specs the predictor covers
+UNIT_TYPES = ("stem", "k1kxk1", "k1dwk1", "head", "patch_embed", "vit_block", "vit_head", "st_cross",
+              "mci_stem", "mci_down", "mci_repmixer", "mci_attention", "mci_final")
+LATENCY_FAMILIES = ("cnn", "vit", "stvit", "mci")  # families whose specs the predictor covers
 _SCHEMA = 1
 
 
@@ -205,14 +209,67 @@ def stvit_units(spec: STViTSpec) -> Iterator[tuple[str, tuple[float, ...]]]:
     yield "vit_head", vit_head_features(embed_dim=d, tokens=final, num_classes=spec.num_classes)
 
 
+#: MCi operation roles (:func:`archsearch.cost.mci.mci_ops`) by feature: 1x1 convolutions and linear layers,
+#: depthwise / grouped convolutions, and dense kxk convolutions with the attention core (token mixing).
+_MCI_PW = ("stem.2", "down.pw", "down.se", "ffn.fc1", "ffn.fc2", "attn.qkv", "attn.proj", "final.se")
+_MCI_DW = ("stem.1", "down.lkc", "cpe", "repmixer", "ffn.dw", "final")
+_MCI_KXK = ("stem.0", "attn.core")
+
+
+def _mci_key(spec: MCiSpec, op: Any) -> tuple[str, int, int]:
+    if op.stage < 0:
+        return ("mci_stem", -1, -1) if op.role.startswith("stem") else ("mci_final", -1, -1)
+    if op.block < 0:
+        return ("mci_down", op.stage, -1)
+    return ("mci_attention" if spec.token_mixers[op.stage] == "attention" else "mci_repmixer", op.stage, op.block)
+
+
+def mci_unit_keys(spec: MCiSpec) -> list[tuple[str, int, int]]:
+    """``(unit type, stage, block)`` of every unit of an MCi spec in execution order (stage -1: the stem;
+    block -1: the stage's downsampling and positional encoding; the last unit, the final conv and head)."""
+    from archsearch.cost.mci import mci_ops
+
+    keys: list[tuple[str, int, int]] = []
+    for op in mci_ops(spec):
+        key = _mci_key(spec, op)
+        if not keys or keys[-1] != key:
+            keys.append(key)
+    return keys
+
+
+def mci_units(spec: MCiSpec) -> Iterator[tuple[str, tuple[float, ...]]]:
+    """``(unit type, features)`` of every unit of an MCi (FastViT) spec: the stem, each stage's
+    downsampling and positional encoding, every RepMixer or attention block, the final conv with its SE
+    and the projection head. Features come from the exact cost model's operations
+    (:func:`archsearch.cost.mci.mci_ops`): their MACs by kind, their live elements and parameters."""
+    from archsearch.cost.mci import mci_head_macs, mci_head_params, mci_ops
+
+    acc: dict[tuple[str, int, int], list[float]] = {}
+    for op in mci_ops(spec):
+        f = acc.setdefault(_mci_key(spec, op), [1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+        slot = 1 if op.role in _MCI_PW else 3 if op.role in _MCI_DW else 2 if op.role in _MCI_KXK else None
+        if slot is not None:
+            f[slot] += op.macs / 1e6
+        f[4] += op.memory / 1e6
+        f[5] += op.params / 1e6
+    final = acc[("mci_final", -1, -1)]
+    final[1] += mci_head_macs(spec) / 1e6
+    final[4] += (spec.num_features + spec.num_classes) / 1e6
+    final[5] += mci_head_params(spec) / 1e6
+    for key in mci_unit_keys(spec):
+        yield key[0], tuple(acc[key])
+
+
 def model_units(spec: object) -> Iterator[tuple[str, tuple[float, ...]]]:
-    """The units of a CNN, ViT or STViT spec (other families have no latency predictor yet)."""
+    """The units of a CNN, ViT, STViT or MCi spec (TinyViT has no latency predictor yet)."""
     if isinstance(spec, CNNSpec):
         return cnn_units(spec)
     if isinstance(spec, ViTSpec):
         return vit_units(spec)
     if isinstance(spec, STViTSpec):
         return stvit_units(spec)
+    if isinstance(spec, MCiSpec):
+        return mci_units(spec)
     raise SpecError(f"spec: the latency predictor covers the {list(LATENCY_FAMILIES)} families, "
                     f"not {getattr(spec, 'family', type(spec).__name__)!r}")
 

@@ -2,13 +2,14 @@
 
 The program (space :class:`~archsearch.space.mci_templates.MCiSpace`): maximise the DeepMAD-style
 entropy score ``S`` of :mod:`archsearch.objectives.mci` over the admissible width tuples and the
-depth box, subject to the MACs, params and activation-memory budgets (whole model, the space's
-form) and the effectiveness bound ``rho <= rho0``.
+depth box, subject to the MACs, params, activation-memory and latency budgets (whole model, the
+space's form; latency predicted by the space's calibration, ``archsearch calibrate``) and the
+effectiveness bound ``rho <= rho0``.
 
 Structure the solver uses, both checked by the tests against the cost model and brute force:
 
-* for fixed widths, MACs, params, ``S``, the layer count ``N`` and the summed log fan-in are
-  affine in the depths (every block of a stage costs and scores the same), so one width tuple is
+* for fixed widths, MACs, params, predicted latency, ``S``, the layer count ``N`` and the summed log
+  fan-in are affine in the depths (every block of a stage costs and scores the same), so one width tuple is
   ``S+1`` cost-model evaluations and its depth box a vectorised table, where ``rho <= rho0`` reads
   ``N log(N / rho0) <= sum log fan_in``; peak memory does not depend on the depths (every block
   of a stage has the same operations);
@@ -32,6 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from archsearch.cost.latency import LatencyModel, predict_latency, require_latency_model
 from archsearch.cost.mci import mci_activation_memory, mci_macs, mci_params
 from archsearch.errors import SpecError
 from archsearch.objectives.mci import mci_score
@@ -63,6 +65,8 @@ class WidthTable(NamedTuple):
     logfan0: float
     logfan_step: tuple[float, ...]
     memory: int
+    latency0: float = 0.0
+    latency_step: tuple[float, ...] = ()
 
     @property
     def upper(self) -> float:
@@ -70,27 +74,30 @@ class WidthTable(NamedTuple):
         return self.score0 + sum(s * (h - l) for s, h, l in zip(self.score_step, self.hi, self.lo))
 
 
-def width_table(space: MCiSpace, dims: tuple[int, ...], *, resolution: int | None = None) -> WidthTable:
-    """The affine forms of ``dims`` from ``S+1`` evaluations of the cost model and objective."""
+def width_table(space: MCiSpace, dims: tuple[int, ...], *, resolution: int | None = None,
+                latency_model: LatencyModel | None = None) -> WidthTable:
+    """The affine forms of ``dims`` from ``S+1`` evaluations of the cost model and objective (and of the
+    latency predictor when a latency model is given)."""
     lo = tuple(r[0] for r in space.depths)
     hi = tuple(r[1] for r in space.depths)
     w = space.last_stage_weight
 
-    def figures(depths: tuple[int, ...]) -> tuple[int, int, float, int, float, MCiSpec]:
+    def figures(depths: tuple[int, ...]) -> tuple[Any, ...]:
         spec = space.make_spec(dims, depths, resolution=resolution)
         sc = mci_score(spec, last_stage_weight=w)
+        lat = predict_latency(spec, latency_model) if latency_model is not None else 0.0
         return (mci_macs(spec, with_head=True), mci_params(spec, with_head=True), sc.score, sc.layers, sc.log_fan_in,
-                spec)
+                lat, spec)
 
     base = figures(lo)
-    steps: list[list[Any]] = [[], [], [], [], []]
+    steps: list[list[Any]] = [[], [], [], [], [], []]
     for i in range(len(lo)):
         nxt = figures(lo[:i] + (lo[i] + 1,) + lo[i + 1:])
-        for k in range(5):
+        for k in range(6):
             steps[k].append(nxt[k] - base[k])
-    m0, p0, s0, n0, l0, spec0 = base
-    ms, ps, ss, ns, ls = (tuple(x) for x in steps)
-    return WidthTable(dims, lo, hi, m0, p0, s0, ms, ps, ss, n0, ns, l0, ls, mci_activation_memory(spec0))
+    m0, p0, s0, n0, l0, t0, spec0 = base
+    ms, ps, ss, ns, ls, ts = (tuple(x) for x in steps)
+    return WidthTable(dims, lo, hi, m0, p0, s0, ms, ps, ss, n0, ns, l0, ls, mci_activation_memory(spec0), t0, ts)
 
 
 def _depth_grid(lo: tuple[int, ...], hi: tuple[int, ...]) -> np.ndarray:
@@ -100,10 +107,8 @@ def _depth_grid(lo: tuple[int, ...], hi: tuple[int, ...]) -> np.ndarray:
 
 
 def _check_budget(budget: Budget) -> None:
-    if budget.latency_ms is not None:
-        raise SpecError("budget.latency: the mci space has no latency model; give macs, params or memory")
     if budget.is_empty():
-        raise SpecError("budget: give at least one of macs, params, memory for the mci space")
+        raise SpecError("budget: give at least one of macs, params, memory, latency for the mci space")
 
 
 def _rho_ok(t: WidthTable, grid: np.ndarray, rho0: float) -> np.ndarray:
@@ -113,27 +118,32 @@ def _rho_ok(t: WidthTable, grid: np.ndarray, rho0: float) -> np.ndarray:
     return n * np.log(n / rho0) <= logfan + 1e-9 * np.abs(logfan)
 
 
-def smallest_costs(space: MCiSpace, *, rho0: float | None = None, resolution: int | None = None) -> dict[str, int]:
-    """Smallest MACs and params of an rho-feasible design of the space (each minimised separately;
-    both achieved); empty when no design satisfies ``rho <= rho0``."""
+def smallest_costs(space: MCiSpace, *, rho0: float | None = None, resolution: int | None = None,
+                   latency_model: LatencyModel | None = None) -> dict[str, Any]:
+    """Smallest MACs and params (and predicted latency, given a latency model) of an rho-feasible design
+    of the space (each minimised separately; all achieved); empty when no design satisfies ``rho <= rho0``."""
     rho0 = space.rho0 if rho0 is None else rho0
-    best = {"macs": math.inf, "params": math.inf}
+    best = {"macs": math.inf, "params": math.inf, "latency_ms": math.inf}
     for dims in space.dim_choices():
-        t = width_table(space, dims, resolution=resolution)
+        t = width_table(space, dims, resolution=resolution, latency_model=latency_model)
         grid = _depth_grid(t.lo, t.hi)
         ok = _rho_ok(t, grid, rho0)
         if ok.any():
             best["macs"] = min(best["macs"], int((t.macs0 + grid @ np.array(t.macs_step, dtype=np.int64))[ok].min()))
             best["params"] = min(best["params"], int((t.params0 + grid @ np.array(t.params_step, dtype=np.int64))[ok].min()))
-    return {k: int(v) for k, v in best.items() if v < math.inf}
+            best["latency_ms"] = min(best["latency_ms"], float((t.latency0 + grid @ np.array(t.latency_step))[ok].min()))
+    out: dict[str, Any] = {k: int(best[k]) for k in ("macs", "params") if best[k] < math.inf}
+    if latency_model is not None and best["latency_ms"] < math.inf:
+        out["latency_ms"] = best["latency_ms"]
+    return out
 
 
 @register_solver
 class MCiSolver(BaseSolver):
     """Exact enumeration with monotone bounds (see the module docstring).
 
-    Capabilities: mci spaces; MACs, params and activation-memory budgets; gives a bound (the
-    optimum, gap 0, unless the time limit stops it).
+    Capabilities: mci spaces; MACs, params, activation-memory and (calibrated) latency budgets; gives
+    a bound (the optimum, gap 0, unless the time limit stops it), which covers latency too.
     """
 
     name = "mci-enum"
@@ -147,7 +157,7 @@ class MCiSolver(BaseSolver):
 
         Args:
             space: An mci space.
-            budget: MACs / params / memory limits on the whole model.
+            budget: MACs / params / memory / latency limits on the whole model.
             top_k: Number of candidates, best first.
             resolution: Input resolution (default: the space's).
             rho0: Effectiveness bound (default: the space's).
@@ -165,7 +175,9 @@ class MCiSolver(BaseSolver):
         lim_m = budget.macs if budget.macs is not None else inf
         lim_p = budget.params if budget.params is not None else inf
         lim_mem = budget.memory if budget.memory is not None else inf
-        tables = [width_table(space, dims, resolution=resolution) for dims in space.dim_choices()]
+        lim_lat = budget.latency_ms if budget.latency_ms is not None else inf
+        latency_model = require_latency_model(space.name) if budget.latency_ms is not None else None
+        tables = [width_table(space, dims, resolution=resolution, latency_model=latency_model) for dims in space.dim_choices()]
         order = sorted(tables, key=lambda t: (-t.upper, t.dims))
         grid = _depth_grid(order[0].lo, order[0].hi) if order else np.zeros((0, 0), int)
         best: list[tuple[float, int, tuple[int, ...], tuple[int, ...]]] = []  # min-heap of the top_k
@@ -180,7 +192,7 @@ class MCiSolver(BaseSolver):
             if time.perf_counter() - t0 > self.time_limit and best:
                 left_bound = max(x.upper for x in order[idx:])
                 break
-            if t.macs0 > lim_m or t.params0 > lim_p or t.memory > lim_mem:
+            if t.macs0 > lim_m or t.params0 > lim_p or t.memory > lim_mem or t.latency0 > lim_lat:
                 pruned += 1
                 continue
             enumerated += 1
@@ -188,6 +200,8 @@ class MCiSolver(BaseSolver):
             params = t.params0 + grid @ np.array(t.params_step, dtype=np.int64)
             score = t.score0 + grid @ np.array(t.score_step)
             ok = (macs <= lim_m) & (params <= lim_p) & _rho_ok(t, grid, rho0)
+            if latency_model is not None:
+                ok &= t.latency0 + grid @ np.array(t.latency_step) <= lim_lat
             evaluations += len(grid)
             if not ok.any():
                 continue
@@ -204,11 +218,15 @@ class MCiSolver(BaseSolver):
         elapsed = time.perf_counter() - t0
         stats = SolverStats(solve_time_s=elapsed, nodes=enumerated, evaluations=evaluations, backend="enumeration",
                             extra={"width_tuples": len(tables), "pruned": pruned})
+        if latency_model is not None:  # latency is checked on every design the bound settles
+            stats.extra.update(bound_covers=[k for k in ("macs", "params", "memory", "latency")
+                                             if getattr(budget, "latency_ms" if k == "latency" else k) is not None],
+                               latency_device=latency_model.device, latency_calibration=latency_model.device_name)
         if not best:
             return SolveResult(INFEASIBLE, space.name, budget, [], -inf, inf, stats,
-                               smallest=smallest_costs(space, rho0=rho0, resolution=resolution))
+                               smallest=smallest_costs(space, rho0=rho0, resolution=resolution, latency_model=latency_model))
         ranked = sorted(best, key=lambda x: (-x[0], -x[1]))
-        candidates = [self._candidate(space, dims, depths, resolution, rank)
+        candidates = [self._candidate(space, dims, depths, resolution, rank, latency_model)
                       for rank, (_, _, dims, depths) in enumerate(ranked)]
         score = candidates[0].score
         bound = max(score, left_bound)
@@ -218,7 +236,7 @@ class MCiSolver(BaseSolver):
 
     @staticmethod
     def _candidate(space: MCiSpace, dims: tuple[int, ...], depths: tuple[int, ...], resolution: int | None,
-                   rank: int) -> Candidate:
+                   rank: int, latency_model: LatencyModel | None = None) -> Candidate:
         spec = space.make_spec(dims, depths, resolution=resolution, name=f"{space.name}-{rank + 1}")
         sc = mci_score(spec, last_stage_weight=space.last_stage_weight)
         other = dataclasses.replace(spec, reparameterized=not spec.reparameterized)
@@ -226,6 +244,7 @@ class MCiSolver(BaseSolver):
         return Candidate(spec, sc.score, mci_macs(spec, with_head=True), mci_params(spec, with_head=True), rho=sc.rho, extra={
             "stage_entropy": list(sc.stage_entropy), "memory": mci_activation_memory(spec),
             f"macs_{key}": mci_macs(other, with_head=True), f"params_{key}": mci_params(other, with_head=True),
+            **({"latency_ms": predict_latency(spec, latency_model)} if latency_model is not None else {}),
         })
 
 
@@ -235,6 +254,7 @@ def brute_force_mci(space: MCiSpace, budget: Budget, *, rho0: float | None = Non
     reference for tests)."""
     _check_budget(budget)
     rho0 = space.rho0 if rho0 is None else rho0
+    latency_model = require_latency_model(space.name) if budget.latency_ms is not None else None
     out = []
     ranges = [range(lo, hi + 1) for lo, hi in space.depths]
     for dims in space.dim_choices():
@@ -245,6 +265,8 @@ def brute_force_mci(space: MCiSpace, budget: Budget, *, rho0: float | None = Non
             if budget.params is not None and mci_params(spec, with_head=True) > budget.params:
                 continue
             if budget.memory is not None and mci_activation_memory(spec) > budget.memory:
+                continue
+            if latency_model is not None and predict_latency(spec, latency_model) > budget.latency_ms:
                 continue
             sc = mci_score(spec, last_stage_weight=space.last_stage_weight)
             if sc.rho <= rho0 * (1 + 1e-12):

@@ -1,8 +1,10 @@
 """Latency calibration: time a space's building blocks on this device and fit the predictor.
 
-Covers the CNN (``deepmad-*``), ViT (``vit`` family: ``nvit``, ``revit*``) and STViT (``stvit*``)
-spaces. Each unit (CNN: stem, block, head; ViT: patch embedding, transformer block, head; STViT: the
-same plus the cross-attention layer) is built alone with the modules of :mod:`archsearch.build`, timed in
+Covers the CNN (``deepmad-*``), ViT (``vit`` family: ``nvit``, ``revit*``), STViT (``stvit*``) and MCi
+(``mci``) spaces. Each unit (CNN: stem, block, head; ViT: patch embedding, transformer block, head;
+STViT: the same plus the cross-attention layer) is built alone with the modules of
+:mod:`archsearch.build` (MCi units are the submodules of built random models, on the inputs a forward
+pass gives them), timed in
 eval mode without gradients with ``torch.utils.benchmark.Timer`` (median of ``runs`` >= 30 single
 calls after warm-up, the method of :func:`archsearch.train.trainer.measure_latency`), and a few
 whole random models of the space (within its MACs budget) are timed the same way. By default every
@@ -363,6 +365,69 @@ def _stvit_unit_module(unit: str, cfg: dict[str, Any]) -> tuple[nn.Module, tuple
     return mod, (cfg["queries"], d), cross_features(embed_dim=d, mlp_dim=m, queries=cfg["queries"], keys=cfg["keys"])
 
 
+def random_mci_spec(space: Any, rng: random.Random, *, resolution: int | None = None) -> Any:
+    """A random design of an MCi space (an admissible width tuple, depths in the box) within its MACs budget."""
+    from archsearch.cost import macs
+
+    choices = space.dim_choices()
+    spec = None
+    for _ in range(100):
+        dims = rng.choice(choices)
+        depths = tuple(rng.randint(lo, hi) for lo, hi in space.depths)
+        spec = space.make_spec(dims, depths, resolution=resolution)
+        if space.budget.macs is None or macs(spec, with_head=True) <= space.budget.macs:
+            break
+    return spec
+
+
+def _mci_modules(model: nn.Module, spec: Any) -> dict[tuple[str, int, int], list[nn.Module]]:
+    """The submodules of a built MCi model behind each unit key of :func:`archsearch.cost.latency.mci_unit_keys`."""
+    out: dict[tuple[str, int, int], list[nn.Module]] = {("mci_stem", -1, -1): [model.stem]}
+    for i, stage in enumerate(model.stages):
+        mods = [m for m in (stage.downsample, stage.pos_emb) if not isinstance(m, nn.Identity)]
+        if mods:
+            out[("mci_down", i, -1)] = mods
+        kind = "mci_attention" if spec.token_mixers[i] == "attention" else "mci_repmixer"
+        for j, block in enumerate(stage.blocks):
+            out[(kind, i, j)] = [block]
+    out[("mci_final", -1, -1)] = [model.final_conv, model.head]
+    return out
+
+
+def _mci_unit_timings(space: Any, rng: random.Random, count: int, res: int, batch: int, dev: torch.device, runs: int,
+                      warmup: int) -> list[tuple[str, tuple[float, ...], float]]:
+    """``count`` MCi units timed inside random built models: every model gives its stem, downsampling
+    layers and final layers, a random block of each kind and a few more, each timed on the input a
+    forward pass gave it."""
+    from archsearch.build import build_model
+    from archsearch.cost.latency import mci_unit_keys, mci_units
+
+    out: list[tuple[str, tuple[float, ...], float]] = []
+    while len(out) < count:
+        spec = random_mci_spec(space, rng, resolution=res)
+        model = build_model(spec).to(dev).eval()
+        mods = _mci_modules(model, spec)
+        feats = dict(zip(mci_unit_keys(spec), (f for _, f in mci_units(spec))))
+        if set(feats) != set(mods):  # pragma: no cover  (the cost model and the module disagree)
+            raise SpecError("internal: the MCi latency units do not match the built module")
+        inputs: dict[tuple[tuple[str, int, int], int], torch.Tensor] = {}
+        hooks = [m.register_forward_pre_hook(lambda _m, args, k=(key, i): inputs.__setitem__(k, args[0].detach()))
+                 for key, ms in mods.items() for i, m in enumerate(ms)]
+        with torch.no_grad():
+            model(torch.randn(batch, spec.in_channels, res, res, device=dev))
+        for h in hooks:
+            h.remove()
+        fixed = [k for k in feats if k[2] < 0]  # stem, downsampling, final: always
+        blocks = [k for k in feats if k[2] >= 0]
+        chosen = [rng.choice([k for k in blocks if k[0] == kind]) for kind in sorted({k[0] for k in blocks})]
+        rest = [k for k in blocks if k not in chosen]
+        chosen += rng.sample(rest, min(len(rest), max(0, count // 8 - len(chosen))))
+        for key in fixed + chosen:
+            ms = sum(median_ms(m, inputs[(key, i)], runs=runs, warmup=warmup) for i, m in enumerate(mods[key]))
+            out.append((key[0], feats[key], ms))
+    return out[:count]
+
+
 def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads: int | None = None, samples: int = 48,
                     runs: int = 30, warmup: int = 5, resolution: int | None = None, max_width: int | None = None,
                     models: int = 12, seed: int = 0, save: bool = True, fit: str = "joint",
@@ -406,7 +471,7 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
 
     family = getattr(space, "family", None)
     if family not in LATENCY_FAMILIES:
-        raise SpecError(f"--space: latency calibration covers the {list(LATENCY_FAMILIES)} families (deepmad-*, nvit, revit*, stvit*), "
+        raise SpecError(f"--space: latency calibration covers the {list(LATENCY_FAMILIES)} families (deepmad-*, nvit, revit*, stvit*, mci), "
                         f"not {space.name!r} (family {family})")
     if device not in ("cpu", "cuda"):
         raise SpecError(f"--device: expected cpu or cuda, got {device!r}")
@@ -422,15 +487,24 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
     res = int(resolution or space.resolution)
     rng = random.Random(seed)
     vit = family == "vit"
-    if family == "stvit":
+    timed: dict[str, tuple[list[tuple[float, ...]], list[float]]] = {}
+    torch.manual_seed(seed)
+    units: list[tuple[str, dict[str, Any]]] = []
+    if family == "mci":  # MCi blocks are timed inside built models, on the inputs a forward pass gives them
+        for n_done, (unit, f, ms) in enumerate(_mci_unit_timings(space, rng, samples, res, batch, dev, runs, warmup), 1):
+            feats, times = timed.setdefault(unit, ([], []))
+            feats.append(f)
+            times.append(max(ms, 1e-6))
+            if progress is not None:
+                progress(n_done, samples + models)
+        units = [("", {})] * samples  # counted for the progress total only
+    elif family == "stvit":
         units = _stvit_unit_samples(space, res, samples, rng)
     elif vit:
         units = _vit_unit_samples(space, res, samples, rng, max_width)
     else:
         units = _unit_samples(space, res, samples, rng, max_width)
-    timed: dict[str, tuple[list[tuple[float, ...]], list[float]]] = {}
-    torch.manual_seed(seed)
-    for n_done, (unit, cfg) in enumerate(units, 1):
+    for n_done, (unit, cfg) in enumerate(units if family != "mci" else [], 1):
         if family == "stvit":
             mod, shape, f = _stvit_unit_module(unit, cfg)
         elif vit:
@@ -449,6 +523,8 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
     for j in range(models):
         if family == "stvit":
             spec = random_stvit_spec(space, rng, resolution=res)
+        elif family == "mci":
+            spec = random_mci_spec(space, rng, resolution=res)
         elif vit:
             spec = random_vit_spec(space, rng, resolution=res, max_embed=max_width)
         else:
