@@ -12,6 +12,7 @@ from archsearch.space.budget import Budget
 __all__ = [
     "OPTIMAL", "FEASIBLE", "INFEASIBLE", "STATUSES", "GAP_OPTIMAL",
     "Candidate", "SolverStats", "SolveResult", "BaseSolver", "register_solver", "get_solver", "list_solvers", "relative_gap",
+    "latency_provenance",
 ]
 
 OPTIMAL = "optimal"
@@ -19,6 +20,14 @@ FEASIBLE = "feasible"
 INFEASIBLE = "infeasible"
 STATUSES = (OPTIMAL, FEASIBLE, INFEASIBLE)
 GAP_OPTIMAL = 1e-3
+
+
+def latency_provenance(budget: Budget, model: Any, *, covers_latency: bool = True) -> dict[str, Any]:
+    """The stats entries of a solve under a latency budget: the budget keys its bound covers (``latency``
+    last, when the program carries it) and the calibration (:class:`~archsearch.cost.latency.LatencyModel`) used."""
+    covers = [k for k in ("macs", "params", "memory") if getattr(budget, k) is not None]
+    return {"bound_covers": covers + (["latency"] if covers_latency else []), "latency_device": model.device,
+            "latency_calibration": model.device_name}
 
 
 def relative_gap(bound: float, score: float) -> float:

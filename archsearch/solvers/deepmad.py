@@ -38,7 +38,7 @@ from archsearch.errors import SpecError
 from archsearch.objectives.deepmad import DEPTH_PENALTY_SCALE
 from archsearch.solvers.base import (
     FEASIBLE, GAP_OPTIMAL, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
-    relative_gap,
+    latency_provenance, relative_gap,
 )
 from archsearch.solvers.deepmad_program import DeepMADProgram, Design, Evaluation
 from archsearch.space.budget import Budget
@@ -849,10 +849,7 @@ class DeepMADSolver(BaseSolver):
                                 "unsolved_relaxations": stats_unsolved[0],
                                 # with a latency budget: the relaxation carries the predictor as one more
                                 # posynomial row, so the bound covers latency as well as the other budgets
-                                **({"bound_covers": [k for k in ("macs", "params", "memory") if getattr(budget, k) is not None]
-                                    + (["latency"] if relax.covers_latency else []),
-                                    "latency_device": prog.latency_model.device,
-                                    "latency_calibration": prog.latency_model.device_name}
+                                **(latency_provenance(budget, prog.latency_model, covers_latency=relax.covers_latency)
                                    if prog.latency_model is not None else {})})
         if search.best is None:
             if heap:  # stopped early with open nodes and nothing feasible yet

@@ -38,8 +38,8 @@ from archsearch.cost.mci import mci_activation_memory, mci_macs, mci_params
 from archsearch.errors import SpecError
 from archsearch.objectives.mci import mci_score
 from archsearch.solvers.base import (
-    FEASIBLE, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
-    relative_gap,
+    FEASIBLE, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver, relative_gap,
+    latency_provenance,
 )
 from archsearch.space.budget import Budget
 from archsearch.space.mci import MCiSpec
@@ -219,9 +219,7 @@ class MCiSolver(BaseSolver):
         stats = SolverStats(solve_time_s=elapsed, nodes=enumerated, evaluations=evaluations, backend="enumeration",
                             extra={"width_tuples": len(tables), "pruned": pruned})
         if latency_model is not None:  # latency is checked on every design the bound settles
-            stats.extra.update(bound_covers=[k for k in ("macs", "params", "memory", "latency")
-                                             if getattr(budget, "latency_ms" if k == "latency" else k) is not None],
-                               latency_device=latency_model.device, latency_calibration=latency_model.device_name)
+            stats.extra.update(latency_provenance(budget, latency_model))
         if not best:
             return SolveResult(INFEASIBLE, space.name, budget, [], -inf, inf, stats,
                                smallest=smallest_costs(space, rho0=rho0, resolution=resolution, latency_model=latency_model))

@@ -49,7 +49,7 @@ from archsearch.errors import SpecError
 from archsearch.objectives.nvit import block_profile, nvit_entropy
 from archsearch.solvers.base import (
     FEASIBLE, GAP_OPTIMAL, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
-    relative_gap,
+    latency_provenance, relative_gap,
 )
 from archsearch.space.budget import Budget
 from archsearch.space.nvit_templates import NViTSpace
@@ -534,9 +534,7 @@ class NViTSolver(BaseSolver):
         elapsed = time.perf_counter() - t0
         extra: dict[str, Any] = {"priors": prog.priors, "embed_values": len(grid), "integer_programs": milps}
         if prog.latency_model is not None:  # latency is a row of the programs, so the bound covers it
-            extra.update(bound_covers=[k for k in ("macs", "params", "memory", "latency")
-                                       if getattr(budget, "latency_ms" if k == "latency" else k) is not None],
-                         latency_device=prog.latency_model.device, latency_calibration=prog.latency_model.device_name)
+            extra.update(latency_provenance(budget, prog.latency_model))
         stats = SolverStats(solve_time_s=elapsed, nodes=milps, relaxations=lps, evaluations=len(found),
                             backend=f"{self.name}/scipy-highs", extra=extra)
         name = space.name

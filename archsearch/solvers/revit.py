@@ -19,6 +19,7 @@ from archsearch.cost.vit import vit_activation_memory, vit_macs, vit_params
 from archsearch.errors import SpecError
 from archsearch.solvers.base import (
     INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver, relative_gap,
+    latency_provenance,
 )
 from archsearch.space.budget import Budget
 from archsearch.space.vit_templates import ReViTSpace
@@ -86,9 +87,7 @@ class ReViTRuleSolver(BaseSolver):
         feasible = [(emb, cost) for emb, cost in evaluated if _fits(cost, budget)]
         stats = SolverStats(evaluations=len(evaluated), backend=f"{self.name}/enumeration")
         if latency_model is not None:  # exhaustive: the bound accounts for every budget key, latency included
-            stats.extra.update(bound_covers=[k for k in ("macs", "params", "memory", "latency")
-                                             if getattr(budget, "latency_ms" if k == "latency" else k) is not None],
-                               latency_device=latency_model.device, latency_calibration=latency_model.device_name)
+            stats.extra.update(latency_provenance(budget, latency_model))
         if not feasible:
             stats.solve_time_s = time.perf_counter() - t0
             keys = ("macs", "params", "memory") + (("latency_ms",) if latency_model is not None else ())

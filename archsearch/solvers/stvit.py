@@ -27,7 +27,7 @@ from archsearch.cost.stvit import stvit_activation_memory, stvit_macs, stvit_par
 from archsearch.errors import SpecError
 from archsearch.objectives.stvit import attention_interactions
 from archsearch.solvers.base import (
-    INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
+    INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, latency_provenance, register_solver,
 )
 from archsearch.space.budget import Budget
 from archsearch.space.stvit import STViTSpace, STViTSpec
@@ -110,9 +110,7 @@ class STViTSolver(BaseSolver):
         stats = SolverStats(solve_time_s=time.perf_counter() - t0, nodes=len(evaluations), evaluations=len(evaluations),
                             backend=f"{self.name}/enumeration", extra={"feasible": len(feasible)})
         if latency_model is not None:  # every design was checked: the bound covers latency too
-            stats.extra.update(bound_covers=[k for k in ("macs", "params", "memory", "latency")
-                                             if getattr(budget, "latency_ms" if k == "latency" else k) is not None],
-                               latency_device=latency_model.device, latency_calibration=latency_model.device_name)
+            stats.extra.update(latency_provenance(budget, latency_model))
         if not feasible:
             smallest = {"macs": min(ev.macs for ev in evaluations), "params": min(ev.params for ev in evaluations)}
             if latency_model is not None:
