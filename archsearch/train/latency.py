@@ -22,7 +22,7 @@ import math
 import platform
 import random
 import statistics
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -252,6 +252,18 @@ def _vit_unit_module(unit: str, cfg: dict[str, Any], class_token: bool) -> tuple
         return mod, (cfg["tokens"], cfg["embed_dim"]), vit_head_features(**cfg)
     mod = ViTBlock(cfg["embed_dim"], ViTBlockSpec(cfg["heads"], cfg["qk_dim"], cfg["v_dim"], cfg["mlp_dim"]))
     return mod, (cfg["tokens"], cfg["embed_dim"]), vit_block_features(**cfg)
+
+
+UnitBuilder = Callable[[str, dict[str, Any]], tuple[nn.Module, tuple[int, ...], tuple[float, ...]]]
+
+
+def _time_alone(units: list[tuple[str, dict[str, Any]]], build: UnitBuilder, *, batch: int, device: torch.device,
+                runs: int, warmup: int) -> Iterator[tuple[str, tuple[float, ...], float]]:
+    """``(unit, features, median ms)`` of each unit configuration, built alone and timed on a random input."""
+    for unit, cfg in units:
+        mod, shape, f = build(unit, cfg)
+        mod = mod.to(device)
+        yield unit, f, median_ms(mod, torch.randn(batch, *shape, device=device), runs=runs, warmup=warmup)
 
 
 @dataclasses.dataclass
@@ -486,54 +498,42 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
     dev = torch.device(device)
     res = int(resolution or space.resolution)
     rng = random.Random(seed)
-    vit = family == "vit"
     timed: dict[str, tuple[list[tuple[float, ...]], list[float]]] = {}
     torch.manual_seed(seed)
-    units: list[tuple[str, dict[str, Any]]] = []
+    unit_timings: Iterable[tuple[str, tuple[float, ...], float]]
     if family == "mci":  # MCi blocks are timed inside built models, on the inputs a forward pass gives them
-        for n_done, (unit, f, ms) in enumerate(_mci_unit_timings(space, rng, samples, res, batch, dev, runs, warmup), 1):
-            feats, times = timed.setdefault(unit, ([], []))
-            feats.append(f)
-            times.append(max(ms, 1e-6))
-            if progress is not None:
-                progress(n_done, samples + models)
-        units = [("", {})] * samples  # counted for the progress total only
-    elif family == "stvit":
-        units = _stvit_unit_samples(space, res, samples, rng)
-    elif vit:
-        units = _vit_unit_samples(space, res, samples, rng, max_width)
+        unit_count = samples
+        unit_timings = _mci_unit_timings(space, rng, samples, res, batch, dev, runs, warmup)
     else:
-        units = _unit_samples(space, res, samples, rng, max_width)
-    for n_done, (unit, cfg) in enumerate(units if family != "mci" else [], 1):
         if family == "stvit":
-            mod, shape, f = _stvit_unit_module(unit, cfg)
-        elif vit:
-            mod, shape, f = _vit_unit_module(unit, cfg, space.class_token)
+            units, build = _stvit_unit_samples(space, res, samples, rng), _stvit_unit_module
+        elif family == "vit":
+            units = _vit_unit_samples(space, res, samples, rng, max_width)
+            build = lambda unit, cfg: _vit_unit_module(unit, cfg, space.class_token)  # noqa: E731
         else:
-            mod, shape, f = _unit_module(unit, cfg)
-        mod = mod.to(dev)
-        x = torch.randn(batch, *shape, device=dev)
-        ms = median_ms(mod, x, runs=runs, warmup=warmup)
+            units, build = _unit_samples(space, res, samples, rng, max_width), _unit_module
+        unit_count = len(units)
+        unit_timings = _time_alone(units, build, batch=batch, device=dev, runs=runs, warmup=warmup)
+    for n_done, (unit, f, ms) in enumerate(unit_timings, 1):
         feats, times = timed.setdefault(unit, ([], []))
         feats.append(f)
         times.append(max(ms, 1e-6))
         if progress is not None:
-            progress(n_done, len(units) + models)
+            progress(n_done, unit_count + models)
+    random_spec = {
+        "stvit": lambda: random_stvit_spec(space, rng, resolution=res),
+        "mci": lambda: random_mci_spec(space, rng, resolution=res),
+        "vit": lambda: random_vit_spec(space, rng, resolution=res, max_embed=max_width),
+        "cnn": lambda: _random_model_spec(space, rng, res, max_width),
+    }[family]
     whole: list[tuple[dict[str, tuple[float, ...]], float]] = []
     for j in range(models):
-        if family == "stvit":
-            spec = random_stvit_spec(space, rng, resolution=res)
-        elif family == "mci":
-            spec = random_mci_spec(space, rng, resolution=res)
-        elif vit:
-            spec = random_vit_spec(space, rng, resolution=res, max_embed=max_width)
-        else:
-            spec = _random_model_spec(space, rng, res, max_width)
+        spec = random_spec()
         net = build_model(spec).to(dev)
         c_in = getattr(spec, "in_channels", 3)
         ms = median_ms(net, torch.randn(batch, c_in, res, res, device=dev), runs=runs, warmup=warmup)
         whole.append((summed_features(list(model_units(spec))), max(ms, 1e-6)))
         if progress is not None:
-            progress(len(units) + j + 1, len(units) + models)
+            progress(unit_count + j + 1, unit_count + models)
     return CalibrationData(space.name, device, device_description(dev), torch.__version__, torch.get_num_threads(), batch, res,
                            runs, timed, whole)
