@@ -242,7 +242,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     kwargs = dict(device=args.device, batch=args.batch, threads=args.threads, samples=args.samples, runs=args.runs, seed=args.seed,
-                  models=args.models, fit=args.fit)
+                  models=args.models, fit=args.fit, rounds=args.rounds, statistic=args.statistic)
     if args.format != "json" and sys.stderr.isatty():
         from rich.progress import Progress
 
@@ -397,6 +397,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             args.source, dataset=args.dataset, recipe=args.recipe, device=args.device, top_k=args.top_k,
             storage=args.storage, seed=args.seed, epochs=args.epochs, amp=args.amp, compile=args.compile,
             data_dir=args.data_dir, max_batches=args.max_batches, latency=not args.no_latency, progress=progress,
+            latency_statistic=args.latency_statistic,
             on_result=announce, distill=args.distill,
         )
     except KeyboardInterrupt:
@@ -842,7 +843,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=1, help="batch size of the timings (default 1)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--samples", type=int, default=48, help="blocks to time (default 48; stems and heads: 1/8 each)")
-    p.add_argument("--runs", type=int, default=30, help="timed runs per block, median kept (default 30, at least 30)")
+    p.add_argument("--runs", type=int, default=30, help="timed runs per block and model (default 30, at least 30)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved passes over all blocks and models the runs are spread "
+                                                         "over (default 3)")
+    p.add_argument("--statistic", choices=("median", "p25", "min"), default="median",
+                   help="what is kept of each block's runs (default median; p25, the lower quartile, is the reproducible "
+                        "one on a shared machine)")
     p.add_argument("--models", type=int, default=12, help="whole random models to time (default 12)")
     p.add_argument("--fit", choices=("joint", "blocks"), default="joint",
                    help="joint: coefficients fitted to block and whole-model timings at once (default); "
@@ -881,6 +887,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="dataset download cache (default $ARCHSEARCH_DATA or ~/.cache/archsearch/data)")
     p.add_argument("--max-batches", type=int, default=None, help="at most N training batches per epoch (smoke runs)")
     p.add_argument("--no-latency", action="store_true", help="skip the batch-1 latency measurement")
+    p.add_argument("--latency-statistic", choices=("median", "p25", "min"), default="median",
+                   help="what the latency keeps of its >= 30 timed calls (default median; p25 is the reproducible one "
+                        "on a shared machine)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads of torch (default: torch's; 1 on a busy shared machine)")
     p.add_argument("--distill", help="teacher cache written by `archsearch teacher`: train against its soft labels")
     p.add_argument("--format", choices=("table", "json"), default="table")

@@ -42,12 +42,13 @@ from archsearch.space.vit import ViTSpec
 __all__ = ["FEATURES", "UNIT_TYPES", "LATENCY_FAMILIES", "LatencyModel", "block_features", "stem_features", "head_features",
            "cnn_units", "vit_attention_features", "vit_mlp_features", "vit_block_features", "patch_embed_features",
            "vit_head_features", "vit_units", "cross_features", "stvit_units", "mci_units", "mci_unit_keys", "model_units", "predict_latency", "fit_coefficients", "latency_cache_dir", "latency_model_path", "load_latency_model",
-           "find_latency_model", "require_latency_model", "fit_joint", "summed_features"]
+           "find_latency_model", "require_latency_model", "fit_joint", "summed_features", "STATISTICS"]
 
 FEATURES = ("const", "pw_mmacs", "kxk_mmacs", "dw_mmacs", "mactivations", "mweights")
 UNIT_TYPES = ("stem", "k1kxk1", "k1dwk1", "head", "patch_embed", "vit_block", "vit_head", "st_cross",
               "mci_stem", "mci_down", "mci_repmixer", "mci_attention", "mci_final")
 LATENCY_FAMILIES = ("cnn", "vit", "stvit", "mci")  # families whose specs the predictor covers
+STATISTICS = ("median", "p25", "min")  # what a timing keeps of its calls (see archsearch.train.timing)
 _SCHEMA = 1
 
 
@@ -288,10 +289,12 @@ class LatencyModel:
         resolution: Input resolution of the measurements.
         coefs: Unit type -> coefficients in :data:`FEATURES` order (ms per unit of feature).
         residuals: Unit type -> fit figures (``n``, ``rms_rel``, ``max_rel``).
-        runs: Timed runs per measurement (median taken).
+        runs: Timed runs per measurement.
         scale: Factor on the summed unit predictions: 1 for the joint fit (its in-context correction is
             inside the coefficients); for ``fit="blocks"`` the median of measured / summed-block latency
             over whole random models (blocks timed alone run with warm caches; in a network they do not).
+        statistic: What each timing kept of its calls (:data:`STATISTICS`): the predictions are of that
+            statistic of a forward's time.
     """
 
     space: str
@@ -305,6 +308,7 @@ class LatencyModel:
     residuals: dict[str, dict[str, float]]
     runs: int = 30
     scale: float = 1.0
+    statistic: str = "median"
 
     def unit_ms(self, unit: str, features: Sequence[float]) -> float:
         try:
@@ -336,9 +340,12 @@ class LatencyModel:
             if not (0 < float(obj.get("scale", 1.0)) < 100):
                 raise ValueError("scale")
             residuals = {str(u): {str(k): float(v) for k, v in r.items()} for u, r in obj["residuals"].items()}
+            statistic = str(obj.get("statistic", "median"))
+            if statistic not in STATISTICS:
+                raise ValueError("statistic")
             return cls(str(obj["space"]), str(obj["device"]), str(obj["device_name"]), str(obj["torch_version"]),
                        int(obj["threads"]), int(obj["batch"]), int(obj["resolution"]), coefs, residuals, int(obj.get("runs", 30)),
-                       float(obj.get("scale", 1.0)))
+                       float(obj.get("scale", 1.0)), statistic)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SpecError(f"latency file: malformed field ({exc})") from None
 

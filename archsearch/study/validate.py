@@ -58,6 +58,7 @@ def validate_run(
     data_dir: str | Path | None = None,
     max_batches: int | None = None,
     latency: bool = True,
+    latency_statistic: str = "median",
     progress: bool = False,
     callbacks: Sequence[Callable[[Any], None]] = (),
     on_result: Callable[[dict[str, Any]], None] | None = None,
@@ -80,6 +81,8 @@ def validate_run(
         data_dir: Download cache of the datasets.
         max_batches: At most this many training batches per epoch (smoke runs).
         latency: Measure batch-1 latency after training.
+        latency_statistic: What the latency keeps of its timed calls (``median``, ``p25`` or ``min``; see
+            :mod:`archsearch.train.timing`).
         progress: Show progress bars.
         callbacks: Called with every :class:`~archsearch.train.EpochRecord` after its checkpoint.
         on_result: Called with each candidate's row as soon as it is known.
@@ -110,6 +113,10 @@ def validate_run(
         rec = rec.replace(epochs=epochs, warmup_epochs=rec.warmup_epochs * epochs / rec.epochs)
     if top_k is not None and top_k < 1:
         raise SpecError(f"--top-k: expected an integer >= 1, got {top_k}")
+    from archsearch.cost.latency import STATISTICS
+
+    if latency_statistic not in STATISTICS:
+        raise SpecError(f"--latency-statistic: expected one of {list(STATISTICS)}, got {latency_statistic!r}")
     dev = resolve_device(device)
     candidates = record["candidates"][:top_k]
     if not candidates:
@@ -181,7 +188,7 @@ def validate_run(
             result = train(model, data, rec, seed=seed, device=str(dev), amp=amp, compile=compile,
                            checkpoint=run_dir / "checkpoints" / f"{key}.pt", key=key,
                            callbacks=[record_epoch, *callbacks], progress=progress, latency=latency,
-                           max_batches=max_batches, targets=cache)
+                           max_batches=max_batches, targets=cache, latency_statistic=latency_statistic)
         except KeyboardInterrupt:
             raise  # the trial stays RUNNING; the next run resumes it from the checkpoint
         except Exception as exc:

@@ -22,7 +22,7 @@ import math
 import platform
 import random
 import statistics
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -31,27 +31,17 @@ from archsearch.cost.latency import (LATENCY_FAMILIES, LatencyModel, block_featu
                                      fit_joint, head_features, latency_model_path, patch_embed_features, stem_features,
                                      vit_block_features, vit_head_features)
 from archsearch.errors import SpecError
+from archsearch.train.timing import STATISTICS, forward_samples, summarise_ms, time_forwards
 
 __all__ = ["CalibrationData", "FITS", "calibrate_space", "device_description", "fit_calibration", "measure_calibration",
            "median_ms", "random_cnn_design", "random_stvit_spec", "random_vit_spec"]
 
 
-def median_ms(module: nn.Module, x: torch.Tensor, *, runs: int = 30, warmup: int = 5) -> float:
-    """Median forward time of ``module(x)`` in milliseconds (eval mode, no grad) over ``runs`` timed calls."""
-    from torch.utils import benchmark
-
-    module.eval()
-
-    def forward() -> None:
-        with torch.no_grad():
-            module(x)
-
-    for _ in range(warmup):
-        forward()
-    if x.device.type == "cuda":
-        torch.cuda.synchronize(x.device)
-    timer = benchmark.Timer(stmt="forward()", globals={"forward": forward}, num_threads=torch.get_num_threads())
-    return 1000.0 * statistics.median(timer.timeit(1).median for _ in range(runs))
+def median_ms(module: nn.Module, x: torch.Tensor, *, runs: int = 30, warmup: int = 5, statistic: str = "median",
+              rounds: int = 1) -> float:
+    """Forward time of ``module(x)`` in milliseconds (eval mode, no grad): the ``statistic`` (default the
+    median) of ``runs`` timed calls (:func:`archsearch.train.timing.time_forwards`)."""
+    return time_forwards([(module, x)], runs=runs, warmup=warmup, rounds=rounds, statistic=statistic)[0]
 
 
 def device_description(device: torch.device) -> str:
@@ -99,8 +89,25 @@ def random_cnn_design(space: Any, rng: random.Random, *, max_width: int | None =
     return prog, Design(c0, tuple(cs), tuple(bs), tuple(ks), tuple(ls))
 
 
+def _design_within_budget(space: Any, rng: random.Random, max_width: int | None) -> Any:
+    """A random design within the space's MACs and params budgets (100 tries, else the last drawn):
+    the blocks worth timing are those the budgeted programs can choose."""
+    from archsearch.solvers.deepmad_program import DeepMADProgram
+    from archsearch.space.budget import Budget
+
+    budget = space.budget
+    prog = DeepMADProgram(space, Budget())
+    for _ in range(100):
+        _, d = random_cnn_design(space, rng, max_width=max_width)
+        ev = prog.evaluate(d)
+        if (budget.macs is None or ev.macs <= budget.macs) and (budget.params is None or ev.params <= budget.params):
+            break
+    return d
+
+
 def _unit_samples(space: Any, resolution: int, samples: int, rng: random.Random, max_width: int | None) -> list[tuple[str, dict[str, Any]]]:
-    """Unit configurations to time: every superblock position gets first and repeated blocks."""
+    """Unit configurations to time: every superblock position gets first and repeated blocks, drawn from
+    random designs within the space's budgets."""
     from archsearch.solvers.deepmad_program import DeepMADProgram
     from archsearch.space.budget import Budget
 
@@ -110,7 +117,7 @@ def _unit_samples(space: Any, resolution: int, samples: int, rng: random.Random,
         c0 = _mult(rng, space.stem_widths[0], space.stem_widths[1], prog.m)
         out.append(("stem", dict(c_in=prog.cin0, c_out=c0, kernel=prog.ks, stride=space.stem_stride, r_in=resolution)))
     for j in range(samples):
-        _, d = random_cnn_design(space, rng, max_width=max_width)
+        d = _design_within_budget(space, rng, max_width)
         i = j % prog.n
         prev = d.c0 if i == 0 else d.c[i - 1]
         first = rng.random() < 0.5
@@ -126,14 +133,11 @@ def _unit_samples(space: Any, resolution: int, samples: int, rng: random.Random,
 
 
 def _random_model_spec(space: Any, rng: random.Random, resolution: int, max_width: int | None) -> Any:
-    """A random design of the space within its MACs budget (100 tries), at ``resolution``."""
-    from archsearch.cost import macs
+    """A random design of the space within its MACs and params budgets (100 tries), at ``resolution``."""
+    from archsearch.solvers.deepmad_program import DeepMADProgram
+    from archsearch.space.budget import Budget
 
-    for _ in range(100):
-        prog, d = random_cnn_design(space, rng, max_width=max_width)
-        spec = prog.to_spec(d)
-        if space.budget.macs is None or macs(spec) <= space.budget.macs:
-            break
+    spec = DeepMADProgram(space, Budget()).to_spec(_design_within_budget(space, rng, max_width))
     return dataclasses.replace(spec, resolution=resolution)
 
 
@@ -257,13 +261,16 @@ def _vit_unit_module(unit: str, cfg: dict[str, Any], class_token: bool) -> tuple
 UnitBuilder = Callable[[str, dict[str, Any]], tuple[nn.Module, tuple[int, ...], tuple[float, ...]]]
 
 
-def _time_alone(units: list[tuple[str, dict[str, Any]]], build: UnitBuilder, *, batch: int, device: torch.device,
-                runs: int, warmup: int) -> Iterator[tuple[str, tuple[float, ...], float]]:
-    """``(unit, features, median ms)`` of each unit configuration, built alone and timed on a random input."""
+Timed = tuple[str, tuple[float, ...], list[tuple[nn.Module, torch.Tensor]]]  # unit type, features, modules with inputs
+
+
+def _alone(units: list[tuple[str, dict[str, Any]]], build: UnitBuilder, *, batch: int, device: torch.device) -> list[Timed]:
+    """Each unit configuration built alone, with a random input."""
+    out: list[Timed] = []
     for unit, cfg in units:
         mod, shape, f = build(unit, cfg)
-        mod = mod.to(device)
-        yield unit, f, median_ms(mod, torch.randn(batch, *shape, device=device), runs=runs, warmup=warmup)
+        out.append((unit, f, [(mod.to(device), torch.randn(batch, *shape, device=device))]))
+    return out
 
 
 @dataclasses.dataclass
@@ -271,8 +278,12 @@ class CalibrationData:
     """Raw timings of a calibration: units timed alone and whole random models.
 
     Attributes:
-        units: Unit type -> (features, median ms) of every timed unit.
-        models: ``(features summed per unit type, median ms)`` of every timed whole model.
+        units: Unit type -> (features, ms) of every timed unit.
+        models: ``(features summed per unit type, ms)`` of every timed whole model.
+        statistic: What each figure is of its timed calls (:data:`archsearch.train.timing.STATISTICS`).
+        rounds: Interleaved passes the calls were spread over.
+        unit_features, model_features, calls: The raw per-call times in seconds (per unit: one list per
+            module it is made of), from which :meth:`summarised` recomputes the figures.
     """
 
     space: str
@@ -285,6 +296,22 @@ class CalibrationData:
     runs: int
     units: dict[str, tuple[list[tuple[float, ...]], list[float]]]
     models: list[tuple[dict[str, tuple[float, ...]], float]]
+    statistic: str = "median"
+    rounds: int = 1
+    unit_features: list[tuple[str, tuple[float, ...]]] = dataclasses.field(default_factory=list, repr=False)
+    model_features: list[dict[str, tuple[float, ...]]] = dataclasses.field(default_factory=list, repr=False)
+    calls: tuple[list[list[list[float]]], list[list[float]]] = dataclasses.field(default_factory=lambda: ([], []), repr=False)
+
+    def summarised(self, statistic: str) -> "CalibrationData":
+        """The same calls kept as another statistic (:data:`archsearch.train.timing.STATISTICS`): a unit
+        made of several modules gets the sum of their figures."""
+        units: dict[str, tuple[list[tuple[float, ...]], list[float]]] = {}
+        for (unit, f), parts in zip(self.unit_features, self.calls[0]):
+            feats, times = units.setdefault(unit, ([], []))
+            feats.append(f)
+            times.append(max(sum(summarise_ms(t, statistic) for t in parts), 1e-6))
+        models = [(f, max(summarise_ms(t, statistic), 1e-6)) for f, t in zip(self.model_features, self.calls[1])]
+        return dataclasses.replace(self, units=units, models=models, statistic=statistic)
 
 
 FITS = ("joint", "blocks")
@@ -305,11 +332,11 @@ def fit_calibration(data: CalibrationData, *, fit: str = "joint") -> LatencyMode
     meta = (data.space, data.device, data.device_name, data.torch_version, data.threads, data.batch, data.resolution)
     if fit == "joint" and data.models:
         coefs, residuals = fit_joint(data.units, data.models)
-        return LatencyModel(*meta, coefs, residuals, data.runs, 1.0)
+        return LatencyModel(*meta, coefs, residuals, data.runs, 1.0, data.statistic)
     coefs, residuals = {}, {}
     for unit, (feats, times) in data.units.items():
         coefs[unit], residuals[unit] = fit_coefficients(feats, times)
-    model = LatencyModel(*meta, coefs, residuals, data.runs)
+    model = LatencyModel(*meta, coefs, residuals, data.runs, 1.0, data.statistic)
     ratios = [t / sum(model.unit_ms(u, f) for u, f in feats.items()) for feats, t in data.models]
     if ratios:
         scale = statistics.median(ratios)
@@ -406,15 +433,14 @@ def _mci_modules(model: nn.Module, spec: Any) -> dict[tuple[str, int, int], list
     return out
 
 
-def _mci_unit_timings(space: Any, rng: random.Random, count: int, res: int, batch: int, dev: torch.device, runs: int,
-                      warmup: int) -> list[tuple[str, tuple[float, ...], float]]:
-    """``count`` MCi units timed inside random built models: every model gives its stem, downsampling
-    layers and final layers, a random block of each kind and a few more, each timed on the input a
-    forward pass gave it."""
+def _mci_units_in_models(space: Any, rng: random.Random, count: int, res: int, batch: int, dev: torch.device) -> list[Timed]:
+    """``count`` MCi units inside random built models: every model gives its stem, downsampling layers
+    and final layers, a random block of each kind and a few more, each with the input a forward pass
+    gave it."""
     from archsearch.build import build_model
     from archsearch.cost.latency import mci_unit_keys, mci_units
 
-    out: list[tuple[str, tuple[float, ...], float]] = []
+    out: list[Timed] = []
     while len(out) < count:
         spec = random_mci_spec(space, rng, resolution=res)
         model = build_model(spec).to(dev).eval()
@@ -435,14 +461,13 @@ def _mci_unit_timings(space: Any, rng: random.Random, count: int, res: int, batc
         rest = [k for k in blocks if k not in chosen]
         chosen += rng.sample(rest, min(len(rest), max(0, count // 8 - len(chosen))))
         for key in fixed + chosen:
-            ms = sum(median_ms(m, inputs[(key, i)], runs=runs, warmup=warmup) for i, m in enumerate(mods[key]))
-            out.append((key[0], feats[key], ms))
+            out.append((key[0], feats[key], [(m, inputs[(key, i)]) for i, m in enumerate(mods[key])]))
     return out[:count]
 
 
 def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads: int | None = None, samples: int = 48,
-                    runs: int = 30, warmup: int = 5, resolution: int | None = None, max_width: int | None = None,
-                    models: int = 12, seed: int = 0, save: bool = True, fit: str = "joint",
+                    runs: int = 30, warmup: int = 5, rounds: int = 3, statistic: str = "median", resolution: int | None = None,
+                    max_width: int | None = None, models: int = 12, seed: int = 0, save: bool = True, fit: str = "joint",
                     progress: Callable[[int, int], None] | None = None) -> LatencyModel:
     """Times a space's units and whole random models (:func:`measure_calibration`), fits the per-type
     predictor (:func:`fit_calibration`) and saves it under :func:`archsearch.cost.latency.latency_model_path`
@@ -450,8 +475,8 @@ def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads:
     if fit not in FITS:
         raise SpecError(f"--fit: expected one of {list(FITS)}, got {fit!r}")
     data = measure_calibration(space, device=device, batch=batch, threads=threads, samples=samples, runs=runs,
-                               warmup=warmup, resolution=resolution, max_width=max_width, models=models, seed=seed,
-                               progress=progress)
+                               warmup=warmup, rounds=rounds, statistic=statistic, resolution=resolution,
+                               max_width=max_width, models=models, seed=seed, progress=progress)
     model = fit_calibration(data, fit=fit)
     if save:
         model.save(latency_model_path(space.name, device))
@@ -459,24 +484,30 @@ def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads:
 
 
 def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, threads: int | None = None, samples: int = 48,
-                        runs: int = 30, warmup: int = 5, resolution: int | None = None, max_width: int | None = None,
-                        models: int = 12, seed: int = 0,
+                        runs: int = 30, warmup: int = 5, rounds: int = 3, statistic: str = "median",
+                        resolution: int | None = None, max_width: int | None = None, models: int = 12, seed: int = 0,
                         progress: Callable[[int, int], None] | None = None) -> CalibrationData:
     """Times ``samples`` blocks (plus stems/patch embeddings and heads) and ``models`` whole random models of a space.
 
+    Units and whole models are built first, then timed together in ``rounds`` interleaved passes
+    (:func:`archsearch.train.timing.time_forwards`), so the unit and the whole-model timings that the
+    joint fit combines see the same states of the machine.
+
     Args:
-        space: A DeepMAD (``cnn`` family) or ViT (``vit`` family) space.
+        space: A space of a family in :data:`archsearch.cost.latency.LATENCY_FAMILIES`.
         device: ``cpu`` or ``cuda``.
         batch: Batch size of the timed inputs.
         threads: ``torch.set_num_threads`` for the measurements (default: unchanged).
         samples: Blocks to time (stems and heads: an eighth as many each, at least 4).
-        runs: Timed calls per unit and model (the median is kept); the CLI always uses >= 30.
+        runs: Timed calls per unit and model; the CLI always uses >= 30.
         warmup: Untimed calls first.
+        rounds: Interleaved passes the calls are spread over.
+        statistic: What is kept of each unit's and model's calls (:data:`archsearch.train.timing.STATISTICS`).
         resolution: Input resolution (default: the space's).
         max_width: Cap on sampled widths (CNN) or EMB (ViT) (tests).
         models: Whole random models of the space (within its MACs budget) to time.
         seed: Sampling seed.
-        progress: Called with ``(done, total)`` after each unit and model.
+        progress: Called with ``(done, total)`` as the timing goes.
     """
     from archsearch.build import build_model
     from archsearch.cost.latency import model_units, summed_features
@@ -489,8 +520,10 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
         raise SpecError(f"--device: expected cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise SpecError("--device: cuda was asked for but no CUDA device is available")
-    if batch < 1 or runs < 1 or samples < 1 or models < 0:
-        raise SpecError("--batch, runs and samples: expected integers >= 1 (models >= 0)")
+    if batch < 1 or runs < 1 or samples < 1 or models < 0 or rounds < 1:
+        raise SpecError("--batch, runs, rounds and samples: expected integers >= 1 (models >= 0)")
+    if statistic not in STATISTICS:
+        raise SpecError(f"--statistic: expected one of {list(STATISTICS)}, got {statistic!r}")
     if threads is not None:
         if threads < 1:
             raise SpecError(f"--threads: expected an integer >= 1, got {threads}")
@@ -498,42 +531,35 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
     dev = torch.device(device)
     res = int(resolution or space.resolution)
     rng = random.Random(seed)
-    timed: dict[str, tuple[list[tuple[float, ...]], list[float]]] = {}
     torch.manual_seed(seed)
-    unit_timings: Iterable[tuple[str, tuple[float, ...], float]]
+    units: list[Timed]
     if family == "mci":  # MCi blocks are timed inside built models, on the inputs a forward pass gives them
-        unit_count = samples
-        unit_timings = _mci_unit_timings(space, rng, samples, res, batch, dev, runs, warmup)
+        units = _mci_units_in_models(space, rng, samples, res, batch, dev)
     else:
         if family == "stvit":
-            units, build = _stvit_unit_samples(space, res, samples, rng), _stvit_unit_module
+            configs, build = _stvit_unit_samples(space, res, samples, rng), _stvit_unit_module
         elif family == "vit":
-            units = _vit_unit_samples(space, res, samples, rng, max_width)
+            configs = _vit_unit_samples(space, res, samples, rng, max_width)
             build = lambda unit, cfg: _vit_unit_module(unit, cfg, space.class_token)  # noqa: E731
         else:
-            units, build = _unit_samples(space, res, samples, rng, max_width), _unit_module
-        unit_count = len(units)
-        unit_timings = _time_alone(units, build, batch=batch, device=dev, runs=runs, warmup=warmup)
-    for n_done, (unit, f, ms) in enumerate(unit_timings, 1):
-        feats, times = timed.setdefault(unit, ([], []))
-        feats.append(f)
-        times.append(max(ms, 1e-6))
-        if progress is not None:
-            progress(n_done, unit_count + models)
+            configs, build = _unit_samples(space, res, samples, rng, max_width), _unit_module
+        units = _alone(configs, build, batch=batch, device=dev)
     random_spec = {
         "stvit": lambda: random_stvit_spec(space, rng, resolution=res),
         "mci": lambda: random_mci_spec(space, rng, resolution=res),
         "vit": lambda: random_vit_spec(space, rng, resolution=res, max_embed=max_width),
         "cnn": lambda: _random_model_spec(space, rng, res, max_width),
     }[family]
-    whole: list[tuple[dict[str, tuple[float, ...]], float]] = []
-    for j in range(models):
+    wholes = []
+    for _ in range(models):
         spec = random_spec()
-        net = build_model(spec).to(dev)
         c_in = getattr(spec, "in_channels", 3)
-        ms = median_ms(net, torch.randn(batch, c_in, res, res, device=dev), runs=runs, warmup=warmup)
-        whole.append((summed_features(list(model_units(spec))), max(ms, 1e-6)))
-        if progress is not None:
-            progress(unit_count + j + 1, unit_count + models)
-    return CalibrationData(space.name, device, device_description(dev), torch.__version__, torch.get_num_threads(), batch, res,
-                           runs, timed, whole)
+        wholes.append((summed_features(list(model_units(spec))),
+                       (build_model(spec).to(dev), torch.randn(batch, c_in, res, res, device=dev))))
+    items = [item for _, _, parts in units for item in parts] + [item for _, item in wholes]
+    samples = iter(forward_samples(items, runs=runs, warmup=warmup, rounds=rounds, progress=progress))
+    calls = ([[next(samples) for _ in parts] for _, _, parts in units], [next(samples) for _ in wholes])
+    data = CalibrationData(space.name, device, device_description(dev), torch.__version__, torch.get_num_threads(), batch, res,
+                           runs, {}, [], statistic, rounds,
+                           [(unit, f) for unit, f, _ in units], [feats for feats, _ in wholes], calls)
+    return data.summarised(statistic)

@@ -18,7 +18,6 @@ import math
 import os
 import random
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -70,12 +69,14 @@ class TrainResult:
         train_time_s: Seconds spent in the training steps of all epochs, resumed ones included.
         images_per_s: Training images per second (all ranks).
         peak_memory_bytes: CUDA ``max_memory_allocated``, or on CPU the process's RSS high-water mark.
-        latency_ms: Median batch-1 forward time in eval mode (None when not measured).
+        latency_ms: Batch-1 forward time in eval mode, the ``latency_statistic`` of its timed calls
+            (None when not measured).
         device: The device trained on (``cpu``, ``cuda:0`` ...).
         amp: Autocast dtype used (``off``, ``bf16``, ``fp16``).
         world_size: DDP processes.
         resumed_from: Epochs already done in the checkpoint this run resumed from (0: fresh).
         params: Parameters of the trained model.
+        latency_statistic: What ``latency_ms`` keeps of its timed calls (``median``, ``p25``, ``min``).
     """
 
     top1: float
@@ -91,6 +92,7 @@ class TrainResult:
     world_size: int
     resumed_from: int
     params: int
+    latency_statistic: str = "median"
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -101,7 +103,7 @@ class TrainResult:
         """The figures a study records for a trained candidate (``validate`` and ``worker`` alike)."""
         return {
             "top1": self.top1, "top5": self.top5, "test_loss": self.test_loss, "latency_ms": self.latency_ms,
-            "train_time_s": self.train_time_s, "images_per_s": self.images_per_s,
+            "latency_statistic": self.latency_statistic, "train_time_s": self.train_time_s, "images_per_s": self.images_per_s,
             "peak_memory_bytes": self.peak_memory_bytes, "epochs": len(self.history), "device": self.device,
             "amp": self.amp, "world_size": self.world_size, "resumed_from": self.resumed_from,
             "history": [h.to_dict() for h in self.history], "trained_params": self.params,
@@ -179,32 +181,19 @@ def peak_memory_bytes(device: torch.device) -> int:
 
 
 def measure_latency(model: nn.Module, input_size: Sequence[int], *, device: torch.device,
-                    amp_dtype: torch.dtype | None = None, runs: int = 30, warmup: int = 10) -> float:
-    """Median batch-1 forward time in milliseconds (eval mode, no grad) over ``runs`` timed calls.
+                    amp_dtype: torch.dtype | None = None, runs: int = 30, warmup: int = 10, rounds: int = 3,
+                    statistic: str = "median") -> float:
+    """Batch-1 forward time in milliseconds (eval mode, no grad): the ``statistic`` (default the median)
+    of ``max(30, runs)`` timed calls spread over ``rounds`` passes, after ``warmup`` untimed calls
+    (:func:`archsearch.train.timing.time_forwards`: ``torch.utils.benchmark.Timer``, which synchronises
+    CUDA, at the process's thread count). On CUDA the input is channels-last."""
+    from archsearch.train.timing import time_forwards
 
-    Uses ``torch.utils.benchmark.Timer`` (which synchronises CUDA) with the process's thread count,
-    after ``warmup`` untimed calls.
-    """
-    from torch.utils import benchmark
-
-    was_training = model.training
-    model.eval()
     x = torch.randn(1, *input_size, device=device)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
-
-    def forward() -> None:
-        with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            model(x)
-
-    try:
-        for _ in range(warmup):
-            forward()
-        timer = benchmark.Timer(stmt="forward()", globals={"forward": forward}, num_threads=torch.get_num_threads())
-        times = [timer.timeit(1).median for _ in range(max(30, runs))]
-    finally:
-        model.train(was_training)
-    return 1000.0 * statistics.median(times)
+    return time_forwards([(model, x)], runs=max(30, runs), warmup=warmup, rounds=rounds, statistic=statistic,
+                         autocast=amp_dtype)[0]
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -306,6 +295,7 @@ def train(
     latency: bool = True,
     max_batches: int | None = None,
     targets: TargetProvider | None = None,
+    latency_statistic: str = "median",
 ) -> TrainResult:
     """Trains ``model`` on ``data`` with ``recipe`` and evaluates it after every epoch.
 
@@ -324,6 +314,7 @@ def train(
             raised there stops training with the epoch saved.
         progress: Show a rich progress bar (rank 0).
         latency: Measure batch-1 latency at the end (rank 0).
+        latency_statistic: What the latency keeps of its timed calls (see :func:`measure_latency`).
         max_batches: Train on at most this many batches per epoch (tests and smoke runs).
         targets: Soft targets per batch (e.g. a :class:`~archsearch.train.teacher.TeacherCache`): the loss
             becomes :func:`soft_cross_entropy` against them (the recipe's label smoothing does not apply)
@@ -457,14 +448,15 @@ def train(
     if not history:
         raise SpecError("recipe.epochs: nothing to train (0 epochs)")
     last = history[-1]
-    lat = measure_latency(model, model.pretrained_cfg["input_size"], device=dev, amp_dtype=amp_dtype) \
-        if latency and rank == 0 else None
+    lat = measure_latency(model, model.pretrained_cfg["input_size"], device=dev, amp_dtype=amp_dtype,
+                          statistic=latency_statistic) if latency and rank == 0 else None
     return TrainResult(
         top1=last.top1, top5=last.top5, test_loss=last.test_loss, history=tuple(history), train_time_s=train_time,
         images_per_s=train_images / train_time if train_time > 0 else 0.0, peak_memory_bytes=peak_memory_bytes(dev),
         latency_ms=lat, device=str(dev), amp="off" if amp_dtype is None else str(amp_dtype).split(".")[-1].replace(
             "bfloat16", "bf16").replace("float16", "fp16"),
         world_size=world, resumed_from=resumed_from, params=sum(p.numel() for p in model.parameters()),
+        latency_statistic=latency_statistic,
     )
 
 
