@@ -1,10 +1,10 @@
 """Latency calibration: time a space's building blocks on this device and fit the predictor.
 
-Covers the CNN (``deepmad-*``), ViT (``vit`` family: ``nvit``, ``revit*``), STViT (``stvit*``) and MCi
-(``mci``) spaces. Each unit (CNN: stem, block, head; ViT: patch embedding, transformer block, head;
-STViT: the same plus the cross-attention layer) is built alone with the modules of
-:mod:`archsearch.build` (MCi units are the submodules of built random models, on the inputs a forward
-pass gives them), timed in
+Covers the CNN (``deepmad-*``), ViT (``vit`` family: ``nvit``, ``revit*``), STViT (``stvit*``), MCi
+(``mci``) and TinyViT (``tinyvit*``) spaces. Each unit (CNN: stem, block, head; ViT: patch embedding,
+transformer block, head; STViT: the same plus the cross-attention layer) is built alone with the
+modules of :mod:`archsearch.build` (MCi and TinyViT units are the submodules of built random models,
+on the inputs a forward pass gives them), timed in
 eval mode without gradients with ``torch.utils.benchmark.Timer`` (median of ``runs`` >= 30 single
 calls after warm-up, the method of :func:`archsearch.train.trainer.measure_latency`), and a few
 whole random models of the space (within its MACs budget) are timed the same way. By default every
@@ -33,7 +33,7 @@ from archsearch.cost.latency import (LATENCY_FAMILIES, LatencyModel, block_featu
 from archsearch.errors import SpecError
 
 __all__ = ["CalibrationData", "FITS", "calibrate_space", "device_description", "fit_calibration", "measure_calibration",
-           "median_ms", "random_cnn_design", "random_stvit_spec", "random_vit_spec"]
+           "median_ms", "random_cnn_design", "random_mci_spec", "random_stvit_spec", "random_tinyvit_spec", "random_vit_spec"]
 
 
 def median_ms(module: nn.Module, x: torch.Tensor, *, runs: int = 30, warmup: int = 5) -> float:
@@ -406,22 +406,65 @@ def _mci_modules(model: nn.Module, spec: Any) -> dict[tuple[str, int, int], list
     return out
 
 
-def _mci_unit_timings(space: Any, rng: random.Random, count: int, res: int, batch: int, dev: torch.device, runs: int,
-                      warmup: int) -> list[tuple[str, tuple[float, ...], float]]:
-    """``count`` MCi units timed inside random built models: every model gives its stem, downsampling
-    layers and final layers, a random block of each kind and a few more, each timed on the input a
-    forward pass gave it."""
+def _tinyvit_modules(model: nn.Module, spec: Any) -> dict[tuple[str, int, int], list[nn.Module]]:
+    """The submodules of a built TinyViT behind each unit key of :func:`archsearch.cost.latency.tinyvit_unit_keys`."""
+    out: dict[tuple[str, int, int], list[nn.Module]] = {("tinyvit_stem", -1, -1): [model.patch_embed]}
+    for i, stage in enumerate(model.stages):
+        if i > 0:
+            out[("tinyvit_merge", i, -1)] = [stage.downsample]
+        kind = "tinyvit_mbconv" if i == 0 else "tinyvit_block"
+        for j, block in enumerate(stage.blocks):
+            out[(kind, i, j)] = [block]
+    out[("tinyvit_head", -1, -1)] = [model.head]
+    return out
+
+
+def random_tinyvit_spec(space: Any, rng: random.Random, *, resolution: int | None = None) -> Any:
+    """A random design of a TinyViT contraction space within its params and MACs budget (100 tries; at
+    the space's resolution, the spec returned at ``resolution``):
+    every stage's dim, depth and window drawn uniformly from the space's choices, the dims kept
+    non-decreasing (a draw below the previous stage's dim is drawn again from the allowed ones)."""
+    from archsearch.cost import macs, params
+
+    n = space.seed.n_stages
+    spec = None
+    for _ in range(100):
+        dims: list[int] = []
+        for i in range(n):
+            allowed = [d for d in space.dim_choices(i) if not dims or d >= dims[-1]] or [space.dim_choices(i)[-1]]
+            dims.append(rng.choice(allowed))
+        depths = tuple(rng.choice(space.depth_choices(i)) for i in range(n))
+        windows = tuple(rng.choice(space.window_choices(i)) for i in range(n))
+        spec = space.make_spec(tuple(dims), depths, windows)  # the budget holds at the space's resolution
+        b = space.budget
+        if (b.macs is None or macs(spec, with_head=True) <= b.macs) and (b.params is None or params(spec, with_head=True) <= b.params):
+            break
+    return dataclasses.replace(spec, resolution=resolution or space.resolution)
+
+
+def _in_model_unit_timings(draw: Callable[[], Any], modules: Callable[[nn.Module, Any], dict[tuple[str, int, int], list[nn.Module]]],
+                           keys: Callable[[Any], list[tuple[str, int, int]]], units: Callable[[Any], Iterable[tuple[str, tuple[float, ...]]]],
+                           rng: random.Random, count: int, res: int, batch: int, dev: torch.device, runs: int,
+                           warmup: int) -> list[tuple[str, tuple[float, ...], float]]:
+    """``count`` units timed inside random built models (MCi, TinyViT): every model gives the units that
+    are no block (block index -1: stem, downsampling, head), a random block of each kind and a few
+    more, each timed on the input a forward pass gave it (forward pre-hooks).
+
+    Args:
+        draw: A random spec of the space.
+        modules: The submodules of a built model behind each unit key.
+        keys: The unit keys of a spec in execution order; ``units``: their ``(type, features)``.
+    """
     from archsearch.build import build_model
-    from archsearch.cost.latency import mci_unit_keys, mci_units
 
     out: list[tuple[str, tuple[float, ...], float]] = []
     while len(out) < count:
-        spec = random_mci_spec(space, rng, resolution=res)
+        spec = draw()
         model = build_model(spec).to(dev).eval()
-        mods = _mci_modules(model, spec)
-        feats = dict(zip(mci_unit_keys(spec), (f for _, f in mci_units(spec))))
+        mods = modules(model, spec)
+        feats = dict(zip(keys(spec), (f for _, f in units(spec))))
         if set(feats) != set(mods):  # pragma: no cover  (the cost model and the module disagree)
-            raise SpecError("internal: the MCi latency units do not match the built module")
+            raise SpecError(f"internal: the {spec.family} latency units do not match the built module")
         inputs: dict[tuple[tuple[str, int, int], int], torch.Tensor] = {}
         hooks = [m.register_forward_pre_hook(lambda _m, args, k=(key, i): inputs.__setitem__(k, args[0].detach()))
                  for key, ms in mods.items() for i, m in enumerate(ms)]
@@ -483,7 +526,7 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
 
     family = getattr(space, "family", None)
     if family not in LATENCY_FAMILIES:
-        raise SpecError(f"--space: latency calibration covers the {list(LATENCY_FAMILIES)} families (deepmad-*, nvit, revit*, stvit*, mci), "
+        raise SpecError(f"--space: latency calibration covers the {list(LATENCY_FAMILIES)} families (deepmad-*, nvit, revit*, stvit*, mci, tinyvit*), "
                         f"not {space.name!r} (family {family})")
     if device not in ("cpu", "cuda"):
         raise SpecError(f"--device: expected cpu or cuda, got {device!r}")
@@ -501,9 +544,16 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
     timed: dict[str, tuple[list[tuple[float, ...]], list[float]]] = {}
     torch.manual_seed(seed)
     unit_timings: Iterable[tuple[str, tuple[float, ...], float]]
-    if family == "mci":  # MCi blocks are timed inside built models, on the inputs a forward pass gives them
+    if family in ("mci", "tinyvit"):  # timed inside built models, on the inputs a forward pass gives them
+        from archsearch.cost.latency import mci_unit_keys, mci_units, tinyvit_unit_keys, tinyvit_units
+
         unit_count = samples
-        unit_timings = _mci_unit_timings(space, rng, samples, res, batch, dev, runs, warmup)
+        if family == "mci":
+            hooks = (lambda: random_mci_spec(space, rng, resolution=res), _mci_modules, mci_unit_keys, mci_units)
+        else:
+            hooks = (lambda: random_tinyvit_spec(space, rng, resolution=res), _tinyvit_modules, tinyvit_unit_keys,
+                     tinyvit_units)
+        unit_timings = _in_model_unit_timings(*hooks, rng, samples, res, batch, dev, runs, warmup)
     else:
         if family == "stvit":
             units, build = _stvit_unit_samples(space, res, samples, rng), _stvit_unit_module
@@ -523,6 +573,7 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
     random_spec = {
         "stvit": lambda: random_stvit_spec(space, rng, resolution=res),
         "mci": lambda: random_mci_spec(space, rng, resolution=res),
+        "tinyvit": lambda: random_tinyvit_spec(space, rng, resolution=res),
         "vit": lambda: random_vit_spec(space, rng, resolution=res, max_embed=max_width),
         "cnn": lambda: _random_model_spec(space, rng, res, max_width),
     }[family]
