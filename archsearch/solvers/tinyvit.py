@@ -15,15 +15,16 @@ The costs are sums of stage terms that depend on the stage's choice and the prev
 merging and ``depth`` identical blocks in the others, the head in the last); the score is a sum of
 stage terms; the memory peak is a maximum of stage terms, so its constraint filters stage choices.
 Backward dynamic programming over the stages gives, for every stage and incoming dim, the smallest
-params, MACs and predicted latency of any completion and the largest score of any completion. The search fixes stages in order, scores all choices of a
-stage at once (numpy), and prunes a choice when its cost so far plus the cheapest completion exceeds
-the budget or its score so far plus the best completion cannot beat the k-th best design. Children
-are visited best bound first, so good designs come early.
+params, MACs and predicted latency of any completion and the largest score of any completion. The
+search fixes stages in order, scores all choices of a stage at once (numpy), and prunes a choice
+when its cost so far plus the cheapest completion exceeds the budget or its score so far plus the
+best completion cannot beat the k-th best design. Children are visited best bound first, so good
+designs come early.
 
 Exactness: nothing is pruned that could enter the top k, so a finished search is optimal (bound =
-best score, gap 0), and the bound covers a latency budget too (every candidate's predicted latency
-is checked; the result's ``bound_covers`` says so). Under the time limit the bound is the largest optimistic value of the nodes left
-open, valid for the whole discrete space. Ties in score are broken by lower MACs, then lower params.
+best score, gap 0), and the bound covers a latency budget too (the result's ``bound_covers`` says
+so). Under the time limit the bound is the largest optimistic value of the nodes left open, valid
+for the whole discrete space. Ties in score are broken by lower MACs, then lower params.
 
 Results against the published models (seed: the 21M; whole-model costs; scores in nats of
 :func:`~archsearch.objectives.tinyvit_capacity`; checked by ``tests/test_tinyvit_solver.py``):
