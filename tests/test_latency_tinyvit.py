@@ -210,3 +210,22 @@ def test_calibrate_a_tinyvit_space_times_units_inside_built_models() -> None:
     assert model.residuals["model"]["n"] == 2.0
     assert LatencyModel.load(latency_model_path("tiny-lat-cal")) == model
     assert predict_latency(space.make_spec((32, 32, 32), (1, 1, 1), (7, 2, 2)), model) > 0
+
+
+@pytest.mark.slow  # about 9 s (224 px models); the calibration above is the fast default check
+def test_cli_calibrate_a_registered_tinyvit_space_then_solve(capsys) -> None:
+    """`archsearch calibrate --space tinyvit-depth` end to end (full size, few repeats), then a latency solve."""
+    torch = pytest.importorskip("torch")
+    from archsearch.cli.main import build_parser
+
+    torch.set_num_threads(1)
+    args = build_parser().parse_args(["calibrate", "--space", "tinyvit-depth", "--threads", "1", "--samples", "8",
+                                      "--runs", "2", "--models", "2", "--format", "json"])
+    args.runs_min = 1  # few repeats in tests only; the CLI itself requires >= 30
+    assert args.func(args) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["space"] == "tinyvit-depth" and obj["resolution"] == 224 and set(obj["coefs"]) == set(TYPES)
+    assert latency_model_path("tinyvit-depth").is_file()
+    assert main(["solve", "--space", "tinyvit-depth", "--budget", "latency=1s", "--format", "json", "--top-k", "1"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["bound_covers"] == ["latency"] and 0 < res["candidates"][0]["latency_ms"] <= 1000

@@ -420,10 +420,10 @@ def _tinyvit_modules(model: nn.Module, spec: Any) -> dict[tuple[str, int, int], 
 
 
 def random_tinyvit_spec(space: Any, rng: random.Random, *, resolution: int | None = None) -> Any:
-    """A random design of a TinyViT contraction space within its params and MACs budget (100 tries; at
-    the space's resolution, the spec returned at ``resolution``):
-    every stage's dim, depth and window drawn uniformly from the space's choices, the dims kept
-    non-decreasing (a draw below the previous stage's dim is drawn again from the allowed ones)."""
+    """A random design of a TinyViT contraction space within its params and MACs budget (100 tries; the
+    budget checked at the space's resolution, the spec returned at ``resolution``): every stage's
+    depth and window drawn uniformly from the space's choices, its dim uniformly from its choices no
+    smaller than the previous stage's dim (the space's non-decreasing rule)."""
     from archsearch.cost import macs, params
 
     n = space.seed.n_stages
@@ -431,6 +431,7 @@ def random_tinyvit_spec(space: Any, rng: random.Random, *, resolution: int | Non
     for _ in range(100):
         dims: list[int] = []
         for i in range(n):
+            # (a seed whose dims decrease leaves none: its own dim, as the seed has it)
             allowed = [d for d in space.dim_choices(i) if not dims or d >= dims[-1]] or [space.dim_choices(i)[-1]]
             dims.append(rng.choice(allowed))
         depths = tuple(rng.choice(space.depth_choices(i)) for i in range(n))
@@ -508,11 +509,12 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
     """Times ``samples`` blocks (plus stems/patch embeddings and heads) and ``models`` whole random models of a space.
 
     Args:
-        space: A DeepMAD (``cnn`` family) or ViT (``vit`` family) space.
+        space: A space of a family the predictor covers (:data:`archsearch.cost.latency.LATENCY_FAMILIES`).
         device: ``cpu`` or ``cuda``.
         batch: Batch size of the timed inputs.
         threads: ``torch.set_num_threads`` for the measurements (default: unchanged).
-        samples: Blocks to time (stems and heads: an eighth as many each, at least 4).
+        samples: Blocks to time (stems and heads: an eighth as many each, at least 4; MCi and TinyViT:
+            units in all, every timed model's stem, downsampling and head among them).
         runs: Timed calls per unit and model (the median is kept); the CLI always uses >= 30.
         warmup: Untimed calls first.
         resolution: Input resolution (default: the space's).
@@ -543,17 +545,22 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
     rng = random.Random(seed)
     timed: dict[str, tuple[list[tuple[float, ...]], list[float]]] = {}
     torch.manual_seed(seed)
+    random_spec = {
+        "stvit": lambda: random_stvit_spec(space, rng, resolution=res),
+        "mci": lambda: random_mci_spec(space, rng, resolution=res),
+        "tinyvit": lambda: random_tinyvit_spec(space, rng, resolution=res),
+        "vit": lambda: random_vit_spec(space, rng, resolution=res, max_embed=max_width),
+        "cnn": lambda: _random_model_spec(space, rng, res, max_width),
+    }[family]
     unit_timings: Iterable[tuple[str, tuple[float, ...], float]]
     if family in ("mci", "tinyvit"):  # timed inside built models, on the inputs a forward pass gives them
         from archsearch.cost.latency import mci_unit_keys, mci_units, tinyvit_unit_keys, tinyvit_units
 
         unit_count = samples
-        if family == "mci":
-            hooks = (lambda: random_mci_spec(space, rng, resolution=res), _mci_modules, mci_unit_keys, mci_units)
-        else:
-            hooks = (lambda: random_tinyvit_spec(space, rng, resolution=res), _tinyvit_modules, tinyvit_unit_keys,
-                     tinyvit_units)
-        unit_timings = _in_model_unit_timings(*hooks, rng, samples, res, batch, dev, runs, warmup)
+        modules, keys, units_of = {"mci": (_mci_modules, mci_unit_keys, mci_units),
+                                   "tinyvit": (_tinyvit_modules, tinyvit_unit_keys, tinyvit_units)}[family]
+        unit_timings = _in_model_unit_timings(random_spec, modules, keys, units_of, rng, samples, res, batch, dev, runs,
+                                              warmup)
     else:
         if family == "stvit":
             units, build = _stvit_unit_samples(space, res, samples, rng), _stvit_unit_module
@@ -570,13 +577,6 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
         times.append(max(ms, 1e-6))
         if progress is not None:
             progress(n_done, unit_count + models)
-    random_spec = {
-        "stvit": lambda: random_stvit_spec(space, rng, resolution=res),
-        "mci": lambda: random_mci_spec(space, rng, resolution=res),
-        "tinyvit": lambda: random_tinyvit_spec(space, rng, resolution=res),
-        "vit": lambda: random_vit_spec(space, rng, resolution=res, max_embed=max_width),
-        "cnn": lambda: _random_model_spec(space, rng, res, max_width),
-    }[family]
     whole: list[tuple[dict[str, tuple[float, ...]], float]] = []
     for j in range(models):
         spec = random_spec()
