@@ -164,8 +164,8 @@ def test_time_limit_keeps_a_valid_bound():
 
 def test_bad_inputs():
     solver = _solver()
-    with pytest.raises(SpecError, match="latency"):
-        solver.solve(SMALL, Budget(latency_ms=3.0))
+    with pytest.raises(SpecError, match="archsearch calibrate --space tiny-test"):
+        solver.solve(SMALL, Budget(latency_ms=3.0))  # no calibration of the space
     with pytest.raises(SpecError, match="top_k"):
         solver.solve(SMALL, Budget(), top_k=0)
     with pytest.raises(SpecError, match="resolution"):
@@ -233,7 +233,7 @@ def test_cli_infeasible_and_refused_options(capsys: pytest.CaptureFixture[str]) 
     assert main(["solve", "--space", "tinyvit", "--budget", "params=100K"]) == 2
     assert "smallest feasible design" in capsys.readouterr().err
     assert main(["solve", "--space", "tinyvit", "--budget", "latency=3ms"]) == 2
-    assert "no latency model" in capsys.readouterr().err
+    assert "run `archsearch calibrate --space tinyvit` first" in capsys.readouterr().err
     assert main(["solve", "--space", "tinyvit", "--rho", "0.3"]) == 2
 
 

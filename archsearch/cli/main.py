@@ -838,7 +838,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("calibrate", help="time a space's building blocks on this device and fit its latency predictor")
-    p.add_argument("--space", required=True, help="search space to calibrate (deepmad-*, nvit, revit*, stvit*, mci spaces)")
+    p.add_argument("--space", required=True, help="search space to calibrate (deepmad-*, nvit, revit*, stvit*, mci, tinyvit* spaces)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--batch", type=int, default=1, help="batch size of the timings (default 1)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")

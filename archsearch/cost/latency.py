@@ -5,8 +5,10 @@ A network is cut into *units*, each of a type: for CNNs the stem, every block of
 ``vit``: the NViT/ReViT spaces) the patch embedding, every transformer block and the head (final
 LayerNorm + classifier); for STViTs the same plus the cross-attention layers (``st_cross``); for
 MCi (FastViT) the stem, each stage's downsampling, every RepMixer or attention block and the final
-layers with the head, with features summed over the exact cost model's operations. Each unit's predicted latency is a non-negative combination of its
-features (:data:`FEATURES`)::
+layers with the head; for TinyViT the stem, every MBConv block, each stage's patch merging, every
+window-attention block (attention, local conv and MLP) and the head (pooling, LayerNorm, classifier);
+for MCi and TinyViT with features summed over the exact cost model's operations. Each unit's predicted
+latency is a non-negative combination of its features (:data:`FEATURES`)::
 
     t_unit = a + b * 1x1 MACs + c * dense kxk MACs + d * depthwise MACs + e * activations + f * weights
 
@@ -21,7 +23,9 @@ saved as JSON under :func:`latency_cache_dir` ``/<device>/<space>.json``.
 Structure the solvers use: for fixed depths and kernels every CNN feature is a posynomial in the
 widths, so the prediction is too; a ViT block's features are sums of an attention part (in the
 heads and query/key/value widths) and an MLP part, so its predicted latency is separable in them and
-linear in every per-block choice.
+linear in every per-block choice; a TinyViT stage's predicted latency is a sum of its units (the
+patch merging in the incoming and outgoing dims, ``depth`` identical blocks), additive over stages
+like its MACs and params.
 """
 
 from __future__ import annotations
@@ -31,23 +35,27 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from archsearch.errors import SpecError
 from archsearch.space.cnn import CNNSpec, conv_out, se_channels
 from archsearch.space.mci import MCiSpec
 from archsearch.space.stvit import STViTSpec
+from archsearch.space.tinyvit import TinyViTSpec
 from archsearch.space.vit import ViTSpec
 
 __all__ = ["FEATURES", "UNIT_TYPES", "LATENCY_FAMILIES", "LatencyModel", "block_features", "stem_features", "head_features",
            "cnn_units", "vit_attention_features", "vit_mlp_features", "vit_block_features", "patch_embed_features",
-           "vit_head_features", "vit_units", "cross_features", "stvit_units", "mci_units", "mci_unit_keys", "model_units", "predict_latency", "fit_coefficients", "latency_cache_dir", "latency_model_path", "load_latency_model",
+           "vit_head_features", "vit_units", "cross_features", "stvit_units", "mci_units", "mci_unit_keys", "tinyvit_stem_features", "tinyvit_mbconv_features",
+           "tinyvit_merge_features", "tinyvit_block_features", "tinyvit_head_features", "tinyvit_unit_keys", "tinyvit_units",
+           "model_units", "predict_latency", "fit_coefficients", "latency_cache_dir", "latency_model_path", "load_latency_model",
            "find_latency_model", "require_latency_model", "fit_joint", "summed_features", "STATISTICS"]
 
 FEATURES = ("const", "pw_mmacs", "kxk_mmacs", "dw_mmacs", "mactivations", "mweights")
 UNIT_TYPES = ("stem", "k1kxk1", "k1dwk1", "head", "patch_embed", "vit_block", "vit_head", "st_cross",
-              "mci_stem", "mci_down", "mci_repmixer", "mci_attention", "mci_final")
-LATENCY_FAMILIES = ("cnn", "vit", "stvit", "mci")  # families whose specs the predictor covers
+              "mci_stem", "mci_down", "mci_repmixer", "mci_attention", "mci_final",
+              "tinyvit_stem", "tinyvit_mbconv", "tinyvit_merge", "tinyvit_block", "tinyvit_head")
+LATENCY_FAMILIES = ("cnn", "vit", "stvit", "mci", "tinyvit")  # families whose specs the predictor covers
 STATISTICS = ("median", "p25", "min")  # what a timing keeps of its calls (see archsearch.train.timing)
 _SCHEMA = 1
 
@@ -261,8 +269,96 @@ def mci_units(spec: MCiSpec) -> Iterator[tuple[str, tuple[float, ...]]]:
         yield key[0], tuple(acc[key])
 
 
+#: TinyViT operation kinds (:class:`archsearch.cost.tinyvit.TinyViTOp`) by feature slot: 1x1 convolutions and
+#: linear layers; dense kxk convolutions and the attention products (token mixing); depthwise convolutions.
+_TINYVIT_SLOT = {"pw": 1, "kxk": 2, "attn": 2, "dw": 3}
+
+
+def _tinyvit_features(ops: Iterable[Any]) -> tuple[float, ...]:
+    f = [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    for op in ops:
+        slot = _TINYVIT_SLOT.get(op.kind)
+        if slot is not None:
+            f[slot] += op.macs / 1e6
+        f[4] += op.elements / 1e6
+        f[5] += op.params / 1e6
+    return tuple(f)
+
+
+def tinyvit_stem_features(*, dim: int, in_channels: int, resolution: int) -> tuple[float, ...]:
+    """The TinyViT stem (two 3x3 stride-2 Conv-BN into ``dim`` channels)."""
+    from archsearch.cost.tinyvit import stem_ops
+
+    return _tinyvit_features(stem_ops(dim, in_channels=in_channels, resolution=resolution))
+
+
+def tinyvit_mbconv_features(*, dim: int, side: int, expand_ratio: float) -> tuple[float, ...]:
+    """One MBConv block of the first stage at ``side``."""
+    from archsearch.cost.tinyvit import mbconv_block_ops
+
+    return _tinyvit_features(mbconv_block_ops(dim, side, expand_ratio=expand_ratio))
+
+
+def tinyvit_merge_features(*, dim_in: int, dim: int, side_in: int) -> tuple[float, ...]:
+    """A stage's patch merging ``dim_in -> dim`` from a ``side_in`` map."""
+    from archsearch.cost.tinyvit import merge_ops
+
+    return _tinyvit_features(merge_ops(dim_in, dim, side_in))
+
+
+def tinyvit_block_features(*, dim: int, side: int, heads: int, window: int, mlp_ratio: float,
+                           local_conv_size: int) -> tuple[float, ...]:
+    """One TinyViT block (window attention on the padded map, local conv, MLP) at ``side``."""
+    from archsearch.cost.tinyvit import attention_block_ops
+
+    return _tinyvit_features(attention_block_ops(dim, side, heads=heads, window=window, mlp_ratio=mlp_ratio,
+                                                 local_conv_size=local_conv_size))
+
+
+def tinyvit_head_features(*, dim: int, side: int, num_classes: int) -> tuple[float, ...]:
+    """The head: pooling of a ``side`` map, LayerNorm, classifier."""
+    from archsearch.cost.tinyvit import head_ops
+
+    return _tinyvit_features(head_ops(dim, side, num_classes=num_classes))
+
+
+def _tinyvit_key(op: Any) -> tuple[str, int, int]:
+    part = op.role.split(".", 1)[0]
+    if part in ("stem", "head", "merge", "mbconv"):
+        return (f"tinyvit_{part}", op.stage, op.block)
+    return ("tinyvit_block", op.stage, op.block)
+
+
+def tinyvit_unit_keys(spec: TinyViTSpec) -> list[tuple[str, int, int]]:
+    """``(unit type, stage, block)`` of every unit of a TinyViT in execution order (the stem and the
+    head have stage -1; a stage's patch merging has block -1)."""
+    from archsearch.cost.tinyvit import tinyvit_ops
+
+    keys: list[tuple[str, int, int]] = []
+    for op in tinyvit_ops(spec):
+        key = _tinyvit_key(op)
+        if not keys or keys[-1] != key:
+            keys.append(key)
+    return keys
+
+
+def tinyvit_units(spec: TinyViTSpec) -> Iterator[tuple[str, tuple[float, ...]]]:
+    """``(unit type, features)`` of every unit of a TinyViT: the stem, every MBConv block, each stage's
+    patch merging, every window-attention block and the head, with features summed over the exact
+    cost model's operations (:func:`archsearch.cost.tinyvit.tinyvit_ops`): their MACs by kind (attention
+    products as kxk), their activation elements and parameters. The unit MACs and parameters sum to
+    the whole model's."""
+    from archsearch.cost.tinyvit import tinyvit_ops
+
+    groups: dict[tuple[str, int, int], list[Any]] = {}
+    for op in tinyvit_ops(spec):
+        groups.setdefault(_tinyvit_key(op), []).append(op)
+    for key, ops in groups.items():
+        yield key[0], _tinyvit_features(ops)
+
+
 def model_units(spec: object) -> Iterator[tuple[str, tuple[float, ...]]]:
-    """The units of a CNN, ViT, STViT or MCi spec (TinyViT has no latency predictor yet)."""
+    """The units of a CNN, ViT, STViT, MCi or TinyViT spec."""
     if isinstance(spec, CNNSpec):
         return cnn_units(spec)
     if isinstance(spec, ViTSpec):
@@ -271,6 +367,8 @@ def model_units(spec: object) -> Iterator[tuple[str, tuple[float, ...]]]:
         return stvit_units(spec)
     if isinstance(spec, MCiSpec):
         return mci_units(spec)
+    if isinstance(spec, TinyViTSpec):
+        return tinyvit_units(spec)
     raise SpecError(f"spec: the latency predictor covers the {list(LATENCY_FAMILIES)} families, "
                     f"not {getattr(spec, 'family', type(spec).__name__)!r}")
 
@@ -366,7 +464,7 @@ class LatencyModel:
         return cls.from_dict(obj)
 
 
-def predict_latency(spec: CNNSpec | ViTSpec, model: LatencyModel) -> float:
+def predict_latency(spec: Any, model: LatencyModel) -> float:
     """Predicted whole-model latency in milliseconds at the calibration's batch size
     (``scale`` times the sum of the unit predictions)."""
     return sum(model.unit_ms(unit, feats) for unit, feats in model_units(spec))

@@ -1,10 +1,10 @@
 """Latency calibration: time a space's building blocks on this device and fit the predictor.
 
-Covers the CNN (``deepmad-*``), ViT (``vit`` family: ``nvit``, ``revit*``), STViT (``stvit*``) and MCi
-(``mci``) spaces. Each unit (CNN: stem, block, head; ViT: patch embedding, transformer block, head;
-STViT: the same plus the cross-attention layer) is built alone with the modules of
-:mod:`archsearch.build` (MCi units are the submodules of built random models, on the inputs a forward
-pass gives them), timed in
+Covers the CNN (``deepmad-*``), ViT (``vit`` family: ``nvit``, ``revit*``), STViT (``stvit*``), MCi
+(``mci``) and TinyViT (``tinyvit*``) spaces. Each unit (CNN: stem, block, head; ViT: patch embedding,
+transformer block, head; STViT: the same plus the cross-attention layer) is built alone with the
+modules of :mod:`archsearch.build` (MCi and TinyViT units are the submodules of built random models,
+on the inputs a forward pass gives them), timed in
 eval mode without gradients with ``torch.utils.benchmark.Timer`` (median of ``runs`` >= 30 single
 calls after warm-up, the method of :func:`archsearch.train.trainer.measure_latency`), and a few
 whole random models of the space (within its MACs budget) are timed the same way. By default every
@@ -22,7 +22,7 @@ import math
 import platform
 import random
 import statistics
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -34,7 +34,7 @@ from archsearch.errors import SpecError
 from archsearch.train.timing import STATISTICS, forward_samples, summarise_ms, time_forwards
 
 __all__ = ["CalibrationData", "FITS", "calibrate_space", "device_description", "fit_calibration", "measure_calibration",
-           "median_ms", "random_cnn_design", "random_stvit_spec", "random_vit_spec"]
+           "median_ms", "random_cnn_design", "random_mci_spec", "random_stvit_spec", "random_tinyvit_spec", "random_vit_spec"]
 
 
 def median_ms(module: nn.Module, x: torch.Tensor, *, runs: int = 30, warmup: int = 5, statistic: str = "median",
@@ -433,21 +433,65 @@ def _mci_modules(model: nn.Module, spec: Any) -> dict[tuple[str, int, int], list
     return out
 
 
-def _mci_units_in_models(space: Any, rng: random.Random, count: int, res: int, batch: int, dev: torch.device) -> list[Timed]:
-    """``count`` MCi units inside random built models: every model gives its stem, downsampling layers
-    and final layers, a random block of each kind and a few more, each with the input a forward pass
-    gave it."""
+def _tinyvit_modules(model: nn.Module, spec: Any) -> dict[tuple[str, int, int], list[nn.Module]]:
+    """The submodules of a built TinyViT behind each unit key of :func:`archsearch.cost.latency.tinyvit_unit_keys`."""
+    out: dict[tuple[str, int, int], list[nn.Module]] = {("tinyvit_stem", -1, -1): [model.patch_embed]}
+    for i, stage in enumerate(model.stages):
+        if i > 0:
+            out[("tinyvit_merge", i, -1)] = [stage.downsample]
+        kind = "tinyvit_mbconv" if i == 0 else "tinyvit_block"
+        for j, block in enumerate(stage.blocks):
+            out[(kind, i, j)] = [block]
+    out[("tinyvit_head", -1, -1)] = [model.head]
+    return out
+
+
+def random_tinyvit_spec(space: Any, rng: random.Random, *, resolution: int | None = None) -> Any:
+    """A random design of a TinyViT contraction space within its params and MACs budget (100 tries; the
+    budget checked at the space's resolution, the spec returned at ``resolution``): every stage's
+    depth and window drawn uniformly from the space's choices, its dim uniformly from its choices no
+    smaller than the previous stage's dim (the space's non-decreasing rule)."""
+    from archsearch.cost import macs, params
+
+    n = space.seed.n_stages
+    spec = None
+    for _ in range(100):
+        dims: list[int] = []
+        for i in range(n):
+            # (a seed whose dims decrease leaves none: its own dim, as the seed has it)
+            allowed = [d for d in space.dim_choices(i) if not dims or d >= dims[-1]] or [space.dim_choices(i)[-1]]
+            dims.append(rng.choice(allowed))
+        depths = tuple(rng.choice(space.depth_choices(i)) for i in range(n))
+        windows = tuple(rng.choice(space.window_choices(i)) for i in range(n))
+        spec = space.make_spec(tuple(dims), depths, windows)  # the budget holds at the space's resolution
+        b = space.budget
+        if (b.macs is None or macs(spec, with_head=True) <= b.macs) and (b.params is None or params(spec, with_head=True) <= b.params):
+            break
+    return dataclasses.replace(spec, resolution=resolution or space.resolution)
+
+
+def _units_in_models(draw: Callable[[], Any], modules: Callable[[nn.Module, Any], dict[tuple[str, int, int], list[nn.Module]]],
+                     keys: Callable[[Any], list[tuple[str, int, int]]], units: Callable[[Any], Iterable[tuple[str, tuple[float, ...]]]],
+                     rng: random.Random, count: int, res: int, batch: int, dev: torch.device) -> list[Timed]:
+    """``count`` units inside random built models (MCi, TinyViT): every model gives the units that are
+    no block (block index -1: stem, downsampling, head), a random block of each kind and a few more,
+    each with the input a forward pass gave it (forward pre-hooks).
+
+    Args:
+        draw: A random spec of the space.
+        modules: The submodules of a built model behind each unit key.
+        keys: The unit keys of a spec in execution order; ``units``: their ``(type, features)``.
+    """
     from archsearch.build import build_model
-    from archsearch.cost.latency import mci_unit_keys, mci_units
 
     out: list[Timed] = []
     while len(out) < count:
-        spec = random_mci_spec(space, rng, resolution=res)
+        spec = draw()
         model = build_model(spec).to(dev).eval()
-        mods = _mci_modules(model, spec)
-        feats = dict(zip(mci_unit_keys(spec), (f for _, f in mci_units(spec))))
+        mods = modules(model, spec)
+        feats = dict(zip(keys(spec), (f for _, f in units(spec))))
         if set(feats) != set(mods):  # pragma: no cover  (the cost model and the module disagree)
-            raise SpecError("internal: the MCi latency units do not match the built module")
+            raise SpecError(f"internal: the {spec.family} latency units do not match the built module")
         inputs: dict[tuple[tuple[str, int, int], int], torch.Tensor] = {}
         hooks = [m.register_forward_pre_hook(lambda _m, args, k=(key, i): inputs.__setitem__(k, args[0].detach()))
                  for key, ms in mods.items() for i, m in enumerate(ms)]
@@ -494,11 +538,12 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
     joint fit combines see the same states of the machine.
 
     Args:
-        space: A space of a family in :data:`archsearch.cost.latency.LATENCY_FAMILIES`.
+        space: A space of a family the predictor covers (:data:`archsearch.cost.latency.LATENCY_FAMILIES`).
         device: ``cpu`` or ``cuda``.
         batch: Batch size of the timed inputs.
         threads: ``torch.set_num_threads`` for the measurements (default: unchanged).
-        samples: Blocks to time (stems and heads: an eighth as many each, at least 4).
+        samples: Blocks to time (stems and heads: an eighth as many each, at least 4; MCi and TinyViT:
+            units in all, every timed model's stem, downsampling and head among them).
         runs: Timed calls per unit and model; the CLI always uses >= 30.
         warmup: Untimed calls first.
         rounds: Interleaved passes the calls are spread over.
@@ -514,7 +559,7 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
 
     family = getattr(space, "family", None)
     if family not in LATENCY_FAMILIES:
-        raise SpecError(f"--space: latency calibration covers the {list(LATENCY_FAMILIES)} families (deepmad-*, nvit, revit*, stvit*, mci), "
+        raise SpecError(f"--space: latency calibration covers the {list(LATENCY_FAMILIES)} families (deepmad-*, nvit, revit*, stvit*, mci, tinyvit*), "
                         f"not {space.name!r} (family {family})")
     if device not in ("cpu", "cuda"):
         raise SpecError(f"--device: expected cpu or cuda, got {device!r}")
@@ -532,9 +577,20 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
     res = int(resolution or space.resolution)
     rng = random.Random(seed)
     torch.manual_seed(seed)
+    random_spec = {
+        "stvit": lambda: random_stvit_spec(space, rng, resolution=res),
+        "mci": lambda: random_mci_spec(space, rng, resolution=res),
+        "tinyvit": lambda: random_tinyvit_spec(space, rng, resolution=res),
+        "vit": lambda: random_vit_spec(space, rng, resolution=res, max_embed=max_width),
+        "cnn": lambda: _random_model_spec(space, rng, res, max_width),
+    }[family]
     units: list[Timed]
-    if family == "mci":  # MCi blocks are timed inside built models, on the inputs a forward pass gives them
-        units = _mci_units_in_models(space, rng, samples, res, batch, dev)
+    if family in ("mci", "tinyvit"):  # timed inside built models, on the inputs a forward pass gives them
+        from archsearch.cost.latency import mci_unit_keys, mci_units, tinyvit_unit_keys, tinyvit_units
+
+        modules, keys, units_of = {"mci": (_mci_modules, mci_unit_keys, mci_units),
+                                   "tinyvit": (_tinyvit_modules, tinyvit_unit_keys, tinyvit_units)}[family]
+        units = _units_in_models(random_spec, modules, keys, units_of, rng, samples, res, batch, dev)
     else:
         if family == "stvit":
             configs, build = _stvit_unit_samples(space, res, samples, rng), _stvit_unit_module
@@ -544,12 +600,6 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
         else:
             configs, build = _unit_samples(space, res, samples, rng, max_width), _unit_module
         units = _alone(configs, build, batch=batch, device=dev)
-    random_spec = {
-        "stvit": lambda: random_stvit_spec(space, rng, resolution=res),
-        "mci": lambda: random_mci_spec(space, rng, resolution=res),
-        "vit": lambda: random_vit_spec(space, rng, resolution=res, max_embed=max_width),
-        "cnn": lambda: _random_model_spec(space, rng, res, max_width),
-    }[family]
     wholes = []
     for _ in range(models):
         spec = random_spec()
