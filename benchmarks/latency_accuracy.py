@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dump", default=None, help="also write every timed call (calibration and test designs) to this JSON file")
     args = parser.parse_args()
 
     import torch
@@ -60,6 +61,7 @@ def main() -> None:
     report = {"calibrated_on": args.calibrate, "calibration_s": round(calib_s, 1), "resolution": res,
               "threads": args.threads, "runs": args.runs, "rounds": args.rounds, "whole_models_in_calibration": args.models,
               "fit": {f"{stat}/{fit}": m.residuals for (stat, fit), m in fitted.items()}, "spaces": {}}
+    dump = {"unit_features": data.unit_features, "model_features": data.model_features, "calls": data.calls, "tests": []}
     errors: dict[tuple[str, str], list[float]] = {key: [] for key in fitted}
     repeat: dict[str, list[float]] = {stat: [] for stat in STATISTICS}
     for name in args.test.split(","):
@@ -77,6 +79,11 @@ def main() -> None:
         first = forward_samples(items, runs=args.runs, warmup=5, rounds=args.rounds)
         second = forward_samples(items, runs=args.runs, warmup=1, rounds=args.rounds)
         del items
+        if args.dump:
+            from archsearch.cost.latency import model_units, summed_features
+
+            dump["tests"] += [{"space": name, "features": summed_features(list(model_units(spec))), "calls": [a, b]}
+                              for spec, a, b in zip(specs, first, second)]
         rows = []
         for spec, a, b in zip(specs, first, second):
             row = {"depth": spec.depth, "macs": macs(spec, with_head=True)}
@@ -107,6 +114,9 @@ def main() -> None:
     report["repeat_within_10pct"] = {stat: sum(abs(e) <= 0.10 for e in d) / len(d) for stat, d in repeat.items()}
     report["goal_within_10pct"] = 0.9
     report["wall_s"] = round(time.perf_counter() - t0, 1)
+    if args.dump:
+        with open(args.dump, "w") as fh:
+            json.dump(dump, fh)
     print(json.dumps(report, indent=1))
 
 

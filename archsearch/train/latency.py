@@ -5,12 +5,13 @@ Covers the CNN (``deepmad-*``), ViT (``vit`` family: ``nvit``, ``revit*``), STVi
 transformer block, head; STViT: the same plus the cross-attention layer) is built alone with the
 modules of :mod:`archsearch.build` (MCi and TinyViT units are the submodules of built random models,
 on the inputs a forward pass gives them), timed in
-eval mode without gradients with ``torch.utils.benchmark.Timer`` (median of ``runs`` >= 30 single
-calls after warm-up, the method of :func:`archsearch.train.trainer.measure_latency`), and a few
-whole random models of the space (within its MACs budget) are timed the same way. By default every
-type's coefficients are then fitted at once to both (:func:`archsearch.cost.latency.fit_joint`), so
-the in-context cost that a unit timed alone misses (caches, memory traffic between blocks) enters the
-coefficients; ``fit="blocks"`` fits each type to its units alone
+eval mode without gradients with ``torch.utils.benchmark.Timer`` (a statistic, by default the
+median, of ``runs`` >= 30 single calls after warm-up, spread over interleaved rounds:
+:mod:`archsearch.train.timing`, the method of :func:`archsearch.train.trainer.measure_latency`), and a
+few whole random models of the space (within its budgets) are timed the same way, in the same rounds.
+By default every type's coefficients are then fitted at once to both
+(:func:`archsearch.cost.latency.fit_joint`), so the in-context cost that a unit timed alone misses
+(caches, memory traffic between blocks) enters the coefficients; ``fit="blocks"`` fits each type to its units alone
 (:func:`archsearch.cost.latency.fit_coefficients`) and keeps the median ratio of measured to predicted
 whole-model latency as the model's ``scale``.
 """
