@@ -133,6 +133,28 @@ def test_joint_fit_takes_in_the_in_context_cost_that_blocks_alone_miss() -> None
         fit_calibration(data, fit="lookup")
 
 
+def test_joint_fit_keeps_the_unit_timings_when_few_whole_models_are_timed() -> None:
+    """With fewer whole models than unknowns, the models alone cannot decide the coefficients; the
+    joint fit is one problem over units and models, so the unit timings still pin each type's
+    coefficients and the shared in-context cost comes out exactly."""
+    import dataclasses
+
+    from archsearch.cost.latency import fit_joint
+
+    data = _synthetic_calibration(0.3)
+    coefs, figures = fit_joint(data.units, data.models[:3])
+    true = {"stem": (0.05, 0.0, 0.05, 0.0, 0.1, 0.0), "k1kxk1": (0.1, 0.03, 0.02, 0.0, 0.2, 0.1), "head": (0.02, 1.0, 0.0, 0.0, 0.0, 0.0)}
+    for unit, c in true.items():
+        assert coefs[unit] == pytest.approx(tuple(a + (0.3 if j == 4 else 0.0) for j, a in enumerate(c)), abs=1e-6)
+        assert figures[unit]["max_rel"] < 1e-6
+    assert figures["model"]["n"] == 3 and figures["model"]["max_rel"] < 1e-6
+    held_out = dataclasses.replace(data, models=data.models[3:])
+    for feats, t in held_out.models:  # the models it did not see are predicted exactly too
+        assert sum(sum(a * f for a, f in zip(coefs[u], fs)) for u, fs in feats.items()) == pytest.approx(t, rel=1e-6)
+    with pytest.raises(SpecError, match="no unit timing covers"):
+        fit_joint({"stem": data.units["stem"]}, data.models)
+
+
 def _small_design():
     from archsearch.solvers import Design
 

@@ -847,8 +847,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3, help="interleaved passes over all blocks and models the runs are spread "
                                                          "over (default 3)")
     p.add_argument("--statistic", choices=("median", "p25", "min"), default="median",
-                   help="what is kept of each block's runs (default median; p25, the lower quartile, is the reproducible "
-                        "one on a shared machine)")
+                   help="what is kept of each block's runs (default median; min, then p25, are the reproducible ones "
+                        "on a shared machine, and min gives the most accurate predictor there)")
     p.add_argument("--models", type=int, default=12, help="whole random models to time (default 12)")
     p.add_argument("--fit", choices=("joint", "blocks"), default="joint",
                    help="joint: coefficients fitted to block and whole-model timings at once (default); "
@@ -888,7 +888,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batches", type=int, default=None, help="at most N training batches per epoch (smoke runs)")
     p.add_argument("--no-latency", action="store_true", help="skip the batch-1 latency measurement")
     p.add_argument("--latency-statistic", choices=("median", "p25", "min"), default="median",
-                   help="what the latency keeps of its >= 30 timed calls (default median; p25 is the reproducible one "
+                   help="what the latency keeps of its >= 30 timed calls (default median; min is the reproducible one "
                         "on a shared machine)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads of torch (default: torch's; 1 on a busy shared machine)")
     p.add_argument("--distill", help="teacher cache written by `archsearch teacher`: train against its soft labels")

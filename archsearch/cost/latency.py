@@ -514,10 +514,11 @@ def fit_joint(unit_rows: dict[str, tuple[Sequence[Sequence[float]], Sequence[flo
     the two groups of timings weigh alike. The result is one coefficient vector per type,
     ``a_u + delta``.
 
-    Measured (``benchmarks/latency_accuracy.py``, deepmad-r50 calibrated, 60 random r18/r34 designs,
-    the ``min`` statistic): 85 % of the designs within +-10 %, against 72 % for the earlier two-step fit
-    (unit fits, then a factor and ``delta`` from the whole models alone) and 78 % for the unit fits with
-    a scale, on the same calls.
+    Measured (``benchmarks/latency_accuracy.py``: deepmad-r50 calibrated, 60 random r18/r34 designs,
+    two calibrations, each fit applied to the same calls): with the ``min`` statistic 85 % and 77 % of
+    the designs within +-10 %, against 72 % and 65 % for the earlier two-step fit (unit fits, then a
+    factor and ``delta`` from the whole models alone, which left the unit timings almost no weight);
+    with the median 55 % and 63 % against 48 % and 60 %.
 
     Returns:
         Coefficients per type and the fit figures per type (its units, before ``delta``) and for

@@ -32,17 +32,10 @@ from archsearch.cost.latency import (LATENCY_FAMILIES, LatencyModel, block_featu
                                      fit_joint, head_features, latency_model_path, patch_embed_features, stem_features,
                                      vit_block_features, vit_head_features)
 from archsearch.errors import SpecError
-from archsearch.train.timing import STATISTICS, forward_samples, summarise_ms, time_forwards
+from archsearch.train.timing import STATISTICS, forward_samples, summarise_ms
 
 __all__ = ["CalibrationData", "FITS", "calibrate_space", "device_description", "fit_calibration", "measure_calibration",
-           "median_ms", "random_cnn_design", "random_mci_spec", "random_stvit_spec", "random_tinyvit_spec", "random_vit_spec"]
-
-
-def median_ms(module: nn.Module, x: torch.Tensor, *, runs: int = 30, warmup: int = 5, statistic: str = "median",
-              rounds: int = 1) -> float:
-    """Forward time of ``module(x)`` in milliseconds (eval mode, no grad): the ``statistic`` (default the
-    median) of ``runs`` timed calls (:func:`archsearch.train.timing.time_forwards`)."""
-    return time_forwards([(module, x)], runs=runs, warmup=warmup, rounds=rounds, statistic=statistic)[0]
+           "random_cnn_design", "random_mci_spec", "random_stvit_spec", "random_tinyvit_spec", "random_vit_spec"]
 
 
 def device_description(device: torch.device) -> str:

@@ -2,17 +2,17 @@
 
 Every timed call is one batch forward in eval mode without gradients, measured with
 ``torch.utils.benchmark.Timer.timeit(1)`` (which synchronises CUDA, and runs two untimed calls of its
-own before the timed one) at the process's thread count, after untimed warm-up calls. Several modules are timed *interleaved*: ``rounds`` passes over all of them,
-each taking ``ceil(runs / rounds)`` calls of every module, so a slow phase of the machine (another
-process, a noisy neighbour of a virtual machine) spreads over all modules instead of inflating the
-few that happened to run during it.
+own before the timed one) at the process's thread count, after untimed warm-up calls. Several
+modules are timed *interleaved*: ``rounds`` passes over all of them, each taking ``ceil(runs / rounds)``
+calls of every module, so a slow phase of the machine (another process, a noisy neighbour of a
+virtual machine) spreads over all modules instead of inflating the few that happened to run during it.
 
 The kept figure is a statistic of the pooled calls (:data:`STATISTICS`): ``median`` (the default),
 ``p25`` (lower quartile) or ``min``. Interference only ever slows a call down, so on a shared machine a
-low quantile is the reproducible figure: on this project's 2-core virtual machine, under load, the
-medians of 30 consecutive calls of the same model measured twice agreed within +-10 % for half of 10
-random ResNet-like models, the pooled lower quartiles of interleaved rounds for all 10 (largest
-difference 5 %); see ``benchmarks/latency_accuracy.py``.
+low quantile is the reproducible figure. On this project's 2-core virtual machine, 60 random
+ResNet-like models each measured twice agreed within +-10 % for 57-68 % of them by the median, 52-77 %
+by the lower quartile and 78-97 % by the minimum (``benchmarks/latency_accuracy.py``, quiet machine;
+under load, 10 models timed back to back agreed by the median for half of them).
 """
 
 from __future__ import annotations
