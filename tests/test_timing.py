@@ -115,6 +115,17 @@ def test_calibration_keeps_its_calls_and_each_statistic_refits() -> None:
     assert LatencyModel.from_dict({k: v for k, v in model.to_dict().items() if k != "statistic"}).statistic == "median"
 
 
+def test_train_refuses_a_bad_latency_statistic_before_training() -> None:
+    from archsearch.train import get_dataset, get_recipe, train
+
+    log: list = []
+    model = _Recorder("m", log)
+    model.pretrained_cfg = {"input_size": (1, 8, 8)}
+    with pytest.raises(SpecError, match=r"latency_statistic: expected one of \['median', 'p25', 'min'\], got 'p99'"):
+        train(model, get_dataset("digits"), get_recipe("quick"), latency_statistic="p99")
+    assert not log  # nothing ran
+
+
 def test_cli_calibrate_statistic_and_rounds(capsys) -> None:
     args = build_parser().parse_args(["calibrate", "--space", "deepmad-cifar", "--threads", "1", "--samples", "8",
                                       "--runs", "2", "--models", "1", "--rounds", "2", "--statistic", "p25", "--format", "json"])

@@ -113,10 +113,9 @@ def validate_run(
         rec = rec.replace(epochs=epochs, warmup_epochs=rec.warmup_epochs * epochs / rec.epochs)
     if top_k is not None and top_k < 1:
         raise SpecError(f"--top-k: expected an integer >= 1, got {top_k}")
-    from archsearch.cost.latency import STATISTICS
+    from archsearch.train.timing import check_statistic
 
-    if latency_statistic not in STATISTICS:
-        raise SpecError(f"--latency-statistic: expected one of {list(STATISTICS)}, got {latency_statistic!r}")
+    check_statistic(latency_statistic, "--latency-statistic")
     dev = resolve_device(device)
     candidates = record["candidates"][:top_k]
     if not candidates:

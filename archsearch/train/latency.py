@@ -32,7 +32,7 @@ from archsearch.cost.latency import (LATENCY_FAMILIES, LatencyModel, block_featu
                                      fit_joint, head_features, latency_model_path, patch_embed_features, stem_features,
                                      vit_block_features, vit_head_features)
 from archsearch.errors import SpecError
-from archsearch.train.timing import STATISTICS, forward_samples, summarise_ms
+from archsearch.train.timing import check_statistic, forward_samples, summarise_ms
 
 __all__ = ["CalibrationData", "FITS", "calibrate_space", "device_description", "fit_calibration", "measure_calibration",
            "random_cnn_design", "random_mci_spec", "random_stvit_spec", "random_tinyvit_spec", "random_vit_spec"]
@@ -561,8 +561,7 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
         raise SpecError("--device: cuda was asked for but no CUDA device is available")
     if batch < 1 or runs < 1 or samples < 1 or models < 0 or rounds < 1:
         raise SpecError("--batch, runs, rounds and samples: expected integers >= 1 (models >= 0)")
-    if statistic not in STATISTICS:
-        raise SpecError(f"--statistic: expected one of {list(STATISTICS)}, got {statistic!r}")
+    check_statistic(statistic, "--statistic")
     if threads is not None:
         if threads < 1:
             raise SpecError(f"--threads: expected an integer >= 1, got {threads}")

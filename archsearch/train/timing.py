@@ -27,7 +27,14 @@ from torch import nn
 from archsearch.cost.latency import STATISTICS
 from archsearch.errors import SpecError
 
-__all__ = ["STATISTICS", "forward_samples", "summarise_ms", "time_forwards"]
+__all__ = ["STATISTICS", "check_statistic", "forward_samples", "summarise_ms", "time_forwards"]
+
+
+def check_statistic(statistic: str, field: str = "statistic") -> str:
+    """``statistic`` when it is one of :data:`STATISTICS`, else a :class:`SpecError` naming ``field``."""
+    if statistic not in STATISTICS:
+        raise SpecError(f"{field}: expected one of {list(STATISTICS)}, got {statistic!r}")
+    return statistic
 
 
 def summarise_ms(times_s: Sequence[float], statistic: str = "median") -> float:
@@ -36,8 +43,7 @@ def summarise_ms(times_s: Sequence[float], statistic: str = "median") -> float:
     ``p25`` is the lower quartile by linear interpolation between order statistics (``statistics.quantiles``
     with the inclusive method), so it is defined from two calls on.
     """
-    if statistic not in STATISTICS:
-        raise SpecError(f"statistic: expected one of {list(STATISTICS)}, got {statistic!r}")
+    check_statistic(statistic)
     if not times_s:
         raise SpecError("statistic: no timed calls")
     if statistic == "min":
@@ -103,6 +109,6 @@ def time_forwards(items: Sequence[tuple[nn.Module, torch.Tensor]], *, runs: int 
                   progress: Callable[[int, int], None] | None = None) -> list[float]:
     """Forward time of each ``(module, input)`` in milliseconds: the ``statistic`` (:data:`STATISTICS`)
     of its calls from :func:`forward_samples` (same arguments)."""
-    summarise_ms([1.0], statistic)  # validates the statistic before anything runs
+    check_statistic(statistic)  # before anything runs
     samples = forward_samples(items, runs=runs, warmup=warmup, rounds=rounds, autocast=autocast, progress=progress)
     return [summarise_ms(t, statistic) for t in samples]

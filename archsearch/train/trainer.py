@@ -32,6 +32,7 @@ from torch import nn
 from archsearch.errors import SpecError
 from archsearch.train.datasets import BatchTransform, ImageData
 from archsearch.train.recipes import Recipe, lr_factor
+from archsearch.train.timing import check_statistic, time_forwards
 
 __all__ = ["EpochRecord", "TargetProvider", "TrainResult", "init_distributed", "measure_latency", "peak_memory_bytes",
            "resolve_device", "soft_cross_entropy", "train"]
@@ -187,8 +188,6 @@ def measure_latency(model: nn.Module, input_size: Sequence[int], *, device: torc
     of ``max(30, runs)`` timed calls spread over ``rounds`` passes, after ``warmup`` untimed calls
     (:func:`archsearch.train.timing.time_forwards`: ``torch.utils.benchmark.Timer``, which synchronises
     CUDA, at the process's thread count). On CUDA the input is channels-last."""
-    from archsearch.train.timing import time_forwards
-
     x = torch.randn(1, *input_size, device=device)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
@@ -324,6 +323,7 @@ def train(
     Returns:
         The :class:`TrainResult`.
     """
+    check_statistic(latency_statistic, "latency_statistic")  # before anything trains
     dev = resolve_device(str(device))
     rank, world = init_distributed(dev)
     amp_dtype = _amp_dtype(amp, dev)
