@@ -198,11 +198,12 @@ def test_cli_calibrate_shows_a_progress_bar_on_a_tty(monkeypatch, capsys) -> Non
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     monkeypatch.setattr(cli, "_stderr_console", console)
     args = build_parser().parse_args(["calibrate", "--space", "deepmad-cifar", "--threads", "1", "--samples", "8", "--runs", "2",
-                                      "--models", "1"])
+                                      "--models", "1", "--statistic", "min"])
     args.runs_min = 1
     assert args.func(args) == 0
     assert len(seen) == 1
-    assert "wrote" in capsys.readouterr().err
+    out = capsys.readouterr()
+    assert "wrote" in out.err and "latency (min of 2 runs)" in out.out
 
 
 def test_uncalibrated_space_with_latency_budget_names_calibrate(capsys) -> None:
