@@ -12,7 +12,7 @@ from archsearch.cli.main import build_parser, main
 from archsearch.cost.latency import (FEATURES, LatencyModel, cnn_units, find_latency_model, fit_coefficients,
                                      latency_model_path, predict_latency)
 from archsearch.errors import SpecError
-from archsearch.solvers import DeepMADProgram, Design, solve_deepmad
+from archsearch.solvers import DeepMADProgram, solve_deepmad
 from archsearch.space import Budget, CNNSpec, SearchSpace, get_space
 
 N = len(FEATURES)
@@ -20,9 +20,7 @@ N = len(FEATURES)
 
 def _model(space: str, **coefs: tuple[float, ...]) -> LatencyModel:
     coefs = coefs or {"stem": (0.05, 0.0, 0.05, 0.0, 0.0, 0.0), "k1kxk1": (0.15, 0.03, 0.02, 0.0, 0.5, 0.2),
-                      "k1kxk1_first": (0.2, 0.025, 0.03, 0.0, 0.6, 0.1),
-                      "k1dwk1": (0.1, 0.03, 0.0, 0.2, 0.4, 0.1), "k1dwk1_first": (0.12, 0.02, 0.0, 0.3, 0.3, 0.15),
-                      "head": (0.06, 1.0, 0.0, 0.0, 0.0, 0.1)}
+                      "k1dwk1": (0.1, 0.03, 0.0, 0.2, 0.4, 0.1), "head": (0.06, 1.0, 0.0, 0.0, 0.0, 0.1)}
     return LatencyModel(space, "cpu", "test cpu", "0", 1, 1, 32, dict(coefs), {u: {"n": 5.0, "rms_rel": 0.01, "max_rel": 0.02} for u in coefs})
 
 
@@ -43,20 +41,6 @@ def test_bad_predictor_files_are_refused(tmp_path, change) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(SpecError, match="cannot be read"):
         LatencyModel.load(tmp_path / "bad.json")
-
-
-def test_blocks_that_change_resolution_or_width_are_their_own_unit_type() -> None:
-    from archsearch.cost.latency import cnn_block_unit
-
-    assert cnn_block_unit("k1kxk1", c_in=16, c_out=16, stride=2) == "k1kxk1_first"
-    assert cnn_block_unit("k1dwk1", c_in=16, c_out=24, stride=1) == "k1dwk1_first"
-    assert cnn_block_unit("k1kxk1", c_in=16, c_out=16, stride=1) == "k1kxk1"
-    spec = DeepMADProgram(get_space("deepmad-r50"), Budget()).to_spec(
-        Design(32, (128, 512, 872, 872, 1232), (40, 48, 88, 104, 120), (5,) * 5, (1, 11, 12, 13, 15)))
-    types = [u for u, _ in cnn_units(spec)]
-    # stride-2 first blocks of superblocks 1, 2, 3, 5; superblock 4 (stride 1, 872 -> 872) has none
-    assert types.count("k1kxk1_first") == 4 and types.count("k1kxk1") == spec.depth - 4
-    assert types[0] == "stem" and types[1] == "k1kxk1_first" and types[-1] == "head"
 
 
 def test_fit_recovers_known_coefficients() -> None:
@@ -106,7 +90,7 @@ def test_calibrate_tiny_space_is_fast_and_saved() -> None:
                             progress=lambda d, t: calls.append((d, t)))
     assert time.perf_counter() - t0 < 20
     assert calls[-1][0] == calls[-1][1] == len(calls)
-    assert set(model.coefs) == {"stem", "k1kxk1", "k1kxk1_first", "head"} and model.threads == 1 and model.batch == 1 and model.runs == 3
+    assert set(model.coefs) == {"stem", "k1kxk1", "head"} and model.threads == 1 and model.batch == 1 and model.runs == 3
     assert model.scale == 1.0 and model.residuals["model"]["n"] == 3  # the joint fit: whole models inside it
     assert LatencyModel.load(latency_model_path("tiny-lat")) == model == find_latency_model("tiny-lat")
     assert predict_latency(DeepMADProgram(_tiny_space(), Budget()).to_spec(_small_design()), model) > 0
@@ -193,7 +177,7 @@ def test_cli_calibrate_json_and_runs_minimum(capsys) -> None:
 
     assert args.func(args) == 0
     obj = json.loads(capsys.readouterr().out)
-    assert obj["space"] == "deepmad-cifar" and obj["runs"] == 2 and set(obj["coefs"]) == {"stem", "k1kxk1", "k1kxk1_first", "head"}
+    assert obj["space"] == "deepmad-cifar" and obj["runs"] == 2 and set(obj["coefs"]) == {"stem", "k1kxk1", "head"}
     assert obj["residuals"]["model"]["n"] == 2 and obj["scale"] > 0
     assert find_latency_model("deepmad-cifar") is not None
     assert main(["calibrate", "--space", "deepmad-cifar", "--runs", "5"]) == 2

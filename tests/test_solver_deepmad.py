@@ -331,13 +331,8 @@ def test_solver_registry_and_options() -> None:
 def _latency_model(space: SearchSpace):
     from archsearch.cost.latency import LatencyModel, latency_model_path
 
-    # the first-block types: the bottleneck's above its plain type, the inverted residual's below, so the
-    # row's coefficient-wise minimum over the two for a stride-1 superblock is the type that superblock
-    # has when the row is exact (see the test below)
     coefs = {"stem": (0.05, 0.0, 0.05, 0.0, 0.1, 0.02), "k1kxk1": (0.15, 0.03, 0.02, 0.0, 0.5, 0.2),
-             "k1kxk1_first": (0.2, 0.035, 0.03, 0.0, 0.6, 0.25),
-             "k1dwk1": (0.1, 0.03, 0.0, 0.2, 0.4, 0.1), "k1dwk1_first": (0.08, 0.02, 0.0, 0.15, 0.3, 0.05),
-             "head": (0.06, 1.0, 0.0, 0.0, 0.2, 0.1)}
+             "k1dwk1": (0.1, 0.03, 0.0, 0.2, 0.4, 0.1), "head": (0.06, 1.0, 0.0, 0.0, 0.2, 0.1)}
     model = LatencyModel(space.name, "cpu", "test cpu", "0", 1, 1, space.resolution, coefs,
                          {u: {"n": 4.0} for u in coefs}, scale=1.1)
     model.save(latency_model_path(space.name))

@@ -1,8 +1,7 @@
 """Latency predictor of CNN, ViT, STViT and MCi specs: a per-unit-type formula fitted to on-device timings (no torch).
 
 A network is cut into *units*, each of a type: for CNNs the stem, every block of every superblock
-(types ``k1kxk1`` and ``k1dwk1``, and ``k1kxk1_first`` / ``k1dwk1_first`` for a block that changes
-the resolution or the width: :func:`cnn_block_unit`) and the head (global pooling + classifier); for ViTs (family
+(types ``k1kxk1`` and ``k1dwk1``) and the head (global pooling + classifier); for ViTs (family
 ``vit``: the NViT/ReViT spaces) the patch embedding, every transformer block and the head (final
 LayerNorm + classifier); for STViTs the same plus the cross-attention layers (``st_cross``); for
 MCi (FastViT) the stem, each stage's downsampling, every RepMixer or attention block and the final
@@ -45,7 +44,7 @@ from archsearch.space.stvit import STViTSpec
 from archsearch.space.tinyvit import TinyViTSpec
 from archsearch.space.vit import ViTSpec
 
-__all__ = ["FEATURES", "UNIT_TYPES", "LATENCY_FAMILIES", "LatencyModel", "block_features", "cnn_block_unit", "stem_features", "head_features",
+__all__ = ["FEATURES", "UNIT_TYPES", "LATENCY_FAMILIES", "LatencyModel", "block_features", "stem_features", "head_features",
            "cnn_units", "vit_attention_features", "vit_mlp_features", "vit_block_features", "patch_embed_features",
            "vit_head_features", "vit_units", "cross_features", "stvit_units", "mci_units", "mci_unit_keys", "tinyvit_stem_features", "tinyvit_mbconv_features",
            "tinyvit_merge_features", "tinyvit_block_features", "tinyvit_head_features", "tinyvit_unit_keys", "tinyvit_units",
@@ -53,7 +52,7 @@ __all__ = ["FEATURES", "UNIT_TYPES", "LATENCY_FAMILIES", "LatencyModel", "block_
            "find_latency_model", "require_latency_model", "fit_joint", "summed_features", "STATISTICS"]
 
 FEATURES = ("const", "pw_mmacs", "kxk_mmacs", "dw_mmacs", "mactivations", "mweights")
-UNIT_TYPES = ("stem", "k1kxk1", "k1kxk1_first", "k1dwk1", "k1dwk1_first", "head", "patch_embed", "vit_block", "vit_head", "st_cross",
+UNIT_TYPES = ("stem", "k1kxk1", "k1dwk1", "head", "patch_embed", "vit_block", "vit_head", "st_cross",
               "mci_stem", "mci_down", "mci_repmixer", "mci_attention", "mci_final",
               "tinyvit_stem", "tinyvit_mbconv", "tinyvit_merge", "tinyvit_block", "tinyvit_head")
 LATENCY_FAMILIES = ("cnn", "vit", "stvit", "mci", "tinyvit")  # families whose specs the predictor covers
@@ -98,14 +97,6 @@ def block_features(block: str, *, c_in: int, c_out: int, bottleneck: int, kernel
     raise SpecError(f"block: expected one of ['k1kxk1', 'k1dwk1'], got {block!r}")
 
 
-def cnn_block_unit(block: str, *, c_in: int, c_out: int, stride: int) -> str:
-    """The unit type of a CNN block: ``<block>_first`` for a block that changes the resolution or the
-    width (a superblock's first block, unless it keeps both: it has the bottleneck's projection
-    shortcut, or no residual for an inverted residual), else ``<block>``. Each type has its own
-    coefficients: timed alone, such blocks run 10-13 % slower than one formula for both predicts."""
-    return f"{block}_first" if (stride != 1 or c_in != c_out) else block
-
-
 def stem_features(*, c_in: int, c_out: int, kernel: int, stride: int, r_in: int) -> tuple[float, ...]:
     return _features([_conv(c_in, c_out, kernel, stride, 1, r_in)])
 
@@ -126,10 +117,8 @@ def cnn_units(spec: CNNSpec) -> Iterator[tuple[str, tuple[float, ...]]]:
         for j in range(st.depth):
             first = j == 0
             stride = st.stride if first else 1
-            c_in = st.in_channels if first else st.out_channels
-            yield (cnn_block_unit(st.block, c_in=c_in, c_out=st.out_channels, stride=stride),
-                   block_features(st.block, c_in=c_in, c_out=st.out_channels, bottleneck=st.bottleneck, kernel=st.kernel,
-                                  stride=stride, r_in=r, se=st.se))
+            yield st.block, block_features(st.block, c_in=st.in_channels if first else st.out_channels, c_out=st.out_channels,
+                                           bottleneck=st.bottleneck, kernel=st.kernel, stride=stride, r_in=r, se=st.se)
             r = conv_out(r, stride)
     if spec.num_classes:
         yield "head", head_features(channels=spec.out_channels, side=r, num_classes=spec.num_classes)

@@ -304,25 +304,19 @@ class _Relaxation:
         and the head as ``(exponent rows, coefficients)`` in ``z``; the repeated blocks as coefficients of
         the monomial totals ``M`` (per monomial, ms) and of ``D`` (their constant). Terms that a design may
         lack (the shortcut of a stride-1 superblock, the residual sum of an inverted residual, SE) are
-        left out, and the first block of a stride-1 superblock, whose unit type depends on whether its
-        widths differ, takes the coefficient-wise minimum of both types' coefficients, so the row never
-        overestimates a design's latency: the relaxation stays valid."""
+        left out, so the row never overestimates a design's latency: the relaxation stays valid."""
         prog, n, e, col = self.prog, self.prog.n, self._e, self.col
         model = prog.latency_model
         assert model is not None
         rows: list[list[float]] = []
         coefs: list[float] = []
 
-        def unit(kinds: str | tuple[str, ...], terms: list[tuple[int, list[float], float]]) -> None:
-            """``terms``: (feature index, exponent row, multiplier); features in millions but the constant.
-            Several ``kinds`` (a unit whose type the box leaves open): their coefficient-wise minimum."""
-            vecs = []
-            for kind in (kinds,) if isinstance(kinds, str) else kinds:
-                if kind not in model.coefs:
-                    raise SpecError(f"latency: the calibration of space {prog.space.name!r} has no {kind!r} units; "
-                                    f"run `archsearch calibrate --space {prog.space.name}` again")
-                vecs.append(model.coefs[kind])
-            c = [min(v) for v in zip(*vecs)]
+        def unit(kind: str, terms: list[tuple[int, list[float], float]]) -> None:
+            """``terms``: (feature index, exponent row, multiplier); features in millions but the constant."""
+            c = model.coefs.get(kind)
+            if c is None:
+                raise SpecError(f"latency: the calibration of space {prog.space.name!r} has no {kind!r} units; "
+                                f"run `archsearch calibrate --space {prog.space.name}` again")
             for feat, row, mult in terms:
                 value = model.scale * c[feat] * mult / (1.0 if feat == 0 else 1e6)
                 if value > 0:
@@ -340,11 +334,9 @@ class _Relaxation:
         for i in range(n):
             p, o, y, k = f"x{i}", f"x{i + 1}", f"y{i}", f"k{i}"
             ri2, ro2 = prog.r_in[i] ** 2, prog.r_out[i] ** 2
-            # the first block's unit type (cnn_block_unit): fixed by a stride, else open (equal widths or not)
-            first = f"{block}_first" if prog.strides[i] != 1 else (block, f"{block}_first")
             if prog.bottleneck:
                 sc = 1.0 if prog.strides[i] != 1 else 0.0
-                unit(first, [(0, e(), 1.0), (PW, e(**{p: 1, y: 1}), ri2), (PW, e(**{o: 1, y: 1}), ro2),
+                unit(block, [(0, e(), 1.0), (PW, e(**{p: 1, y: 1}), ri2), (PW, e(**{o: 1, y: 1}), ro2),
                              (PW, e(**{p: 1, o: 1}), sc * ro2), (KXK, e(**{y: 2, k: 1}), ro2),
                              (ACT, e(**{p: 1}), (1 + sc) * ri2), (ACT, e(**{y: 1}), 2 * ri2 + 2 * ro2),
                              (ACT, e(**{o: 1}), (3 + sc) * ro2), (W, e(**{p: 1, y: 1}), 1.0), (W, e(**{y: 2, k: 1}), 1.0),
@@ -353,7 +345,7 @@ class _Relaxation:
                     per = {"cb": c_rep[PW] * 2 * ro2 + c_rep[W] * 2, "bbk": c_rep[KXK] * ro2 + c_rep[W],
                            "b": c_rep[ACT] * 4 * ro2, "c": c_rep[ACT] * 4 * ro2}
             else:
-                unit(first, [(0, e(), 1.0), (PW, e(**{p: 1, y: 1}), ri2), (PW, e(**{o: 1, y: 1}), ro2),
+                unit(block, [(0, e(), 1.0), (PW, e(**{p: 1, y: 1}), ri2), (PW, e(**{o: 1, y: 1}), ro2),
                              (DW, e(**{y: 1, k: 1}), ro2), (ACT, e(**{p: 1}), ri2), (ACT, e(**{y: 1}), 2 * ri2 + 2 * ro2),
                              (ACT, e(**{o: 1}), ro2), (W, e(**{p: 1, y: 1}), 1.0), (W, e(**{y: 1, k: 1}), 1.0),
                              (W, e(**{o: 1, y: 1}), 1.0)])

@@ -243,7 +243,7 @@ class DeepMADProgram:
     def latency(self, d: Design) -> float:
         """Predicted whole-model latency (ms) of a design; equals
         :func:`archsearch.cost.latency.predict_latency` of :meth:`to_spec`."""
-        from archsearch.cost.latency import block_features, cnn_block_unit, head_features, stem_features
+        from archsearch.cost.latency import block_features, head_features, stem_features
 
         model = self.latency_model
         if model is None:
@@ -253,8 +253,7 @@ class DeepMADProgram:
         prev, block = d.c0, self.space.block
         for i in range(self.n):
             kw = dict(bottleneck=d.b[i], kernel=d.k[i], se=self.se)
-            first = cnn_block_unit(block, c_in=prev, c_out=d.c[i], stride=self.strides[i])
-            total += model.unit_ms(first, block_features(block, c_in=prev, c_out=d.c[i], stride=self.strides[i], r_in=self.r_in[i], **kw))
+            total += model.unit_ms(block, block_features(block, c_in=prev, c_out=d.c[i], stride=self.strides[i], r_in=self.r_in[i], **kw))
             if d.L[i] > 1:
                 total += (d.L[i] - 1) * model.unit_ms(block, block_features(block, c_in=d.c[i], c_out=d.c[i], stride=1,
                                                                             r_in=self.r_out[i], **kw))

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
-from archsearch.cost.latency import (LATENCY_FAMILIES, LatencyModel, block_features, cnn_block_unit, cross_features, fit_coefficients,
+from archsearch.cost.latency import (LATENCY_FAMILIES, LatencyModel, block_features, cross_features, fit_coefficients,
                                      fit_joint, head_features, latency_model_path, patch_embed_features, stem_features,
                                      vit_block_features, vit_head_features)
 from archsearch.errors import SpecError
@@ -117,7 +117,7 @@ def _unit_samples(space: Any, resolution: int, samples: int, rng: random.Random,
         first = rng.random() < 0.5
         cfg = dict(c_in=prev if first else d.c[i], c_out=d.c[i], bottleneck=d.b[i], kernel=d.k[i],
                    stride=prog.strides[i] if first else 1, r_in=prog.r_in[i] if first else prog.r_out[i], se=space.se)
-        out.append((cnn_block_unit(space.block, c_in=cfg["c_in"], c_out=cfg["c_out"], stride=cfg["stride"]), cfg))
+        out.append((space.block, cfg))
     side = prog.r_out[-1]
     if space.num_classes:
         for _ in range(max(4, samples // 8)):
@@ -147,10 +147,9 @@ def _unit_module(unit: str, cfg: dict[str, Any]) -> tuple[nn.Module, tuple[int, 
     if unit == "head":
         mod = ClassifierHead(cfg["channels"], cfg["num_classes"], pool_type="avg")
         return mod, (cfg["channels"], cfg["side"], cfg["side"]), head_features(**cfg)
-    block = unit.removesuffix("_first")
-    mod = get_block(block)(cfg["c_in"], cfg["c_out"], bottleneck=cfg["bottleneck"], kernel=cfg["kernel"], stride=cfg["stride"],
-                           se=cfg["se"])
-    return mod, (cfg["c_in"], cfg["r_in"], cfg["r_in"]), block_features(block, **cfg)
+    mod = get_block(unit)(cfg["c_in"], cfg["c_out"], bottleneck=cfg["bottleneck"], kernel=cfg["kernel"], stride=cfg["stride"],
+                          se=cfg["se"])
+    return mod, (cfg["c_in"], cfg["r_in"], cfg["r_in"]), block_features(unit, **cfg)
 
 
 def _log_uniform_multiple(rng: random.Random, centre: float, lo: int, hi: int, m: int) -> int:
