@@ -182,16 +182,16 @@ def peak_memory_bytes(device: torch.device) -> int:
 
 
 def measure_latency(model: nn.Module, input_size: Sequence[int], *, device: torch.device,
-                    amp_dtype: torch.dtype | None = None, runs: int = 30, warmup: int = 10, rounds: int = 3,
+                    amp_dtype: torch.dtype | None = None, runs: int = 30, warmup: int = 10,
                     statistic: str = "median") -> float:
     """Batch-1 forward time in milliseconds (eval mode, no grad): the ``statistic`` (default the median)
-    of ``max(30, runs)`` timed calls spread over ``rounds`` passes, after ``warmup`` untimed calls
+    of ``max(30, runs)`` timed calls, after ``warmup`` untimed calls
     (:func:`archsearch.train.timing.time_forwards`: ``torch.utils.benchmark.Timer``, which synchronises
     CUDA, at the process's thread count). On CUDA the input is channels-last."""
     x = torch.randn(1, *input_size, device=device)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
-    return time_forwards([(model, x)], runs=max(30, runs), warmup=warmup, rounds=rounds, statistic=statistic,
+    return time_forwards([(model, x)], runs=max(30, runs), warmup=warmup, rounds=1, statistic=statistic,
                          autocast=amp_dtype)[0]
 
 
