@@ -16,11 +16,25 @@ whose optimum bounds every design in the box from above:
   combination of posynomial features, entered like the MACs row (terms a design may lack are left
   out, so it never overestimates).
 
-Candidates come from the fixed-structure relaxation floored to the channel grid, a greedy repair, a
-structure search over depths and kernels and local search. Best-first search with plunges stops
-when the best open bound is within ``gap_tol`` of the best design or at the time limit: the reported
-``bound`` is valid for the whole discrete space (a relaxation the backend cannot solve is never
-pruned).
+Only designs that beat the incumbent matter, which shrinks boxes without branching (both valid for
+every such design, so the bound stays valid for the whole space):
+
+* at the root, optimality-based bound tightening (:meth:`_Relaxation.tighten`): the min and max of every
+  width and depth over the relaxation with its objective at least the incumbent's score;
+* at every node, reduced costs (:meth:`_Relaxation.reduced_cost_box`): the duals of the active box
+  bounds price how fast the relaxation falls when a bound moves, which cuts the part of the box that
+  cannot reach the incumbent.
+
+Branching splits the range whose relaxation error is largest at the node's solution: a stage width
+(McCormick of the stage products), a depth or width of a superblock (McCormick of ``D v``), a depth
+where the secant bound on ``D`` lets the repeated blocks' cost totals fall below ``D m(z)`` (that hidden
+cost priced by the budget rows' duals, :meth:`_Relaxation.link_slack`), or a kernel set.
+
+Candidates come from the fixed-structure relaxation rounded to the channel grid (the best of the
+roundings around it, :meth:`_Search.round_box`), a greedy repair, a structure search over depths
+and kernels and local search. Best-first search with plunges stops when the best open bound is
+within ``gap_tol`` of the best design or at the time limit: the reported ``bound`` is valid for the
+whole discrete space (a relaxation the backend cannot solve is never pruned).
 """
 
 from __future__ import annotations
@@ -120,7 +134,9 @@ class _Relaxation:
         self.d_lo, self.d_hi = cp.Parameter(n), cp.Parameter(n)
         self.dl_lo, self.dl_hi = cp.Parameter(n), cp.Parameter(n)
         self.sec_slope, self.sec_icpt = cp.Parameter(n, nonneg=True), cp.Parameter(n)
-        cons += [self.D >= self.d_lo, self.D <= self.d_hi, self.delta >= self.dl_lo, self.delta <= self.dl_hi,
+        self.box_cons: list[Any] = [self.D >= self.d_lo, self.D <= self.d_hi]  # z's two follow; duals price the box
+        cons += self.box_cons
+        cons += [self.delta >= self.dl_lo, self.delta <= self.dl_hi,
                  self.D >= cp.exp(self.delta), self.D <= cp.multiply(self.sec_slope, self.delta) + self.sec_icpt]
         # inner-width ratio in M space (kernels at their range ends)
         lo_r, hi_r = prog.space.bottleneck_ratio
@@ -137,6 +153,9 @@ class _Relaxation:
         self.rep_macs = cp.Parameter((n, J), nonneg=True)
         self.rep_params = cp.Parameter((n, J), nonneg=True)
         self.rep_params_d = cp.Parameter(n, nonneg=True)
+        # budget rows whose repeated-block part is linear in M: (constraint, per-M coefficients) for the
+        # cost hidden by a loose depth link (see :meth:`link_slack`)
+        self.budget_rows: list[tuple[Any, Any]] = []
         for limit, lc, rows_, rep, rep_d in ((b.macs, self.lc_macs, self.first_macs, self.rep_macs, None),
                                             (b.params, self.lc_params, self.first_params, self.rep_params, self.rep_params_d)):
             if limit is None:
@@ -147,6 +166,7 @@ class _Relaxation:
             if rep_d is not None:
                 total = total + rep_d @ self.D
             cons.append(total <= 1)
+            self.budget_rows.append((cons[-1], rep))
         # latency: the calibrated predictor is a non-negative combination of posynomial features (MACs,
         # activations, weights, a constant per unit), so it enters exactly like the MACs row
         self.covers_latency = prog.latency_model is not None and b.latency_ms is not None
@@ -156,6 +176,7 @@ class _Relaxation:
             cons.append(cp.log_sum_exp(np.array(lat_rows) @ z + _log_coef(np.array(lat_coefs) / b.latency_ms)) <= cp.log(s_))
             cons.append(s_ + cp.sum(cp.multiply(rep_lat * self.KAPPA / b.latency_ms, self.M))
                         + (rep_lat_d / b.latency_ms) @ self.D <= 1)
+            self.budget_rows.append((cons[-1], rep_lat * self.KAPPA / b.latency_ms))
         self.mem_groups: list[tuple[Any, int, list[tuple[float, bool]]]] = []
         if b.memory is not None:
             for sb, rows_, coefs in self._memory_posynomials():
@@ -212,7 +233,8 @@ class _Relaxation:
         cons.append(np.array(rows_l) @ z <= np.array(rhs))
         self.zl = cp.Parameter(nz)
         self.zu = cp.Parameter(nz)
-        cons += [z >= self.zl, z <= self.zu]
+        self.box_cons += [z >= self.zl, z <= self.zu]
+        cons += self.box_cons[2:]
         # w_s <= A_s^U E_s + A_s(z) E_s^L - A_s^U E_s^L, E_s = f logsum_s; w in thousands (conditioning)
         self.w = cp.Variable(self.n_stages)
         self.a_up = cp.Parameter(self.n_stages, nonneg=True)
@@ -237,6 +259,13 @@ class _Relaxation:
             objective = objective - self.penalty / 1000.0
         self.problem = cp.Problem(cp.Maximize(objective), cons)
         self.solves = 0
+        self.last_status: str | None = None  # of the last solve of :attr:`problem`
+        # bound tightening: minimise one coordinate of (z, D) over the relaxation with the objective at
+        # least a cutoff (the incumbent); one DPP problem, re-solved with a new direction
+        self.direction = cp.Parameter(nz + n)
+        self.cutoff = cp.Parameter()
+        self.tighten_problem = cp.Problem(cp.Minimize(self.direction @ cp.hstack([z, self.D])),
+                                          cons + [objective >= self.cutoff / 1000.0])
 
     # exponent rows are over z = [x_stem, x_1..x_n, y_1..y_n, kappa_1..kappa_n]
     def _e(self, **idx: float) -> list[float]:
@@ -500,6 +529,7 @@ class _Relaxation:
                 status = None
             if status in ("optimal", "optimal_inaccurate", "infeasible"):
                 break
+        self.last_status = status
         if status == "infeasible":
             return None
         if status not in ("optimal", "optimal_inaccurate") or self.z.value is None:
@@ -508,6 +538,116 @@ class _Relaxation:
         if status == "optimal_inaccurate":
             value += 1e-3 * abs(value)  # keep the bound on the safe side
         return value, np.asarray(self.z.value, float)
+
+    def reduced_cost_box(self, node: _Node, value: float, cutoff: float) -> _Node | None:
+        """Reduced-cost bound tightening after a solve of ``node`` with relaxed value ``value``.
+
+        The relaxation's optimal value is concave in the bound of a box constraint, and the constraint's
+        dual ``lam`` is a supergradient: moving an active upper bound ``u`` down to ``u - t`` costs at least
+        ``lam t``. So no design of the node with that coordinate below ``u - (value - cutoff) / lam`` can
+        beat ``cutoff``: that becomes its lower bound (and likewise for active lower bounds). Free: it reads
+        the duals of the last solve. ``None`` when the box becomes empty; the node unchanged after an
+        inaccurate solve."""
+        if self.last_status != "optimal":
+            return node
+        slack = value - cutoff
+        if slack < 0:
+            return None
+        n, m = self.prog.n, self.prog.m
+        duals = [c.dual_value for c in self.box_cons]
+        if any(d is None for d in duals):
+            return node
+        d_lo, d_hi, z_lo, z_hi = (1000.0 * np.asarray(d, float) for d in duals)
+        zl, zu = self.box(node)
+        fields = {k: list(getattr(node, k)) for k in ("lo", "hi", "wlo", "whi", "blo", "bhi")}
+        kernels = list(node.kernels)
+        eps = 1e-6 * max(1.0, abs(value))
+        for j in range(self.nz):
+            new_lo = zu[j] - slack / z_hi[j] if z_hi[j] > eps else -math.inf
+            new_hi = zl[j] + slack / z_lo[j] if z_lo[j] > eps else math.inf
+            if new_lo == -math.inf and new_hi == math.inf:
+                continue
+            if j < 1 + 2 * n:
+                lo_f, hi_f, idx = ("wlo", "whi", j) if j <= n else ("blo", "bhi", j - 1 - n)
+                if new_lo > zl[j]:
+                    fields[lo_f][idx] = max(fields[lo_f][idx], math.ceil(math.exp(new_lo) / m - 0.02) * m)
+                if new_hi < zu[j]:
+                    fields[hi_f][idx] = min(fields[hi_f][idx], math.floor(math.exp(new_hi) / m + 0.02) * m)
+            else:
+                i = j - 1 - 2 * n
+                kept = tuple(k for k in kernels[i] if new_lo - 1e-6 <= 2 * math.log(k) <= new_hi + 1e-6)
+                if not kept:
+                    return None
+                kernels[i] = kept
+        for i in range(n):
+            if d_hi[i] > eps:  # D at its upper end
+                fields["lo"][i] = max(fields["lo"][i], math.ceil(1 + (node.hi[i] - 1) - slack / d_hi[i] - 1e-3))
+            if d_lo[i] > eps:
+                fields["hi"][i] = min(fields["hi"][i], math.floor(1 + (node.lo[i] - 1) + slack / d_lo[i] + 1e-3))
+        new = node._replace(kernels=tuple(kernels), **{k: tuple(v) for k, v in fields.items()})
+        if any(a > b for a, b in zip(new.lo + new.wlo + new.blo, new.hi + new.whi + new.bhi)):
+            return None
+        return new
+
+    def tighten(self, node: _Node, cutoff: float, rounds: int = 3, deadline: float = math.inf) -> _Node | None:
+        """Optimality-based bound tightening: the smallest box around every design of ``node`` whose
+        relaxation reaches ``cutoff``, snapped inward to the grid. Every design scoring above ``cutoff``
+        stays inside (its relaxation value is at least its score), so the bound of the returned node is
+        valid for them; ``None`` when no design of the node can beat ``cutoff``.
+
+        Per round: min and max of every width, inner width and depth (two solves each), then the next
+        round on the narrowed box, while a round still narrows something."""
+        cp, prog, n = self.cp, self.prog, self.prog.n
+        m = prog.m
+        nz = self.nz
+        for _ in range(rounds):
+            res = self.solve(node)  # sets the node's parameters
+            if res is None:
+                return None
+            if res is UNSOLVED or self.last_status != "optimal":  # no reliable numbers for this box
+                return node
+            if res[0] < cutoff:
+                return None
+            self.cutoff.value = cutoff
+            fields = {k: list(getattr(node, k)) for k in ("lo", "hi", "wlo", "whi", "blo", "bhi")}
+            targets = ([("w", j, j) for j in range(n + 1)] + [("b", i, 1 + n + i) for i in range(n)]
+                       + [("L", i, nz + i) for i in range(n) if node.hi[i] > node.lo[i]])
+            for kind, j, col in targets:
+                for sign in (1.0, -1.0):
+                    if time.perf_counter() > deadline:
+                        return node
+                    direction = np.zeros(nz + n)
+                    direction[col] = sign
+                    self.direction.value = direction
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore", UserWarning)
+                            self.tighten_problem.solve(solver=self.solver)
+                    except cp.error.SolverError:
+                        continue
+                    if self.tighten_problem.status != "optimal":  # the node reaches the cutoff: numerics; keep the range
+                        continue
+                    value = sign * float(self.tighten_problem.value)
+                    if kind == "L":
+                        depth = 1.0 + value
+                        if sign > 0:  # margins cover the solver's tolerance
+                            fields["lo"][j] = max(fields["lo"][j], math.ceil(depth - 1e-3))
+                        else:
+                            fields["hi"][j] = min(fields["hi"][j], math.floor(depth + 1e-3))
+                    else:
+                        lo_f, hi_f = ("wlo", "whi") if kind == "w" else ("blo", "bhi")
+                        width = math.exp(value)
+                        if sign > 0:
+                            fields[lo_f][j] = max(fields[lo_f][j], math.ceil(width / m - 0.02) * m)
+                        else:
+                            fields[hi_f][j] = min(fields[hi_f][j], math.floor(width / m + 0.02) * m)
+            new = node._replace(**{k: tuple(v) for k, v in fields.items()})
+            if any(a > b for a, b in zip(new.lo + new.wlo + new.blo, new.hi + new.whi + new.bhi)):
+                return None
+            if new == node:
+                break
+            node = new
+        return node
 
     def bound_entropy(self, root: _Node) -> None:
         """Upper bounds ``E_s^U`` of every stage's cumulative entropy over the root box (one solve each),
@@ -550,6 +690,24 @@ class _Relaxation:
             idx = 0 if end < 0 else 1 + end
             out.append(prog.alpha[s] * (zu[idx] - z[idx]) * max(0.0, prog.f * logsum[s] - self._e_lo(node, s)))
         return np.array(out)
+
+    def link_slack(self) -> np.ndarray:
+        """Per-superblock objective that a loose depth link buys at the last solution: the repeated blocks'
+        cost the relaxation does not pay (``D m_j(z) - M_j``, budget fractions) priced by the budget rows'
+        dual values (objective per budget fraction). Where the depth range is wide the secant bound on
+        ``D`` lets ``M`` fall far below ``D m(z)``; only a depth split closes it."""
+        n = self.prog.n
+        z, D, M = self.z.value, self.D.value, self.M.value
+        true_m = np.maximum(D, 0.0)[:, None] * np.exp(self.mono_rows @ z) / self.KAPPA  # (n, J)
+        hidden = np.maximum(true_m - M, 0.0)
+        out = np.zeros(n)
+        for con, rep in self.budget_rows:
+            dual = con.dual_value
+            coef = rep.value if hasattr(rep, "value") else rep
+            if dual is None or coef is None:
+                continue
+            out += 1000.0 * float(dual) * (np.asarray(coef) * hidden).sum(axis=1)
+        return out
 
     def depth_slack(self, node: _Node) -> np.ndarray:
         """Per-superblock overestimate ``u_i - D_i v_i(z)`` at the last solution, weighted by its stages."""
@@ -622,20 +780,75 @@ class _Search:
         return Design(c0, tuple(cs), tuple(bs), ks, Ls)
 
     def floor(self, z: np.ndarray, node: _Node) -> Design:
-        """Widths of a relaxed solution rounded down to the grid (costs only decrease)."""
+        """Widths of a relaxed solution rounded down to the grid (costs only decrease, or nearly).
+
+        Widths the relaxation keeps equal stay equal (a stride-1 superblock that changes width pays a
+        shortcut convolution), and where the bottleneck ratio would force an inner width up, the output
+        width goes down instead."""
         prog, n, m = self.prog, self.prog.n, self.prog.m
-        fl = lambda v: max(m, int(math.exp(v) / m + 1e-6) * m)  # noqa: E731
+        lo_r = prog.space.bottleneck_ratio[0]
+        fl = lambda v: max(m, int(math.exp(v) / m + 1e-3) * m)  # noqa: E731
         c0 = min(max(fl(z[0]), node.wlo[0]), node.whi[0])
-        cs, prev = [], c0
+        cs, bs, prev = [], [], c0
         for i in range(n):
-            c = min(max(fl(z[1 + i]), node.wlo[1 + i], prev), node.whi[1 + i], int(prog.space.max_width_ratio * prev) // m * m)
-            cs.append(max(c, prev))
-            prev = cs[-1]
-        bs = []
-        for i in range(n):
-            lo, hi = prog.b_range(cs[i])
-            bs.append(min(max(fl(z[1 + n + i]), lo, node.blo[i]), hi, max(node.bhi[i], lo)))
+            b = min(max(fl(z[1 + n + i]), node.blo[i]), max(node.bhi[i], node.blo[i]))
+            cap = min(node.whi[1 + i], int(prog.space.max_width_ratio * prev) // m * m)
+            if abs(z[1 + i] - z[i]) < 1e-4:  # the relaxation keeps the width
+                c = prev
+            else:
+                c = min(max(fl(z[1 + i]), node.wlo[1 + i], prev), cap)
+                c = max(min(c, int(b / lo_r + 1e-6) // m * m), prev, node.wlo[1 + i])  # keep b >= c lo_r
+            lo, hi = prog.b_range(c)
+            cs.append(c)
+            bs.append(min(max(b, lo), hi))
+            prev = c
         return Design(c0, tuple(cs), tuple(bs), self.kernels(z, node), tuple(node.lo))
+
+    def round_box(self, z: np.ndarray, node: _Node) -> Design:
+        """The best grid design around a relaxed solution, depths and kernels of the node's lower end.
+
+        Every inner width is rounded down or up, every output width down or up or down to where the
+        bottleneck ratio admits the inner width (the relaxation often sits on ``b = c lo_r``, which the
+        grid reaches only at some widths); widths the relaxation keeps equal stay equal. The best feasible
+        combination, or else the one violating the constraints least."""
+        prog, n, m = self.prog, self.prog.n, self.prog.m
+        lo_r = prog.space.bottleneck_ratio[0]
+
+        def grid(v: float) -> tuple[int, int]:
+            w = math.exp(v) / m
+            down = max(m, int(w + 1e-3) * m)
+            return down, (down if abs(w - round(w)) < 1e-3 else down + m)
+
+        ks, L = self.kernels(z, node), tuple(node.lo)
+        c0s = sorted({min(max(x, node.wlo[0]), node.whi[0]) for x in grid(z[0])})
+        pairs: list[list[tuple[int, int]]] = []
+        for i in range(n):
+            bs = {min(max(x, node.blo[i]), max(node.bhi[i], node.blo[i])) for x in grid(z[1 + n + i])}
+            if abs(z[1 + i] - z[i]) < 1e-4:  # the relaxation keeps the width: 0 stands for "as before"
+                pairs.append([(0, b) for b in sorted(bs)])
+                continue
+            opts = set()
+            for b in bs:
+                cap = int(b / lo_r + 1e-6) // m * m
+                for c in grid(z[1 + i]):
+                    opts.add((min(max(c, node.wlo[1 + i]), node.whi[1 + i]), b))
+                    opts.add((min(max(min(c, cap), node.wlo[1 + i]), node.whi[1 + i]), b))
+            pairs.append(sorted(opts))
+        best, best_key = None, None
+        for c0 in c0s:
+            for combo in itertools.product(*pairs):
+                widths, prev = [], c0
+                for c, _ in combo:
+                    prev = prev if c == 0 else c
+                    widths.append(prev)
+                d = Design(c0, tuple(widths), tuple(b for _, b in combo), ks, L)
+                if not prog.is_valid(d):
+                    continue
+                ev = self.evaluate(d)
+                key = (ev.feasible, ev.score if ev.feasible else -ev.violation)
+                if best_key is None or key > best_key:
+                    best, best_key = d, key
+        return best if best is not None else self.floor(z, node)
 
     def kernels(self, z: np.ndarray, node: _Node) -> tuple[int, ...]:
         """The allowed kernel nearest (in log k^2) to each relaxed kappa."""
@@ -756,6 +969,7 @@ class DeepMADSolver(BaseSolver):
         stage_vars = [0 if end < 0 else 1 + end for end in prog.ends]
         counter = itertools.count()
         nodes = 0
+        tried: dict[tuple[tuple[int, ...], tuple[int, ...]], float] = {}  # structure -> width-box size realised at
 
         def push(node: _Node, parent_ub: float = math.inf) -> None:
             nonlocal nodes
@@ -765,7 +979,7 @@ class DeepMADSolver(BaseSolver):
                 return
             ub = min(res[0], parent_ub)
             inc = search.best[1].score if search.best else -math.inf
-            if ub <= inc + 1e-9 * abs(ub):
+            if math.isfinite(ub) and ub <= inc + 1e-9 * abs(ub):  # an unsolved root (ub = inf) is never pruned
                 return
             if res is UNSOLVED:  # keep the parent's bound; split the widest range blindly
                 stats_unsolved[0] += 1
@@ -773,8 +987,24 @@ class DeepMADSolver(BaseSolver):
                 if not children:
                     return
             else:
-                children = self._branch(prog, relax, node, res[1], stage_vars)
-                self._incumbent(prog, relax, search, node, res[1])
+                # shrink the box around the designs that can still beat the incumbent (reduced costs), and
+                # solve the smaller box again (the branching reads the last solve)
+                smaller = relax.reduced_cost_box(node, res[0], inc) if search.best is not None else node
+                if smaller is None:
+                    return
+                if smaller != node:
+                    again = relax.solve(smaller)
+                    if again is None:
+                        return
+                    if again is UNSOLVED:  # keep the solved box
+                        relax.solve(node)
+                    else:
+                        node, res = smaller, again
+                        ub = min(ub, res[0])
+                        if ub <= inc + 1e-9 * abs(ub):
+                            return
+                children = self._branch(prog, relax, node, res[1], stage_vars)  # reads the last solve
+                self._incumbent(prog, relax, search, node, res[1], tried)
             heapq.heappush(heap, (-ub, next(counter), node, children))
 
         root = _Node(
@@ -794,6 +1024,14 @@ class DeepMADSolver(BaseSolver):
         if root_res is not None and root_res is not UNSOLVED:
             start = search.best[0] if search.best is not None else search.round(root_res[1], root, relax.depths())
             self._structure_search(prog, relax, search, root, start, t0 + self.structure_share * self.time_limit)
+        if search.best is not None:
+            # only designs that beat the incumbent matter: shrink the root box around them (valid
+            # bound tightening), then bound the stage entropies over the smaller box
+            tight = relax.tighten(root, search.best[1].score, deadline=t0 + 0.5 * self.time_limit)
+            heap.clear()
+            if tight is not None:
+                relax.bound_entropy(tight)
+                push(tight)
         bound = -math.inf
         expanded: set[int] = set()
         plunge: tuple[float, int, _Node, list[_Node]] | None = None
@@ -838,7 +1076,7 @@ class DeepMADSolver(BaseSolver):
                 break
             res = relax.solve(node)
             if res is not None and res is not UNSOLVED:
-                self._incumbent(prog, relax, search, node, res[1])
+                self._incumbent(prog, relax, search, node, res[1], tried)
         for d, _ in search.top(3):
             if time.perf_counter() > deadline:
                 break
@@ -884,7 +1122,7 @@ class DeepMADSolver(BaseSolver):
                 seen[key] = -math.inf
                 if res is not None and res is not UNSOLVED:
                     seen[key] = res[0]  # the penalty is part of the relaxation
-                    cand = search.repair(search.floor(res[1], node), max_steps=10)
+                    cand = search.repair(search.round_box(res[1], node), max_steps=10)
                     if cand is not None:
                         search.polish(cand, max_steps=8)
             return seen[key]
@@ -923,15 +1161,25 @@ class DeepMADSolver(BaseSolver):
             cur, cur_value = best_move, best_value
 
     @staticmethod
-    def _incumbent(prog: DeepMADProgram, relax: _Relaxation, search: "_Search", node: _Node, z: np.ndarray) -> None:
-        """Designs from a node: its rounded depths and kernels, widths from the fixed-depth GP, floored."""
+    def _incumbent(prog: DeepMADProgram, relax: _Relaxation, search: "_Search", node: _Node, z: np.ndarray,
+                   tried: dict[tuple[tuple[int, ...], tuple[int, ...]], float]) -> None:
+        """Designs from a node: its rounded depths and kernels, widths from the fixed-depth GP, floored.
+
+        A structure (depths, kernels) realised before is realised again only in a box of widths at least
+        e times smaller (``tried`` keeps the log-volume of the last one): its fixed-structure relaxation
+        is tighter there, so its widths are better; otherwise the solve would repeat itself."""
         rounded = search.round(z, node, relax.depths())
+        size = sum(math.log(hi / lo) for lo, hi in zip(node.wlo + node.blo, node.whi + node.bhi))
+        key = (rounded.L, rounded.k)
+        if size > 0 and tried.get(key, math.inf) < size + 1.0:  # a box of one width vector is always realised
+            return
+        tried[key] = size
         fixed = node._replace(lo=rounded.L, hi=rounded.L, kernels=tuple((k,) for k in rounded.k))
         res = relax.solve(fixed)
         if res is None or res is UNSOLVED:
             return
         before = search.best[1].score if search.best else -math.inf
-        cand = search.repair(search.floor(res[1], fixed), max_steps=10)
+        cand = search.repair(search.round_box(res[1], fixed), max_steps=10)
         if cand is not None and search.evaluate(cand).score > before:
             search.polish(cand)
 
@@ -979,6 +1227,9 @@ class DeepMADSolver(BaseSolver):
                 scores.append((float(slack), "w", var))
         D = relax.D.value
         ny = 2.0 if prog.bottleneck else 1.0
+        for i, slack in enumerate(relax.link_slack()):
+            if node.hi[i] > node.lo[i] and slack > 0:
+                scores.append((float(slack), "L", i))
         for i, slack in enumerate(relax.depth_slack(node)):
             if node.lo[i] == 1 < node.hi[i]:
                 scores.append((float(slack) + 1e9, "L", i))
@@ -1002,8 +1253,8 @@ class DeepMADSolver(BaseSolver):
                 dist = min(abs(kap - 2 * math.log(k)) for k in kk)
                 weight = prog.f * sum(prog.alpha[s] * w_up[s] for s in range(prog.stage_of[i], len(prog.ends)))
                 scores.append((weight * node.hi[i] * dist + (1e6 if dist > 1e-3 else 0.0), "k", i))
-        if not scores:
-            return []
+        if not scores:  # no overestimate left to target: split any range left (none: a single design)
+            return DeepMADSolver._split_widest(node, m)
         _, kind, i = max(scores)
 
         if kind == "L":
