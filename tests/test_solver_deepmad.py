@@ -266,6 +266,149 @@ def test_solver_matches_brute_force_with_a_binding_macs_budget_only() -> None:
     _check_solve(space, budget, penalty=True)
 
 
+# ------------------------------------------------------------------------------ box tightening, branching
+def _random_box(rng, root, prog: DeepMADProgram):
+    """A random sub-box of ``root``: every range cut to a random sub-range."""
+    def sub(lo: int, hi: int, step: int) -> tuple[int, int]:
+        a, b = sorted(rng.choice(range(lo, hi + 1, step)) for _ in range(2))
+        return a, b
+    L = [sub(lo, hi, 1) for lo, hi in zip(root.lo, root.hi)]
+    w = [sub(lo, hi, prog.m) for lo, hi in zip(root.wlo, root.whi)]
+    b = [sub(lo, hi, prog.m) for lo, hi in zip(root.blo, root.bhi)]
+    ks = tuple(rng.choice([kk, kk[:1], kk[1:]]) for kk in root.kernels)
+    return root._replace(lo=tuple(x for x, _ in L), hi=tuple(y for _, y in L), kernels=ks, wlo=tuple(x for x, _ in w),
+                         whi=tuple(y for _, y in w), blo=tuple(x for x, _ in b), bhi=tuple(y for _, y in b))
+
+
+@pytest.mark.parametrize("block", ["k1kxk1", "k1dwk1"])
+def test_box_tightening_keeps_every_design_that_beats_the_cutoff(block: str) -> None:
+    """Root bound tightening and reduced-cost tightening shrink boxes, and never lose a design whose
+    score beats the cutoff (checked against every design of a tiny space)."""
+    import random
+
+    from archsearch.solvers.deepmad import UNSOLVED, _contains, _Relaxation, _root
+
+    space = _tiny(block)
+    prog = DeepMADProgram(space, space.budget)
+    feasible = [(d, ev) for d in _all_valid(space) if (ev := prog.evaluate(d)).feasible]
+    best = max(ev.score for _, ev in feasible)
+    relax = _Relaxation(prog, "CLARABEL")
+    root = _root(prog)
+    relax.bound_entropy(root)
+    shrunk = 0
+    for frac in (0.03, 0.01, 0.001):
+        cutoff = best - frac * abs(best)
+        tight = relax.tighten(root, cutoff)
+        assert tight is not None
+        assert all(_contains(tight, d) for d, ev in feasible if ev.score > cutoff)
+        shrunk += tight != root
+    top = relax.solve(root)[0]
+    assert relax.tighten(root, top + 0.01 * abs(top)) is None  # nothing reaches a cutoff above the relaxation
+    rng = random.Random(0)
+    checked = 0
+    for _ in range(60):
+        node = _random_box(rng, root, prog)
+        res = relax.solve(node)
+        if res is None or res is UNSOLVED or relax.last_status != "optimal":
+            continue
+        inside = [(d, ev) for d, ev in feasible if _contains(node, d)]
+        for frac in (0.05, 0.01):
+            cutoff = min(best, res[0]) - frac * abs(best)
+            relax.solve(node)  # the duals of this node
+            small = relax.reduced_cost_box(node, res[0], cutoff)
+            keep = [d for d, ev in inside if ev.score > cutoff]
+            assert (small is None and not keep) or (small is not None and all(_contains(small, d) for d in keep))
+            shrunk += small != node
+            checked += bool(keep)
+    assert shrunk >= 3 and checked >= 10
+
+
+def test_branching_splits_a_box_whose_only_open_range_is_the_stem_width() -> None:
+    """Regression: a box with only the stem width left open (the stem is not a stage end here) had no
+    branching candidate and was dropped with its designs."""
+    from archsearch.solvers.deepmad import _Relaxation, _root
+
+    space = _tiny("k1kxk1")
+    prog = DeepMADProgram(space, space.budget)
+    relax = _Relaxation(prog, "CLARABEL")
+    d = Design(8, (24, 32), (16, 16), (3, 3), (2, 3))
+    node = _root(prog)._replace(lo=d.L, hi=d.L, kernels=((3,), (3,)), wlo=(8,) + d.c, whi=(16,) + d.c, blo=d.b, bhi=d.b)
+    res = relax.solve(node)
+    children = DeepMADSolver._branch(prog, relax, node, res[1], [0 if e < 0 else 1 + e for e in prog.ends])
+    assert len(children) == 2 and {c.wlo[0] for c in children} | {c.whi[0] for c in children} == {8, 16}
+
+
+def test_an_unsolvable_root_relaxation_is_not_pruned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a relaxation the backend cannot solve keeps its parent's bound, which is +inf at the
+    root; ``inf <= incumbent + 1e-9 * inf`` pruned it. The search must go on and find the optimum."""
+    from archsearch.solvers import deepmad
+
+    space = _tiny("k1kxk1", rho0=0.4)
+    budget = space.budget
+    prog = DeepMADProgram(space, budget)
+    best = brute_force(prog, _all_valid(space))
+    solve, tighten = deepmad._Relaxation.solve, deepmad._Relaxation.tighten
+    tightened, failed = [], []
+
+    def record(self, node, cutoff, **kw):
+        out = tighten(self, node, cutoff, **kw)
+        tightened.append(out)
+        return out
+
+    def flaky(self, node):  # the backend fails on the root box that the search starts from
+        if tightened and node == tightened[0]:
+            failed.append(node)
+            return deepmad.UNSOLVED
+        return solve(self, node)
+
+    monkeypatch.setattr(deepmad._Relaxation, "tighten", record)
+    monkeypatch.setattr(deepmad._Relaxation, "solve", flaky)
+    res = DeepMADSolver(time_limit=60).solve(space, budget)
+    assert failed and res.stats.extra["unsolved_relaxations"] >= 1
+    assert res.best.score == pytest.approx(best[1].score, rel=1e-9)
+
+
+def test_grid_rounding_reaches_the_inner_width_the_ratio_rule_allows() -> None:
+    """The relaxation often sits on ``b = c lo_r``, which the grid reaches only at some widths: the rounding
+    then lowers the output width to where the rounded inner width is allowed, and keeps equal widths equal."""
+    from archsearch.solvers.deepmad import _root, _Search
+
+    prog = _program("deepmad-r50")
+    node = _root(prog)._replace(lo=(1, 1, 20, 20, 15), hi=(1, 1, 20, 20, 15), kernels=((5,),) * 5)
+    n = prog.n
+    z = [0.0] * (3 * n + 1)
+    widths = (64.0, 246.2, 246.2, 985.0, 985.0, 1413.6)  # a fixed-structure relaxed solution (R50)
+    inner = (75.2, 86.7, 82.1, 82.1, 117.8)
+    z[: n + 1] = [math.log(w) for w in widths]
+    z[1 + n: 1 + 2 * n] = [math.log(b) for b in inner]
+    z[1 + 2 * n:] = [2 * math.log(5)] * n
+    d = _Search(prog, 1).round_box(z, node)
+    assert prog.is_valid(d)
+    assert d.c[0] == d.c[1] and d.c[2] == d.c[3]  # the relaxation keeps these equal
+    assert all(abs(c - w) <= 0.1 * w for c, w in zip((d.c0,) + d.c, widths))
+    assert all(lo <= b for b, (lo, _) in zip(d.b, map(prog.b_range, d.c)))
+
+
+@pytest.mark.parametrize("penalty, published", [(True, 48_884.47), (False, 48_919.28)])
+def test_r50_beats_the_published_model_within_seconds(penalty: bool, published: float) -> None:
+    """At the R50 budget a short solve already beats the published DeepMAD-R50 (penalised and not), with
+    a finite bound above its score."""
+    space = get_space("deepmad-r50")
+    res = DeepMADSolver(time_limit=120, max_nodes=10).solve(space, space.budget, top_k=1, depth_penalty=penalty)
+    best = res.best
+    assert best.score >= published and best.macs <= space.budget.macs and best.params <= space.budget.params
+    assert best.rho <= 0.3 and math.isfinite(res.bound) and res.bound >= best.score
+
+
+@pytest.mark.slow  # about 15-30 s
+def test_r50_gap_is_within_one_percent() -> None:
+    space = get_space("deepmad-r50")
+    res = DeepMADSolver(time_limit=60, gap_tol=0.01).solve(space, space.budget, top_k=1)
+    assert math.isfinite(res.bound) and res.gap <= 0.01
+    best = res.best
+    assert best.score >= 48_884.47 and best.macs <= space.budget.macs and best.params <= space.budget.params
+
+
 # ------------------------------------------------------------------------------------------- infeasible
 def test_infeasible_budget_reports_the_smallest_costs() -> None:
     budget = Budget(macs=1000, params=100)

@@ -95,6 +95,28 @@ class _Node(NamedTuple):
     bhi: tuple[int, ...]
 
 
+def _root(prog: DeepMADProgram) -> _Node:
+    """The box of the whole space."""
+    sp, n, m = prog.space, prog.n, prog.m
+    return _Node(
+        lo=tuple(sp.depths[0] for _ in range(n)),
+        hi=tuple(min(sp.first_depth_max, sp.depths[1]) if i == 0 else sp.depths[1] for i in range(n)),
+        kernels=tuple(tuple(sp.kernels) for _ in range(n)),
+        wlo=(sp.stem_widths[0],) + tuple(sp.widths[0] for _ in range(n)),
+        whi=(sp.stem_widths[1],) + tuple(sp.widths[1] for _ in range(n)),
+        blo=tuple(m for _ in range(n)),
+        bhi=tuple(max(m, int(sp.widths[1] * sp.bottleneck_ratio[1] / m) * m) for _ in range(n)),
+    )
+
+
+def _contains(node: _Node, d: Design) -> bool:
+    """Whether design ``d`` lies in the box ``node``."""
+    return (all(lo <= L <= hi for lo, L, hi in zip(node.lo, d.L, node.hi))
+            and all(k in kk for k, kk in zip(d.k, node.kernels))
+            and all(lo <= c <= hi for lo, c, hi in zip(node.wlo, (d.c0,) + d.c, node.whi))
+            and all(lo <= b <= hi for lo, b, hi in zip(node.blo, d.b, node.bhi)))
+
+
 class _Relaxation:
     """The node relaxation as one DPP-parametrised cvxpy problem, re-solved with new parameters.
 
@@ -1031,15 +1053,7 @@ class DeepMADSolver(BaseSolver):
                 self._incumbent(prog, relax, search, node, res[1], tried)
             heapq.heappush(heap, (-ub, next(counter), node, children))
 
-        root = _Node(
-            lo=tuple(sp.depths[0] for _ in range(n)),
-            hi=tuple(min(sp.first_depth_max, sp.depths[1]) if i == 0 else sp.depths[1] for i in range(n)),
-            kernels=tuple(tuple(sp.kernels) for _ in range(n)),
-            wlo=(sp.stem_widths[0],) + tuple(sp.widths[0] for _ in range(n)),
-            whi=(sp.stem_widths[1],) + tuple(sp.widths[1] for _ in range(n)),
-            blo=tuple(prog.m for _ in range(n)),
-            bhi=tuple(max(prog.m, int(sp.widths[1] * sp.bottleneck_ratio[1] / prog.m) * prog.m) for _ in range(n)),
-        )
+        root = _root(prog)
         relax.bound_entropy(root)
         push(root)
         # a strong incumbent early: local search over (depths, kernels), each point realised by its
@@ -1155,6 +1169,11 @@ class DeepMADSolver(BaseSolver):
 
         cur = (start.L, start.k)
         cur_value = value(*cur)
+        for scale in (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2):  # an infeasible start: fewer layers ease rho and the budgets
+            if cur_value > -math.inf or time.perf_counter() > deadline:
+                break
+            L = tuple(max(sp.depths[0], int(x * scale)) for x in start.L)
+            cur, cur_value = (L, start.k), value(L, start.k)
         while time.perf_counter() < deadline:
             L, k = cur
             moves = []
