@@ -100,8 +100,16 @@ def test_calibration_keeps_its_calls_and_each_statistic_refits() -> None:
 
     space = SearchSpace(name="tiny-timing", resolution=16, num_classes=4, stem_stride=1, strides=(1, 2), stem_widths=(8, 16),
                         widths=(8, 32), kernels=(3,), depths=(1, 2), penalty_skip=0)
-    data = measure_calibration(space, threads=1, samples=8, runs=4, warmup=1, rounds=2, models=2, statistic="p25")
+    log: list = []
+    extra = [(_Recorder(name, log), torch.zeros(1)) for name in ("test-a", "test-b")]
+    data = measure_calibration(space, threads=1, samples=8, runs=4, warmup=1, rounds=2, models=2, statistic="p25",
+                               extra=extra)
     assert data.statistic == "p25" and data.rounds == 2
+    # extra modules (a benchmark's test models) are timed in the calibration's own rounds
+    assert len(data.extra_calls) == 2 and all(len(c) == 4 for c in data.extra_calls)
+    names = [name for name, _, _ in log]
+    assert names.count("test-a") == names.count("test-b") > 4  # warm-up and the timer's own calls besides
+    assert data.summarised("median").extra_calls == data.extra_calls
     median = data.summarised("median")
     for unit, (_, times) in data.units.items():
         assert all(lo <= hi + 1e-12 for lo, hi in zip(times, median.units[unit][1]))  # p25 <= median, same calls

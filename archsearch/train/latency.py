@@ -23,7 +23,7 @@ import math
 import platform
 import random
 import statistics
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -278,6 +278,7 @@ class CalibrationData:
         rounds: Interleaved passes the calls were spread over.
         unit_features, model_features, calls: The raw per-call times in seconds (per unit: one list per
             module it is made of), from which :meth:`summarised` recomputes the figures.
+        extra_calls: Per-call times of the ``extra`` modules of :func:`measure_calibration` (benchmarks).
     """
 
     space: str
@@ -295,6 +296,7 @@ class CalibrationData:
     unit_features: list[tuple[str, tuple[float, ...]]] = dataclasses.field(default_factory=list, repr=False)
     model_features: list[dict[str, tuple[float, ...]]] = dataclasses.field(default_factory=list, repr=False)
     calls: tuple[list[list[list[float]]], list[list[float]]] = dataclasses.field(default_factory=lambda: ([], []), repr=False)
+    extra_calls: list[list[float]] = dataclasses.field(default_factory=list, repr=False)
 
     def summarised(self, statistic: str) -> "CalibrationData":
         """The same calls kept as another statistic (:data:`archsearch.train.timing.STATISTICS`): a unit
@@ -524,7 +526,8 @@ def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads:
 def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, threads: int | None = None, samples: int = 48,
                         runs: int = 30, warmup: int = 5, rounds: int = 3, statistic: str = "median",
                         resolution: int | None = None, max_width: int | None = None, models: int = 12, seed: int = 0,
-                        progress: Callable[[int, int], None] | None = None) -> CalibrationData:
+                        progress: Callable[[int, int], None] | None = None,
+                        extra: Sequence[tuple[torch.nn.Module, torch.Tensor]] = ()) -> CalibrationData:
     """Times ``samples`` blocks (plus stems/patch embeddings and heads) and ``models`` whole random models of a space.
 
     Units and whole models are built first, then timed together in ``rounds`` interleaved passes
@@ -547,6 +550,9 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
         models: Whole random models of the space (within its MACs budget) to time.
         seed: Sampling seed.
         progress: Called with ``(done, total)`` as the timing goes.
+        extra: More ``(module, input)`` pairs timed in the same interleaved rounds (a benchmark's test
+            models, so that they and the calibration see the same states of the machine); their calls
+            are returned in ``extra_calls``.
     """
     from archsearch.build import build_model
     from archsearch.cost.latency import model_units, summed_features
@@ -599,10 +605,10 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
         c_in = getattr(spec, "in_channels", 3)
         wholes.append((summed_features(list(model_units(spec))),
                        (build_model(spec).to(dev), torch.randn(batch, c_in, res, res, device=dev))))
-    items = [item for _, _, parts in units for item in parts] + [item for _, item in wholes]
+    items = [item for _, _, parts in units for item in parts] + [item for _, item in wholes] + list(extra)
     samples = iter(forward_samples(items, runs=runs, warmup=warmup, rounds=rounds, progress=progress))
     calls = ([[next(samples) for _ in parts] for _, _, parts in units], [next(samples) for _ in wholes])
     data = CalibrationData(space.name, device, device_description(dev), torch.__version__, torch.get_num_threads(), batch, res,
                            runs, {}, [], statistic, rounds,
-                           [(unit, f) for unit, f, _ in units], [feats for feats, _ in wholes], calls)
+                           [(unit, f) for unit, f, _ in units], [feats for feats, _ in wholes], calls, list(samples))
     return data.summarised(statistic)
