@@ -636,7 +636,7 @@ class _Relaxation:
 
         Per round: min and max of every width, inner width and depth (two solves each), then the next
         round on the narrowed box, while a round still narrows something."""
-        cp, prog, n = self.cp, self.prog, self.prog.n
+        prog, n = self.prog, self.prog.n
         m = prog.m
         nz = self.nz
         for _ in range(rounds):
@@ -655,18 +655,10 @@ class _Relaxation:
                 for sign in (1.0, -1.0):
                     if time.perf_counter() > deadline:
                         return node
-                    direction = np.zeros(nz + n + self.n_stages)
-                    direction[col] = sign
-                    _assign(self.direction, direction)
-                    try:
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore", UserWarning)
-                            self.tighten_problem.solve(solver=self.solver)
-                    except cp.error.SolverError:
+                    lowest = self._lowest(col, sign)
+                    if lowest is None:  # the node reaches the cutoff, so this is numerics: keep the range
                         continue
-                    if self.tighten_problem.status != "optimal":  # the node reaches the cutoff: numerics; keep the range
-                        continue
-                    value = sign * float(self.tighten_problem.value)
+                    value = sign * lowest
                     if kind == "L":
                         depth = 1.0 + value
                         if sign > 0:  # margins cover the solver's tolerance
@@ -688,27 +680,33 @@ class _Relaxation:
             node = new
         return node
 
+    def _lowest(self, col: int, sign: float) -> float | None:
+        """The minimum of ``sign`` times coordinate ``col`` of ``(z, D, logsum / 100)`` over the relaxation
+        with the current parameters and the objective at least :attr:`cutoff`; ``None`` unless solved
+        to optimality."""
+        direction = np.zeros(self.nz + self.prog.n + self.n_stages)
+        direction[col] = sign
+        _assign(self.direction, direction)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                self.tighten_problem.solve(solver=self.solver)
+        except self.cp.error.SolverError:
+            return None
+        return float(self.tighten_problem.value) if self.tighten_problem.status == "optimal" else None
+
     def bound_entropy(self, root: _Node, cutoff: float = -math.inf) -> None:
         """Upper bounds ``E_s^U`` of every stage's cumulative entropy over the box ``root`` (one solve each),
         which enable the second McCormick piece of the stage products in every later solve of a sub-box.
         With a ``cutoff``, over the designs of the box whose relaxation reaches it (all that can beat an
         incumbent of that score)."""
-        cp = self.cp
         self.solve(root)  # sets the parameters of the box
         _assign(self.cutoff, cutoff if math.isfinite(cutoff) else -1e9)
         e_up = np.full(self.n_stages, np.inf)
         for s in range(self.n_stages):
-            direction = np.zeros(self.nz + self.prog.n + self.n_stages)
-            direction[self.nz + self.prog.n + s] = -1.0
-            _assign(self.direction, direction)
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    self.tighten_problem.solve(solver=self.solver)
-            except cp.error.SolverError:
-                continue
-            if self.tighten_problem.status == "optimal":
-                e_up[s] = self.prog.f * 100.0 * -float(self.tighten_problem.value) * (1 + 1e-6) + 1e-6
+            lowest = self._lowest(self.nz + self.prog.n + s, -1.0)
+            if lowest is not None:
+                e_up[s] = self.prog.f * 100.0 * -lowest * (1 + 1e-6) + 1e-6
         if self.e_up is not None:  # a sub-box: never looser than before
             e_up = np.minimum(e_up, self.e_up)
         self.e_up = e_up
