@@ -109,6 +109,21 @@ def _root(prog: DeepMADProgram) -> _Node:
     )
 
 
+def _at_least(log_width: float, m: int) -> int:
+    """The smallest multiple of ``m`` at or above ``exp(log_width)``, less a margin for solver tolerance."""
+    return math.ceil(math.exp(log_width) / m - 0.02) * m
+
+
+def _at_most(log_width: float, m: int) -> int:
+    """The largest multiple of ``m`` at or below ``exp(log_width)``, plus a margin for solver tolerance."""
+    return math.floor(math.exp(log_width) / m + 0.02) * m
+
+
+def _empty(node: _Node) -> bool:
+    """Whether some range of the box is empty."""
+    return any(a > b for a, b in zip(node.lo + node.wlo + node.blo, node.hi + node.whi + node.bhi))
+
+
 def _contains(node: _Node, d: Design) -> bool:
     """Whether design ``d`` lies in the box ``node``."""
     return (all(lo <= L <= hi for lo, L, hi in zip(node.lo, d.L, node.hi))
@@ -589,9 +604,9 @@ class _Relaxation:
         inaccurate solve."""
         if self.last_status != "optimal":
             return node
-        slack = value - cutoff
-        if slack < 0:
+        if value < cutoff:
             return None
+        slack = value - cutoff + 1e-6 * max(1.0, abs(value))  # on the safe side of the solver's tolerance
         n, m = self.prog.n, self.prog.m
         duals = [c.dual_value for c in self.box_cons]
         if any(d is None for d in duals):
@@ -609,9 +624,9 @@ class _Relaxation:
             if j < 1 + 2 * n:
                 lo_f, hi_f, idx = ("wlo", "whi", j) if j <= n else ("blo", "bhi", j - 1 - n)
                 if new_lo > zl[j]:
-                    fields[lo_f][idx] = max(fields[lo_f][idx], math.ceil(math.exp(new_lo) / m - 0.02) * m)
+                    fields[lo_f][idx] = max(fields[lo_f][idx], _at_least(new_lo, m))
                 if new_hi < zu[j]:
-                    fields[hi_f][idx] = min(fields[hi_f][idx], math.floor(math.exp(new_hi) / m + 0.02) * m)
+                    fields[hi_f][idx] = min(fields[hi_f][idx], _at_most(new_hi, m))
             else:
                 i = j - 1 - 2 * n
                 kept = tuple(k for k in kernels[i] if new_lo - 1e-6 <= 2 * math.log(k) <= new_hi + 1e-6)
@@ -624,9 +639,7 @@ class _Relaxation:
             if d_lo[i] > eps:
                 fields["hi"][i] = min(fields["hi"][i], math.floor(1 + (node.lo[i] - 1) + slack / d_lo[i] + 1e-3))
         new = node._replace(kernels=tuple(kernels), **{k: tuple(v) for k, v in fields.items()})
-        if any(a > b for a, b in zip(new.lo + new.wlo + new.blo, new.hi + new.whi + new.bhi)):
-            return None
-        return new
+        return None if _empty(new) else new
 
     def tighten(self, node: _Node, cutoff: float, rounds: int = 3, deadline: float = math.inf) -> _Node | None:
         """Optimality-based bound tightening: the smallest box around every design of ``node`` whose
@@ -647,7 +660,7 @@ class _Relaxation:
                 return node
             if res[0] < cutoff:
                 return None
-            _assign(self.cutoff, cutoff)
+            _assign(self.cutoff, cutoff - 1e-6 * max(1.0, abs(cutoff)))  # on the safe side of the solver's tolerance
             fields = {k: list(getattr(node, k)) for k in ("lo", "hi", "wlo", "whi", "blo", "bhi")}
             targets = ([("w", j, j) for j in range(n + 1)] + [("b", i, 1 + n + i) for i in range(n)]
                        + [("L", i, nz + i) for i in range(n) if node.hi[i] > node.lo[i]])
@@ -667,13 +680,12 @@ class _Relaxation:
                             fields["hi"][j] = min(fields["hi"][j], math.floor(depth + 1e-3))
                     else:
                         lo_f, hi_f = ("wlo", "whi") if kind == "w" else ("blo", "bhi")
-                        width = math.exp(value)
                         if sign > 0:
-                            fields[lo_f][j] = max(fields[lo_f][j], math.ceil(width / m - 0.02) * m)
+                            fields[lo_f][j] = max(fields[lo_f][j], _at_least(value, m))
                         else:
-                            fields[hi_f][j] = min(fields[hi_f][j], math.floor(width / m + 0.02) * m)
+                            fields[hi_f][j] = min(fields[hi_f][j], _at_most(value, m))
             new = node._replace(**{k: tuple(v) for k, v in fields.items()})
-            if any(a > b for a, b in zip(new.lo + new.wlo + new.blo, new.hi + new.whi + new.bhi)):
+            if _empty(new):
                 return None
             if new == node:
                 break
