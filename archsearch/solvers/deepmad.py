@@ -1218,7 +1218,8 @@ class DeepMADSolver(BaseSolver):
     @staticmethod
     def _incumbent(prog: DeepMADProgram, relax: _Relaxation, search: "_Search", node: _Node, z: np.ndarray,
                    tried: dict[tuple[tuple[int, ...], tuple[int, ...]], float]) -> None:
-        """Designs from a node: its rounded depths and kernels, widths from the fixed-depth GP, floored.
+        """Designs from a node: its rounded depths and kernels, widths from the fixed-structure relaxation
+        rounded to the grid (:meth:`_Search.round_box`).
 
         A structure (depths, kernels) realised before is realised again only in a box of widths at least
         e times smaller (``tried`` keeps the log-volume of the last one): its fixed-structure relaxation
