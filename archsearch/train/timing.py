@@ -1,8 +1,10 @@
 """Forward-pass timing shared by calibration, validation and the latency benchmarks.
 
-Every timed call is one batch forward in eval mode without gradients, measured with
-``torch.utils.benchmark.Timer.timeit(1)`` (which synchronises CUDA, and runs two untimed calls of its
-own before the timed one) at the process's thread count, after untimed warm-up calls. Several
+Every timed call is one batch forward in eval mode without gradients, measured by a
+``torch.utils.benchmark.Timer`` (which synchronises CUDA) at the process's thread count, after untimed
+warm-up calls. Each call is timed alone through the timer's one-shot measurement: its public
+``timeit(1)`` runs two untimed calls of its own before every timed one, which tripled the cost of a
+calibration (a torch whose Timer lacks the one-shot method gets ``timeit(1)``). Several
 modules are timed *interleaved*: ``rounds`` passes over all of them, each taking ``ceil(runs / rounds)``
 calls of every module, so a slow phase of the machine (another process, a noisy neighbour of a
 virtual machine) spreads over all modules instead of inflating the few that happened to run during it.
@@ -63,6 +65,13 @@ def _caller(module: nn.Module, x: torch.Tensor, autocast: torch.dtype | None) ->
     return forward
 
 
+def _one_call(timer: object) -> float:
+    """Seconds of one timed call: the Timer's one-shot measurement (``Timer.timeit`` minus the two
+    untimed calls it makes first), else ``timeit(1)``."""
+    one_shot = getattr(timer, "_timeit", None)
+    return float(one_shot(1)) if callable(one_shot) else float(timer.timeit(1).median)  # type: ignore[attr-defined]
+
+
 def forward_samples(items: Sequence[tuple[nn.Module, torch.Tensor]], *, runs: int = 30, warmup: int = 5, rounds: int = 3,
                     autocast: torch.dtype | None = None,
                     progress: Callable[[int, int], None] | None = None) -> list[list[float]]:
@@ -94,7 +103,7 @@ def forward_samples(items: Sequence[tuple[nn.Module, torch.Tensor]], *, runs: in
                   for call in calls]
         for _ in range(rounds):
             for i, timer in enumerate(timers):
-                times[i] += [timer.timeit(1).median for _ in range(per_round)]
+                times[i] += [_one_call(timer) for _ in range(per_round)]
                 done += 1
                 if progress is not None:
                     progress(done, total)
