@@ -99,7 +99,8 @@ def main() -> None:
     report = {"calibrated_on": args.calibrate, "protocol": args.protocol, "timing_s": round(time.perf_counter() - t0, 1),
               "resolution": res, "threads": args.threads, "runs": args.runs, "rounds": args.rounds,
               "whole_models_in_calibration": args.models,
-              "fit": {f"{stat}/{fit}": m.residuals for (stat, fit), m in fitted.items()}, "spaces": {}}
+              "fit": {f"{stat}/{fit}": m.residuals for (stat, fit), m in fitted.items()},
+              "channel_block": {f"{stat}/{fit}": m.channel_block for (stat, fit), m in fitted.items()}, "spaces": {}}
     dump = {"unit_features": data.unit_features, "model_features": data.model_features, "calls": data.calls, "tests": []}
     errors: dict[tuple[str, str], list[float]] = {key: [] for key in fitted}
     repeat: dict[str, list[float]] = {stat: [] for stat in STATISTICS}

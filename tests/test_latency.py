@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from archsearch.cli.main import build_parser, main
-from archsearch.cost.latency import (FEATURES, LatencyModel, cnn_units, find_latency_model, fit_coefficients,
-                                     latency_model_path, predict_latency)
+from archsearch.cost.latency import (FEATURES, LatencyModel, block_features, cnn_units, find_latency_model, fit_coefficients,
+                                     latency_model_path, predict_latency, stem_features)
 from archsearch.errors import SpecError
 from archsearch.solvers import DeepMADProgram, solve_deepmad
 from archsearch.space import Budget, CNNSpec, SearchSpace, get_space
@@ -25,14 +25,22 @@ def _model(space: str, **coefs: tuple[float, ...]) -> LatencyModel:
 
 
 def test_predictor_file_round_trips(tmp_path) -> None:
+    import dataclasses
+
     model = _model("deepmad-cifar")
     path = model.save(tmp_path / "m.json")
     assert LatencyModel.load(path) == model
     assert json.loads(path.read_text())["features"] == list(FEATURES)
+    blocked = dataclasses.replace(model, channel_block=16)
+    assert LatencyModel.load(blocked.save(tmp_path / "b.json")) == blocked
+    older = {k: v for k, v in model.to_dict().items() if k != "channel_block"}  # a file from before the field
+    (tmp_path / "old.json").write_text(json.dumps(older))
+    assert LatencyModel.load(tmp_path / "old.json").channel_block == 1
 
 
 @pytest.mark.parametrize("change", [{"schema": 99}, {"coefs": {"stem": [1.0]}}, {"coefs": {"stem": [-1.0] * N}},
-                                    {"coefs": {"bogus": [1.0] * N}}, {"threads": "many"}])
+                                    {"coefs": {"bogus": [1.0] * N}}, {"threads": "many"}, {"channel_block": 0},
+                                    {"channel_block": "16"}, {"channel_block": 1.5}])
 def test_bad_predictor_files_are_refused(tmp_path, change) -> None:
     obj = _model("x").to_dict() | change
     (tmp_path / "m.json").write_text(json.dumps(obj))
@@ -56,10 +64,30 @@ def test_fit_recovers_known_coefficients() -> None:
     assert all(c >= 0 for c in coef) and fit["max_rel"] < 0.05
 
 
-def test_design_latency_equals_spec_predictor() -> None:
+def test_channel_block_rounds_conv_channels_up_in_the_macs_only() -> None:
+    """Hand count of a stride-2 bottleneck 24 -> 40 (inner 8, 3x3, 16 px in): at block 16 its convs count
+    32 -> 16, 16 -> 16 (3x3), 16 -> 48 and the shortcut 32 -> 48; activations and weights are unrounded."""
+    kw = dict(c_in=24, c_out=40, bottleneck=8, kernel=3, stride=2, r_in=16)
+    plain, blocked = block_features("k1kxk1", **kw), block_features("k1kxk1", **kw, channel_block=16)
+    assert plain[1:3] == pytest.approx(((256 * 24 * 8 + 64 * 8 * 40 + 64 * 24 * 40) / 1e6, 64 * 8 * 8 * 9 / 1e6))
+    assert blocked[1:3] == pytest.approx(((256 * 32 * 16 + 64 * 16 * 48 + 64 * 32 * 48) / 1e6, 64 * 16 * 16 * 9 / 1e6))
+    assert blocked[0] == plain[0] and blocked[3:] == plain[3:]
+    assert block_features("k1kxk1", **kw, channel_block=8) == plain  # every width is a multiple of 8
+    # depthwise: one input channel per group, the channels rounded up
+    dw = dict(c_in=24, c_out=24, bottleneck=88, kernel=5, stride=1, r_in=8)
+    assert block_features("k1dwk1", **dw, channel_block=16)[3] == pytest.approx(64 * 96 * 25 / 1e6)
+    assert block_features("k1dwk1", **dw)[3] == pytest.approx(64 * 88 * 25 / 1e6)
+    # the stem: the image's 3 channels are not rounded, its output channels are
+    assert stem_features(c_in=3, c_out=24, kernel=3, stride=2, r_in=32, channel_block=16)[2] == pytest.approx(256 * 3 * 32 * 9 / 1e6)
+
+
+@pytest.mark.parametrize("channel_block", [1, 16])
+def test_design_latency_equals_spec_predictor(channel_block: int) -> None:
+    import dataclasses
+
     for name in ("deepmad-cifar", "deepmad-mbv2"):
         space = get_space(name)
-        model = _model(name)
+        model = dataclasses.replace(_model(name), channel_block=channel_block)
         prog = DeepMADProgram(space, Budget())
         prog.latency_model = model
         from archsearch.train.latency import random_cnn_design
@@ -71,6 +99,9 @@ def test_design_latency_equals_spec_predictor() -> None:
             assert prog.latency(d) == pytest.approx(predict_latency(spec, model), rel=1e-12)
             units = [u for u, _ in cnn_units(spec)]
             assert units[0] == "stem" and units[-1] == "head" and len(units) == 2 + spec.depth
+            if channel_block > 1 and any(st.bottleneck % channel_block for st in spec.stages):
+                plain = predict_latency(spec, dataclasses.replace(model, channel_block=1))
+                assert predict_latency(spec, model) > plain * (1 + 1e-9)
 
 
 def _tiny_space() -> SearchSpace:
@@ -153,6 +184,60 @@ def test_joint_fit_keeps_the_unit_timings_when_few_whole_models_are_timed() -> N
         assert sum(sum(a * f for a, f in zip(coefs[u], fs)) for u, fs in feats.items()) == pytest.approx(t, rel=1e-6)
     with pytest.raises(SpecError, match="no unit timing covers"):
         fit_joint({"stem": data.units["stem"]}, data.models)
+
+
+def _blocked_calibration(truth_block: int, noise: float = 0.01):
+    """Timings of real tiny-space units and whole models that follow known coefficients with MACs
+    counted at ``truth_block`` (plus an in-context cost per activation in the whole models and up to
+    ``noise`` relative noise), as :func:`measure_calibration` would record them."""
+    from archsearch.cost.latency import model_units, summed_features
+    from archsearch.train.latency import CalibrationData, _cnn_unit_features, _random_model_spec, _unit_samples
+
+    rng = random.Random(7)
+    space = _tiny_space()
+    true = {"stem": (0.02, 0.0, 0.05, 0.0, 0.01, 0.0), "k1kxk1": (0.05, 0.04, 0.03, 0.0, 0.02, 0.01),
+            "head": (0.01, 0.1, 0.0, 0.0, 0.01, 0.0)}
+
+    def ms(feats: dict) -> float:
+        return sum(sum(a * f for a, f in zip(true[u], fs)) for u, fs in feats.items()) * (1 + rng.uniform(-noise, noise))
+
+    configs = _unit_samples(space, space.resolution, 40, rng, None)
+    specs = [_random_model_spec(space, rng, space.resolution, None) for _ in range(10)]
+    unit_calls = [[[ms({u: _cnn_unit_features(u, cfg, truth_block)}) / 1e3]] for u, cfg in configs]
+    model_calls = []
+    for spec in specs:
+        feats = summed_features(list(model_units(spec, truth_block)))
+        model_calls.append([(ms(feats) + 0.01 * sum(f[4] for f in feats.values())) / 1e3])
+    data = CalibrationData(space.name, "cpu", "test", "0", 1, 1, space.resolution, 1, {}, [], "median", 1,
+                           [(u, _cnn_unit_features(u, cfg)) for u, cfg in configs],
+                           [summed_features(list(model_units(spec))) for spec in specs], (unit_calls, model_calls), [],
+                           1, configs, specs)
+    return data.summarised("median")
+
+
+@pytest.mark.parametrize("truth", [1, 16])
+def test_calibration_picks_the_channel_block_its_whole_models_follow(truth: int) -> None:
+    from archsearch.train.latency import CHANNEL_BLOCKS, fit_calibration
+
+    data = _blocked_calibration(truth)
+    model = fit_calibration(data)
+    assert model.channel_block == truth
+    errors = model.residuals["channel_block"]
+    assert set(errors) == {str(b) for b in CHANNEL_BLOCKS} and errors[str(truth)] == min(errors.values()) < 0.02
+    other = "16" if truth == 1 else "1"  # (8 counts the tiny space's widths, all multiples of 8, as 1 does)
+    assert min(errors["32"], errors[other]) > 1.2 * errors[str(truth)]  # the blocks are told apart
+    assert fit_calibration(data, channel_block=32).channel_block == 32
+    with pytest.raises(SpecError, match="channel_block"):
+        fit_calibration(data, channel_block=0)
+
+
+def test_only_cnn_calibrations_recount_their_channels() -> None:
+    from archsearch.train.latency import fit_calibration
+
+    data = _synthetic_calibration(0.0)  # features without the configs they came from
+    assert fit_calibration(data).channel_block == 1 and "channel_block" not in fit_calibration(data).residuals
+    with pytest.raises(SpecError, match="channel_block"):
+        data.with_channel_block(16)
 
 
 def _small_design():

@@ -261,7 +261,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print_table(f"{space.name} on {model.device_name} ({model.threads} threads, batch {model.batch}, {model.resolution} px)",
                     ["unit", "a ms", "b ms/1x1-MMAC", "c ms/kxk-MMAC", "d ms/dw-MMAC", "e ms/Mact", "f ms/Mweight", "n", "rms rel", "max rel"], rows,
                     caption=f"latency ({model.statistic} of {model.runs} runs) = scale x sum over units of (a + b 1x1 MACs + c kxk MACs "
-                            f"+ d depthwise MACs + e activations + f weights); "
+                            f"+ d depthwise MACs + e activations + f weights)"
+                            + (f", conv channels rounded up to {model.channel_block} in the MACs" if model.channel_block > 1 else "")
+                            + "; "
                             f"fit {args.fit} with {int(model.residuals.get('model', {}).get('n', 0))} whole models"
                             + (f", rms {model.residuals['model']['rms_rel']:.1%} on them" if 'rms_rel' in model.residuals.get('model', {}) else "")
                             + f", scale {model.scale:.3f} · {wall:.1f} s")

@@ -16,12 +16,14 @@ with MACs, activation elements (read and written by its layers) and weights in m
 coefficients fitted per unit type by non-negative least squares on relative errors
 (:func:`fit_coefficients`). For a ViT block "1x1 MACs" are its linear layers' (a linear layer over
 tokens is a 1x1 convolution), "kxk MACs" the token-mixing products ``Q K^T`` and ``A V``; the patch
-embedding is a ``patch x patch`` convolution. The model's latency is the sum over its units.
-Coefficients come from ``archsearch calibrate`` (measuring code in :mod:`archsearch.train.latency`),
+embedding is a ``patch x patch`` convolution. A CNN conv's MACs count its channels rounded up to the
+calibration's ``channel_block`` (:attr:`LatencyModel.channel_block`: conv kernels compute whole blocks
+of channels). The model's latency is the sum over its units. Coefficients come from ``archsearch calibrate`` (measuring code in :mod:`archsearch.train.latency`),
 saved as JSON under :func:`latency_cache_dir` ``/<device>/<space>.json``.
 
-Structure the solvers use: for fixed depths and kernels every CNN feature is a posynomial in the
-widths, so the prediction is too; a ViT block's features are sums of an attention part (in the
+Structure the solvers use: for fixed depths and kernels every CNN feature with unrounded channels is a
+posynomial in the widths, and no larger than the rounded one, so the posynomial with the calibrated
+coefficients never overestimates the prediction (a valid relaxation of a latency budget); a ViT block's features are sums of an attention part (in the
 heads and query/key/value widths) and an MLP part, so its predicted latency is separable in them and
 linear in every per-block choice; a TinyViT stage's predicted latency is a sum of its units (the
 patch merging in the incoming and outgoing dims, ``depth`` identical blocks), additive over stages
@@ -60,10 +62,19 @@ STATISTICS = ("median", "p25", "min")  # what a timing keeps of its calls (see a
 _SCHEMA = 1
 
 
-def _conv(c_in: int, c_out: int, k: int, stride: int, groups: int, r_in: int) -> tuple[float, ...]:
-    """(1x1 MACs, dense kxk MACs, depthwise MACs, activation elements, weights) of one conv at batch 1."""
+def _padded(channels: int, block: int) -> int:
+    """``channels`` rounded up to a multiple of ``block``."""
+    return -(-channels // block) * block
+
+
+def _conv(c_in: int, c_out: int, k: int, stride: int, groups: int, r_in: int, block: int = 1,
+          pad_in: bool = True) -> tuple[float, ...]:
+    """(1x1 MACs, dense kxk MACs, depthwise MACs, activation elements, weights) of one conv at batch 1;
+    its MACs count the input (when ``pad_in``) and output channels rounded up to ``block``."""
     r_out = conv_out(r_in, stride)
-    macs = float(r_out * r_out * c_out * (c_in // groups) * k * k)
+    p_out = _padded(c_out, block)
+    p_in = _padded(c_in, block) if pad_in else c_in
+    macs = float(r_out * r_out * p_out * (c_in // groups if groups > 1 else p_in) * k * k)
     acts = float(c_in * r_in * r_in + c_out * r_out * r_out)
     weights = float(c_out * (c_in // groups) * k * k)
     if groups > 1:
@@ -78,16 +89,17 @@ def _features(convs: Sequence[tuple[float, ...]], extra_elems: float = 0.0) -> t
 
 
 def block_features(block: str, *, c_in: int, c_out: int, bottleneck: int, kernel: int, stride: int, r_in: int,
-                   se: bool = False) -> tuple[float, ...]:
-    """Features of one block (see :data:`FEATURES`); the residual sum's elements count once."""
-    b, r_out = bottleneck, conv_out(r_in, stride)
+                   se: bool = False, channel_block: int = 1) -> tuple[float, ...]:
+    """Features of one block (see :data:`FEATURES`); the residual sum's elements count once. The convs'
+    MACs count channels rounded up to ``channel_block`` (:attr:`LatencyModel.channel_block`)."""
+    b, r_out, cb = bottleneck, conv_out(r_in, stride), channel_block
     if block == "k1kxk1":
-        convs = [_conv(c_in, b, 1, 1, 1, r_in), _conv(b, b, kernel, stride, 1, r_in), _conv(b, c_out, 1, 1, 1, r_out)]
+        convs = [_conv(c_in, b, 1, 1, 1, r_in, cb), _conv(b, b, kernel, stride, 1, r_in, cb), _conv(b, c_out, 1, 1, 1, r_out, cb)]
         if stride != 1 or c_in != c_out:
-            convs.append(_conv(c_in, c_out, 1, stride, 1, r_in))
+            convs.append(_conv(c_in, c_out, 1, stride, 1, r_in, cb))
         return _features(convs, 2.0 * c_out * r_out * r_out)
     if block == "k1dwk1":
-        convs = [_conv(c_in, b, 1, 1, 1, r_in), _conv(b, b, kernel, stride, b, r_in), _conv(b, c_out, 1, 1, 1, r_out)]
+        convs = [_conv(c_in, b, 1, 1, 1, r_in, cb), _conv(b, b, kernel, stride, b, r_in, cb), _conv(b, c_out, 1, 1, 1, r_out, cb)]
         extra = 2.0 * c_out * r_out * r_out if (stride == 1 and c_in == c_out) else 0.0
         if se:
             rd = se_channels(b)
@@ -97,8 +109,9 @@ def block_features(block: str, *, c_in: int, c_out: int, bottleneck: int, kernel
     raise SpecError(f"block: expected one of ['k1kxk1', 'k1dwk1'], got {block!r}")
 
 
-def stem_features(*, c_in: int, c_out: int, kernel: int, stride: int, r_in: int) -> tuple[float, ...]:
-    return _features([_conv(c_in, c_out, kernel, stride, 1, r_in)])
+def stem_features(*, c_in: int, c_out: int, kernel: int, stride: int, r_in: int, channel_block: int = 1) -> tuple[float, ...]:
+    """The stem conv; its output channels are rounded up to ``channel_block`` in its MACs, the image's are not."""
+    return _features([_conv(c_in, c_out, kernel, stride, 1, r_in, channel_block, pad_in=False)])
 
 
 def head_features(*, channels: int, side: int, num_classes: int) -> tuple[float, ...]:
@@ -107,18 +120,20 @@ def head_features(*, channels: int, side: int, num_classes: int) -> tuple[float,
             channels * num_classes / 1e6)
 
 
-def cnn_units(spec: CNNSpec) -> Iterator[tuple[str, tuple[float, ...]]]:
-    """``(unit type, features)`` of every unit of the whole model in execution order."""
+def cnn_units(spec: CNNSpec, channel_block: int = 1) -> Iterator[tuple[str, tuple[float, ...]]]:
+    """``(unit type, features)`` of every unit of the whole model in execution order (MACs with channels
+    rounded up to ``channel_block``)."""
     stem = spec.stem
     yield "stem", stem_features(c_in=stem.in_channels, c_out=stem.out_channels, kernel=stem.kernel, stride=stem.stride,
-                                r_in=spec.resolution)
+                                r_in=spec.resolution, channel_block=channel_block)
     r = conv_out(spec.resolution, stem.stride)
     for st in spec.stages:
         for j in range(st.depth):
             first = j == 0
             stride = st.stride if first else 1
             yield st.block, block_features(st.block, c_in=st.in_channels if first else st.out_channels, c_out=st.out_channels,
-                                           bottleneck=st.bottleneck, kernel=st.kernel, stride=stride, r_in=r, se=st.se)
+                                           bottleneck=st.bottleneck, kernel=st.kernel, stride=stride, r_in=r, se=st.se,
+                                           channel_block=channel_block)
             r = conv_out(r, stride)
     if spec.num_classes:
         yield "head", head_features(channels=spec.out_channels, side=r, num_classes=spec.num_classes)
@@ -357,10 +372,11 @@ def tinyvit_units(spec: TinyViTSpec) -> Iterator[tuple[str, tuple[float, ...]]]:
         yield key[0], _tinyvit_features(ops)
 
 
-def model_units(spec: object) -> Iterator[tuple[str, tuple[float, ...]]]:
-    """The units of a CNN, ViT, STViT, MCi or TinyViT spec."""
+def model_units(spec: object, channel_block: int = 1) -> Iterator[tuple[str, tuple[float, ...]]]:
+    """The units of a CNN, ViT, STViT, MCi or TinyViT spec (``channel_block``: CNN conv channels are
+    rounded up to it in the MACs features; the other families ignore it)."""
     if isinstance(spec, CNNSpec):
-        return cnn_units(spec)
+        return cnn_units(spec, channel_block)
     if isinstance(spec, ViTSpec):
         return vit_units(spec)
     if isinstance(spec, STViTSpec):
@@ -393,6 +409,11 @@ class LatencyModel:
             over whole random models (blocks timed alone run with warm caches; in a network they do not).
         statistic: What each timing kept of its calls (:data:`STATISTICS`): the predictions are of that
             statistic of a forward's time.
+        channel_block: CNN conv channels are rounded up to a multiple of it in the MACs features (1:
+            none). Convolution kernels compute whole blocks of channels (oneDNN's fp32 kernels on AVX-512
+            keep 16 per vector register), so a 24-channel conv costs as much as a 32-channel one; the
+            calibration picks the block that fits its whole models best
+            (:func:`archsearch.train.latency.fit_calibration`).
     """
 
     space: str
@@ -407,6 +428,7 @@ class LatencyModel:
     runs: int = 30
     scale: float = 1.0
     statistic: str = "median"
+    channel_block: int = 1
 
     def unit_ms(self, unit: str, features: Sequence[float]) -> float:
         try:
@@ -441,9 +463,12 @@ class LatencyModel:
             statistic = str(obj.get("statistic", "median"))
             if statistic not in STATISTICS:
                 raise ValueError("statistic")
+            channel_block = obj.get("channel_block", 1)  # files written before it was fitted: 1
+            if not isinstance(channel_block, int) or isinstance(channel_block, bool) or not 1 <= channel_block <= 256:
+                raise ValueError("channel_block")
             return cls(str(obj["space"]), str(obj["device"]), str(obj["device_name"]), str(obj["torch_version"]),
                        int(obj["threads"]), int(obj["batch"]), int(obj["resolution"]), coefs, residuals, int(obj.get("runs", 30)),
-                       float(obj.get("scale", 1.0)), statistic)
+                       float(obj.get("scale", 1.0)), statistic, channel_block)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SpecError(f"latency file: malformed field ({exc})") from None
 
@@ -467,7 +492,7 @@ class LatencyModel:
 def predict_latency(spec: Any, model: LatencyModel) -> float:
     """Predicted whole-model latency in milliseconds at the calibration's batch size
     (``scale`` times the sum of the unit predictions)."""
-    return sum(model.unit_ms(unit, feats) for unit, feats in model_units(spec))
+    return sum(model.unit_ms(unit, feats) for unit, feats in model_units(spec, model.channel_block))
 
 
 def fit_coefficients(features: Sequence[Sequence[float]], times_ms: Sequence[float]) -> tuple[tuple[float, ...], dict[str, float]]:

@@ -14,7 +14,8 @@ whose optimum bounds every design in the box from above:
 * kernel sets are relaxed to an interval of ``log k^2``; the depth penalty is convex and exact;
 * a latency budget: the calibrated predictor (:mod:`archsearch.cost.latency`) is a non-negative
   combination of posynomial features, entered like the MACs row (terms a design may lack are left
-  out, so it never overestimates).
+  out, and the MACs count unrounded channels where the predictor rounds them up to the calibration's
+  channel block, so it never overestimates).
 
 Only designs that beat the incumbent matter, which shrinks boxes without branching (both valid for
 every such design, so the bound stays valid for the whole space):
@@ -221,7 +222,8 @@ class _Relaxation:
             cons.append(total <= 1)
             self.budget_rows.append((cons[-1], rep))
         # latency: the calibrated predictor is a non-negative combination of posynomial features (MACs,
-        # activations, weights, a constant per unit), so it enters exactly like the MACs row
+        # activations, weights, a constant per unit), so it enters like the MACs row; its MACs with
+        # channels rounded up to the calibration's block are bounded below by the unrounded ones
         self.covers_latency = prog.latency_model is not None and b.latency_ms is not None
         if self.covers_latency:
             lat_rows, lat_coefs, rep_lat, rep_lat_d = self._latency_terms()
@@ -390,7 +392,9 @@ class _Relaxation:
         and the head as ``(exponent rows, coefficients)`` in ``z``; the repeated blocks as coefficients of
         the monomial totals ``M`` (per monomial, ms) and of ``D`` (their constant). Terms that a design may
         lack (the shortcut of a stride-1 superblock, the residual sum of an inverted residual, SE) are
-        left out, so the row never overestimates a design's latency: the relaxation stays valid."""
+        left out, and the MACs count the widths themselves, not rounded up to the calibration's
+        ``channel_block``, so the row never overestimates a design's latency: the relaxation stays valid
+        (exact where every width is a multiple of the block)."""
         prog, n, e, col = self.prog, self.prog.n, self._e, self.col
         model = prog.latency_model
         assert model is not None
