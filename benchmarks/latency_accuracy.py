@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--test", default="deepmad-r18,deepmad-r34")
     parser.add_argument("--specs", type=int, default=30)
     parser.add_argument("--resolution", type=int, default=None)
-    parser.add_argument("--models", type=int, default=12)
+    parser.add_argument("--models", type=int, default=24)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--samples", type=int, default=48)
     parser.add_argument("--runs", type=int, default=30)
@@ -100,7 +100,8 @@ def main() -> None:
               "resolution": res, "threads": args.threads, "runs": args.runs, "rounds": args.rounds,
               "whole_models_in_calibration": args.models,
               "fit": {f"{stat}/{fit}": m.residuals for (stat, fit), m in fitted.items()},
-              "channel_block": {f"{stat}/{fit}": m.channel_block for (stat, fit), m in fitted.items()}, "spaces": {}}
+              "counting": {f"{stat}/{fit}": f"{m.channel_block}/{m.kernel_exponent:g}" for (stat, fit), m in fitted.items()},
+              "spaces": {}}
     dump = {"unit_features": data.unit_features, "model_features": data.model_features, "calls": data.calls, "tests": []}
     errors: dict[tuple[str, str], list[float]] = {key: [] for key in fitted}
     repeat: dict[str, list[float]] = {stat: [] for stat in STATISTICS}

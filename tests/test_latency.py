@@ -31,16 +31,18 @@ def test_predictor_file_round_trips(tmp_path) -> None:
     path = model.save(tmp_path / "m.json")
     assert LatencyModel.load(path) == model
     assert json.loads(path.read_text())["features"] == list(FEATURES)
-    blocked = dataclasses.replace(model, channel_block=16)
+    blocked = dataclasses.replace(model, channel_block=16, kernel_exponent=0.3)
     assert LatencyModel.load(blocked.save(tmp_path / "b.json")) == blocked
     older = {k: v for k, v in model.to_dict().items() if k != "channel_block"}  # a file from before the field
     (tmp_path / "old.json").write_text(json.dumps(older))
     assert LatencyModel.load(tmp_path / "old.json").channel_block == 1
+    assert LatencyModel.load(tmp_path / "old.json").kernel_exponent == 0.0
 
 
 @pytest.mark.parametrize("change", [{"schema": 99}, {"coefs": {"stem": [1.0]}}, {"coefs": {"stem": [-1.0] * N}},
                                     {"coefs": {"bogus": [1.0] * N}}, {"threads": "many"}, {"channel_block": 0},
-                                    {"channel_block": "16"}, {"channel_block": 1.5}])
+                                    {"channel_block": "16"}, {"channel_block": 1.5}, {"kernel_exponent": "0.1"},
+                                    {"kernel_exponent": 5.0}])
 def test_bad_predictor_files_are_refused(tmp_path, change) -> None:
     obj = _model("x").to_dict() | change
     (tmp_path / "m.json").write_text(json.dumps(obj))
@@ -81,13 +83,23 @@ def test_channel_block_rounds_conv_channels_up_in_the_macs_only() -> None:
     assert stem_features(c_in=3, c_out=24, kernel=3, stride=2, r_in=32, channel_block=16)[2] == pytest.approx(256 * 3 * 32 * 9 / 1e6)
 
 
-@pytest.mark.parametrize("channel_block", [1, 16])
-def test_design_latency_equals_spec_predictor(channel_block: int) -> None:
+def test_kernel_exponent_weighs_kxk_macs_by_a_power_of_the_kernel_area() -> None:
+    kw = dict(c_in=32, c_out=32, bottleneck=16, kernel=5, stride=1, r_in=8)
+    plain, weighted = block_features("k1kxk1", **kw), block_features("k1kxk1", **kw, kernel_exponent=0.5)
+    assert weighted[2] == pytest.approx(plain[2] * (25 / 9) ** -0.5) and weighted[:2] == plain[:2] and weighted[3:] == plain[3:]
+    assert block_features("k1kxk1", **(kw | {"kernel": 3}), kernel_exponent=0.5) == block_features("k1kxk1", **(kw | {"kernel": 3}))
+    dw = dict(c_in=16, c_out=16, bottleneck=48, kernel=7, stride=1, r_in=8)
+    assert block_features("k1dwk1", **dw, kernel_exponent=-0.2)[3] == pytest.approx(64 * 48 * 49 * (49 / 9) ** 0.2 / 1e6)
+    assert stem_features(c_in=3, c_out=16, kernel=5, stride=2, r_in=32, kernel_exponent=1.0)[2] == pytest.approx(256 * 3 * 16 * 9 / 1e6)
+
+
+@pytest.mark.parametrize("channel_block,kernel_exponent", [(1, 0.0), (16, 0.0), (16, 0.3)])
+def test_design_latency_equals_spec_predictor(channel_block: int, kernel_exponent: float) -> None:
     import dataclasses
 
     for name in ("deepmad-cifar", "deepmad-mbv2"):
         space = get_space(name)
-        model = dataclasses.replace(_model(name), channel_block=channel_block)
+        model = dataclasses.replace(_model(name), channel_block=channel_block, kernel_exponent=kernel_exponent)
         prog = DeepMADProgram(space, Budget())
         prog.latency_model = model
         from archsearch.train.latency import random_cnn_design
@@ -186,10 +198,10 @@ def test_joint_fit_keeps_the_unit_timings_when_few_whole_models_are_timed() -> N
         fit_joint({"stem": data.units["stem"]}, data.models)
 
 
-def _blocked_calibration(truth_block: int, noise: float = 0.01):
+def _counted_calibration(truth_block: int, truth_exponent: float, noise: float = 0.01):
     """Timings of real tiny-space units and whole models that follow known coefficients with MACs
-    counted at ``truth_block`` (plus an in-context cost per activation in the whole models and up to
-    ``noise`` relative noise), as :func:`measure_calibration` would record them."""
+    counted at ``truth_block`` and ``truth_exponent`` (plus an in-context cost per activation in the
+    whole models and up to ``noise`` relative noise), as :func:`measure_calibration` would record them."""
     from archsearch.cost.latency import model_units, summed_features
     from archsearch.train.latency import CalibrationData, _cnn_unit_features, _random_model_spec, _unit_samples
 
@@ -203,41 +215,53 @@ def _blocked_calibration(truth_block: int, noise: float = 0.01):
 
     configs = _unit_samples(space, space.resolution, 40, rng, None)
     specs = [_random_model_spec(space, rng, space.resolution, None) for _ in range(10)]
-    unit_calls = [[[ms({u: _cnn_unit_features(u, cfg, truth_block)}) / 1e3]] for u, cfg in configs]
+    unit_calls = [[[ms({u: _cnn_unit_features(u, cfg, truth_block, truth_exponent)}) / 1e3]] for u, cfg in configs]
     model_calls = []
     for spec in specs:
-        feats = summed_features(list(model_units(spec, truth_block)))
+        feats = summed_features(list(model_units(spec, truth_block, truth_exponent)))
         model_calls.append([(ms(feats) + 0.01 * sum(f[4] for f in feats.values())) / 1e3])
     data = CalibrationData(space.name, "cpu", "test", "0", 1, 1, space.resolution, 1, {}, [], "median", 1,
                            [(u, _cnn_unit_features(u, cfg)) for u, cfg in configs],
                            [summed_features(list(model_units(spec))) for spec in specs], (unit_calls, model_calls), [],
-                           1, configs, specs)
+                           1, 0.0, configs, specs)
     return data.summarised("median")
 
 
-@pytest.mark.parametrize("truth", [1, 16])
-def test_calibration_picks_the_channel_block_its_whole_models_follow(truth: int) -> None:
-    from archsearch.train.latency import CHANNEL_BLOCKS, fit_calibration
+@pytest.mark.parametrize("block,exponent", [(1, 0.0), (16, 0.0), (16, 0.3), (1, -0.2)])
+def test_calibration_picks_how_its_whole_models_count_macs(block: int, exponent: float) -> None:
+    from archsearch.train.latency import CHANNEL_BLOCKS, KERNEL_EXPONENTS, fit_calibration
 
-    data = _blocked_calibration(truth)
+    data = _counted_calibration(block, exponent, noise=0.0)
     model = fit_calibration(data)
-    assert model.channel_block == truth
-    errors = model.residuals["channel_block"]
-    assert set(errors) == {str(b) for b in CHANNEL_BLOCKS} and errors[str(truth)] == min(errors.values()) < 0.02
-    other = "16" if truth == 1 else "1"  # (8 counts the tiny space's widths, all multiples of 8, as 1 does)
-    assert min(errors["32"], errors[other]) > 1.2 * errors[str(truth)]  # the blocks are told apart
-    assert fit_calibration(data, channel_block=32).channel_block == 32
+    assert (model.channel_block, model.kernel_exponent) == (block, exponent)
+    errors = model.residuals["counting"]
+    assert len(errors) == len(CHANNEL_BLOCKS) * len(KERNEL_EXPONENTS) and errors[f"{block}/{exponent:g}"] < 1e-6
+    # every other pair misfits (8 counts the tiny space's widths, all multiples of 8, as 1 does)
+    assert min(e for key, e in errors.items() if key not in (f"{block}/{exponent:g}", f"{8 if block == 1 else -1}/{exponent:g}")) > 1e-4
+    fixed = fit_calibration(data, channel_block=32, kernel_exponent=0.1)
+    assert (fixed.channel_block, fixed.kernel_exponent) == (32, 0.1) and "counting" not in fixed.residuals
     with pytest.raises(SpecError, match="channel_block"):
         fit_calibration(data, channel_block=0)
+    with pytest.raises(SpecError, match="kernel_exponent"):
+        fit_calibration(data, kernel_exponent=3.0)
+
+
+def test_calibration_tells_the_channel_block_through_timing_noise() -> None:
+    from archsearch.train.latency import fit_calibration
+
+    for block in (1, 16):
+        model = fit_calibration(_counted_calibration(block, 0.0, noise=0.01), kernel_exponent=0.0)
+        assert model.channel_block == block and model.residuals["model"]["rms_rel"] < 0.01
 
 
 def test_only_cnn_calibrations_recount_their_channels() -> None:
     from archsearch.train.latency import fit_calibration
 
     data = _synthetic_calibration(0.0)  # features without the configs they came from
-    assert fit_calibration(data).channel_block == 1 and "channel_block" not in fit_calibration(data).residuals
-    with pytest.raises(SpecError, match="channel_block"):
-        data.with_channel_block(16)
+    model = fit_calibration(data)
+    assert (model.channel_block, model.kernel_exponent) == (1, 0.0) and "counting" not in model.residuals
+    with pytest.raises(SpecError, match="recounted"):
+        data.recounted(16, 0.0)
 
 
 def _small_design():

@@ -471,31 +471,34 @@ def test_solver_registry_and_options() -> None:
 
 # -- latency budgets: the calibrated predictor as a posynomial row of the relaxation --------------------------
 
-def _latency_model(space: SearchSpace, channel_block: int = 1):
+def _latency_model(space: SearchSpace, channel_block: int = 1, kernel_exponent: float = 0.0):
     from archsearch.cost.latency import LatencyModel, latency_model_path
 
     coefs = {"stem": (0.05, 0.0, 0.05, 0.0, 0.1, 0.02), "k1kxk1": (0.15, 0.03, 0.02, 0.0, 0.5, 0.2),
              "k1dwk1": (0.1, 0.03, 0.0, 0.2, 0.4, 0.1), "head": (0.06, 1.0, 0.0, 0.0, 0.2, 0.1)}
     model = LatencyModel(space.name, "cpu", "test cpu", "0", 1, 1, space.resolution, coefs,
-                         {u: {"n": 4.0} for u in coefs}, scale=1.1, channel_block=channel_block)
+                         {u: {"n": 4.0} for u in coefs}, scale=1.1, channel_block=channel_block,
+                         kernel_exponent=kernel_exponent)
     model.save(latency_model_path(space.name))
     return model
 
 
-@pytest.mark.parametrize("channel_block", [1, 16])
+@pytest.mark.parametrize("channel_block,kernel_exponent", [(1, 0.0), (16, 0.0), (1, 0.3), (1, -0.2)])
 @pytest.mark.parametrize("block", ["k1kxk1", "k1dwk1"])
-def test_latency_row_never_overestimates_a_design(block: str, channel_block: int) -> None:
+def test_latency_row_never_overestimates_a_design(block: str, channel_block: int, kernel_exponent: float) -> None:
     """The row evaluated at a design (M = D m(z), its depths) is at most the design's predicted latency,
-    and equal where the design has every term the row keeps (no stride-1 superblock changing width)
-    and, with a channel block, every width a multiple of it (the predictor rounds the others up)."""
+    and equal where the design has every term the row keeps (no stride-1 superblock changing width),
+    with a channel block every width a multiple of it (the predictor rounds the others up), and with a
+    kernel exponent every repeated block at the kernel of least weight per MAC."""
     import numpy as np
 
     from archsearch.solvers.deepmad import _Relaxation
 
     space = _tiny(block)
-    _latency_model(space, channel_block)
+    _latency_model(space, channel_block, kernel_exponent)
     prog = DeepMADProgram(space, Budget(latency_ms=1.0))
     relax = _Relaxation(prog, None)
+    k_exact = max(space.kernels) if kernel_exponent > 0 else min(space.kernels)
     rows, coefs, rep, rep_d = relax._latency_terms()
     equal = strict = 0
     for d in _all_valid(space)[::97]:
@@ -507,6 +510,7 @@ def test_latency_row_never_overestimates_a_design(block: str, channel_block: int
         assert row <= predicted * (1 + 1e-9)
         exact = d.c[0] != d.c0 if block == "k1kxk1" else d.c[0] == d.c0  # the stride-1 superblock's optional term
         rounded = any(w % channel_block for w in (d.c0, *d.c, *d.b))
+        rounded |= kernel_exponent != 0 and any(L > 1 and k != k_exact for L, k in zip(d.L, d.k))
         if not exact and not rounded:
             assert row == pytest.approx(predicted, rel=1e-9)
             equal += 1
@@ -516,10 +520,10 @@ def test_latency_row_never_overestimates_a_design(block: str, channel_block: int
     assert equal > 0 or (channel_block > 1 and strict > 0)
 
 
-@pytest.mark.parametrize("block,channel_block", [("k1kxk1", 1), ("k1dwk1", 1), ("k1kxk1", 16)])
-def test_solver_matches_brute_force_with_a_binding_latency_budget(block: str, channel_block: int) -> None:
+@pytest.mark.parametrize("block,channel_block,kernel_exponent", [("k1kxk1", 1, 0.0), ("k1dwk1", 1, 0.0), ("k1kxk1", 16, 0.3)])
+def test_solver_matches_brute_force_with_a_binding_latency_budget(block: str, channel_block: int, kernel_exponent: float) -> None:
     space = _tiny(block)
-    _latency_model(space, channel_block)
+    _latency_model(space, channel_block, kernel_exponent)
     free_prog, free = _optimum(space, space.budget)
     limit = 0.9 * DeepMADProgram(space, Budget(latency_ms=1.0)).latency(free[0])
     budget = space.budget.replace(latency_ms=limit)

@@ -263,6 +263,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                     caption=f"latency ({model.statistic} of {model.runs} runs) = scale x sum over units of (a + b 1x1 MACs + c kxk MACs "
                             f"+ d depthwise MACs + e activations + f weights)"
                             + (f", conv channels rounded up to {model.channel_block} in the MACs" if model.channel_block > 1 else "")
+                            + (f", a kxk MAC counting (k²/9)^-{model.kernel_exponent:g}" if model.kernel_exponent else "")
                             + "; "
                             f"fit {args.fit} with {int(model.residuals.get('model', {}).get('n', 0))} whole models"
                             + (f", rms {model.residuals['model']['rms_rel']:.1%} on them" if 'rms_rel' in model.residuals.get('model', {}) else "")
@@ -852,7 +853,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--statistic", choices=("median", "p25", "min"), default="median",
                    help="what is kept of each block's runs (default median; min, then p25, are the reproducible ones "
                         "on a shared machine, and min gives the most accurate predictor there)")
-    p.add_argument("--models", type=int, default=12, help="whole random models to time (default 12)")
+    p.add_argument("--models", type=int, default=24, help="whole random models to time (default 24)")
     p.add_argument("--fit", choices=("joint", "blocks"), default="joint",
                    help="joint: coefficients fitted to block and whole-model timings at once (default); "
                         "blocks: to blocks alone, whole models give a scale")

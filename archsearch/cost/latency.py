@@ -18,7 +18,8 @@ coefficients fitted per unit type by non-negative least squares on relative erro
 tokens is a 1x1 convolution), "kxk MACs" the token-mixing products ``Q K^T`` and ``A V``; the patch
 embedding is a ``patch x patch`` convolution. A CNN conv's MACs count its channels rounded up to the
 calibration's ``channel_block`` (:attr:`LatencyModel.channel_block`: conv kernels compute whole blocks
-of channels). The model's latency is the sum over its units. Coefficients come from ``archsearch calibrate`` (measuring code in :mod:`archsearch.train.latency`),
+of channels), and a kxk or depthwise MAC counts ``(k^2 / 9)^-kernel_exponent`` (a 3x3 MAC counts 1;
+:attr:`LatencyModel.kernel_exponent`: larger kernels reuse each input more). The model's latency is the sum over its units. Coefficients come from ``archsearch calibrate`` (measuring code in :mod:`archsearch.train.latency`),
 saved as JSON under :func:`latency_cache_dir` ``/<device>/<space>.json``.
 
 Structure the solvers use: for fixed depths and kernels every CNN feature with unrounded channels is a
@@ -68,13 +69,16 @@ def _padded(channels: int, block: int) -> int:
 
 
 def _conv(c_in: int, c_out: int, k: int, stride: int, groups: int, r_in: int, block: int = 1,
-          pad_in: bool = True) -> tuple[float, ...]:
+          gamma: float = 0.0, pad_in: bool = True) -> tuple[float, ...]:
     """(1x1 MACs, dense kxk MACs, depthwise MACs, activation elements, weights) of one conv at batch 1;
-    its MACs count the input (when ``pad_in``) and output channels rounded up to ``block``."""
+    its MACs count the input (when ``pad_in``) and output channels rounded up to ``block``, and a kxk
+    MAC counts ``(k^2 / 9)^-gamma``."""
     r_out = conv_out(r_in, stride)
     p_out = _padded(c_out, block)
     p_in = _padded(c_in, block) if pad_in else c_in
     macs = float(r_out * r_out * p_out * (c_in // groups if groups > 1 else p_in) * k * k)
+    if k > 1 and gamma:
+        macs *= (k * k / 9.0) ** -gamma
     acts = float(c_in * r_in * r_in + c_out * r_out * r_out)
     weights = float(c_out * (c_in // groups) * k * k)
     if groups > 1:
@@ -89,17 +93,18 @@ def _features(convs: Sequence[tuple[float, ...]], extra_elems: float = 0.0) -> t
 
 
 def block_features(block: str, *, c_in: int, c_out: int, bottleneck: int, kernel: int, stride: int, r_in: int,
-                   se: bool = False, channel_block: int = 1) -> tuple[float, ...]:
+                   se: bool = False, channel_block: int = 1, kernel_exponent: float = 0.0) -> tuple[float, ...]:
     """Features of one block (see :data:`FEATURES`); the residual sum's elements count once. The convs'
-    MACs count channels rounded up to ``channel_block`` (:attr:`LatencyModel.channel_block`)."""
-    b, r_out, cb = bottleneck, conv_out(r_in, stride), channel_block
+    MACs count channels rounded up to ``channel_block`` (:attr:`LatencyModel.channel_block`), a kxk MAC
+    ``(k^2 / 9)^-kernel_exponent`` (:attr:`LatencyModel.kernel_exponent`)."""
+    b, r_out, cb, g = bottleneck, conv_out(r_in, stride), channel_block, kernel_exponent
     if block == "k1kxk1":
-        convs = [_conv(c_in, b, 1, 1, 1, r_in, cb), _conv(b, b, kernel, stride, 1, r_in, cb), _conv(b, c_out, 1, 1, 1, r_out, cb)]
+        convs = [_conv(c_in, b, 1, 1, 1, r_in, cb), _conv(b, b, kernel, stride, 1, r_in, cb, g), _conv(b, c_out, 1, 1, 1, r_out, cb)]
         if stride != 1 or c_in != c_out:
             convs.append(_conv(c_in, c_out, 1, stride, 1, r_in, cb))
         return _features(convs, 2.0 * c_out * r_out * r_out)
     if block == "k1dwk1":
-        convs = [_conv(c_in, b, 1, 1, 1, r_in, cb), _conv(b, b, kernel, stride, b, r_in, cb), _conv(b, c_out, 1, 1, 1, r_out, cb)]
+        convs = [_conv(c_in, b, 1, 1, 1, r_in, cb), _conv(b, b, kernel, stride, b, r_in, cb, g), _conv(b, c_out, 1, 1, 1, r_out, cb)]
         extra = 2.0 * c_out * r_out * r_out if (stride == 1 and c_in == c_out) else 0.0
         if se:
             rd = se_channels(b)
@@ -109,9 +114,11 @@ def block_features(block: str, *, c_in: int, c_out: int, bottleneck: int, kernel
     raise SpecError(f"block: expected one of ['k1kxk1', 'k1dwk1'], got {block!r}")
 
 
-def stem_features(*, c_in: int, c_out: int, kernel: int, stride: int, r_in: int, channel_block: int = 1) -> tuple[float, ...]:
-    """The stem conv; its output channels are rounded up to ``channel_block`` in its MACs, the image's are not."""
-    return _features([_conv(c_in, c_out, kernel, stride, 1, r_in, channel_block, pad_in=False)])
+def stem_features(*, c_in: int, c_out: int, kernel: int, stride: int, r_in: int, channel_block: int = 1,
+                  kernel_exponent: float = 0.0) -> tuple[float, ...]:
+    """The stem conv; its output channels are rounded up to ``channel_block`` in its MACs, the image's are
+    not (``kernel_exponent``: as :func:`block_features`)."""
+    return _features([_conv(c_in, c_out, kernel, stride, 1, r_in, channel_block, kernel_exponent, pad_in=False)])
 
 
 def head_features(*, channels: int, side: int, num_classes: int) -> tuple[float, ...]:
@@ -120,12 +127,12 @@ def head_features(*, channels: int, side: int, num_classes: int) -> tuple[float,
             channels * num_classes / 1e6)
 
 
-def cnn_units(spec: CNNSpec, channel_block: int = 1) -> Iterator[tuple[str, tuple[float, ...]]]:
-    """``(unit type, features)`` of every unit of the whole model in execution order (MACs with channels
-    rounded up to ``channel_block``)."""
+def cnn_units(spec: CNNSpec, channel_block: int = 1, kernel_exponent: float = 0.0) -> Iterator[tuple[str, tuple[float, ...]]]:
+    """``(unit type, features)`` of every unit of the whole model in execution order (MACs counted at
+    ``channel_block`` and ``kernel_exponent``: :func:`block_features`)."""
     stem = spec.stem
     yield "stem", stem_features(c_in=stem.in_channels, c_out=stem.out_channels, kernel=stem.kernel, stride=stem.stride,
-                                r_in=spec.resolution, channel_block=channel_block)
+                                r_in=spec.resolution, channel_block=channel_block, kernel_exponent=kernel_exponent)
     r = conv_out(spec.resolution, stem.stride)
     for st in spec.stages:
         for j in range(st.depth):
@@ -133,7 +140,7 @@ def cnn_units(spec: CNNSpec, channel_block: int = 1) -> Iterator[tuple[str, tupl
             stride = st.stride if first else 1
             yield st.block, block_features(st.block, c_in=st.in_channels if first else st.out_channels, c_out=st.out_channels,
                                            bottleneck=st.bottleneck, kernel=st.kernel, stride=stride, r_in=r, se=st.se,
-                                           channel_block=channel_block)
+                                           channel_block=channel_block, kernel_exponent=kernel_exponent)
             r = conv_out(r, stride)
     if spec.num_classes:
         yield "head", head_features(channels=spec.out_channels, side=r, num_classes=spec.num_classes)
@@ -372,11 +379,11 @@ def tinyvit_units(spec: TinyViTSpec) -> Iterator[tuple[str, tuple[float, ...]]]:
         yield key[0], _tinyvit_features(ops)
 
 
-def model_units(spec: object, channel_block: int = 1) -> Iterator[tuple[str, tuple[float, ...]]]:
-    """The units of a CNN, ViT, STViT, MCi or TinyViT spec (``channel_block``: CNN conv channels are
-    rounded up to it in the MACs features; the other families ignore it)."""
+def model_units(spec: object, channel_block: int = 1, kernel_exponent: float = 0.0) -> Iterator[tuple[str, tuple[float, ...]]]:
+    """The units of a CNN, ViT, STViT, MCi or TinyViT spec (``channel_block``, ``kernel_exponent``: how
+    CNN conv MACs are counted, :func:`block_features`; the other families ignore them)."""
     if isinstance(spec, CNNSpec):
-        return cnn_units(spec, channel_block)
+        return cnn_units(spec, channel_block, kernel_exponent)
     if isinstance(spec, ViTSpec):
         return vit_units(spec)
     if isinstance(spec, STViTSpec):
@@ -414,6 +421,10 @@ class LatencyModel:
             keep 16 per vector register), so a 24-channel conv costs as much as a 32-channel one; the
             calibration picks the block that fits its whole models best
             (:func:`archsearch.train.latency.fit_calibration`).
+        kernel_exponent: A CNN kxk or depthwise MAC counts ``(k^2 / 9)^-kernel_exponent`` in the MACs
+            features (0: all alike). A larger kernel reuses each loaded input for more MACs, so its MACs
+            run faster; a power of ``k^2`` keeps the prediction a posynomial in the kernel. Picked by
+            the calibration with the channel block.
     """
 
     space: str
@@ -429,6 +440,7 @@ class LatencyModel:
     scale: float = 1.0
     statistic: str = "median"
     channel_block: int = 1
+    kernel_exponent: float = 0.0
 
     def unit_ms(self, unit: str, features: Sequence[float]) -> float:
         try:
@@ -466,9 +478,12 @@ class LatencyModel:
             channel_block = obj.get("channel_block", 1)  # files written before it was fitted: 1
             if not isinstance(channel_block, int) or isinstance(channel_block, bool) or not 1 <= channel_block <= 256:
                 raise ValueError("channel_block")
+            kernel_exponent = obj.get("kernel_exponent", 0.0)
+            if isinstance(kernel_exponent, bool) or not isinstance(kernel_exponent, (int, float)) or not -2 <= kernel_exponent <= 2:
+                raise ValueError("kernel_exponent")
             return cls(str(obj["space"]), str(obj["device"]), str(obj["device_name"]), str(obj["torch_version"]),
                        int(obj["threads"]), int(obj["batch"]), int(obj["resolution"]), coefs, residuals, int(obj.get("runs", 30)),
-                       float(obj.get("scale", 1.0)), statistic, channel_block)
+                       float(obj.get("scale", 1.0)), statistic, channel_block, float(kernel_exponent))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SpecError(f"latency file: malformed field ({exc})") from None
 
@@ -492,7 +507,7 @@ class LatencyModel:
 def predict_latency(spec: Any, model: LatencyModel) -> float:
     """Predicted whole-model latency in milliseconds at the calibration's batch size
     (``scale`` times the sum of the unit predictions)."""
-    return sum(model.unit_ms(unit, feats) for unit, feats in model_units(spec, model.channel_block))
+    return sum(model.unit_ms(unit, feats) for unit, feats in model_units(spec, model.channel_block, model.kernel_exponent))
 
 
 def fit_coefficients(features: Sequence[Sequence[float]], times_ms: Sequence[float]) -> tuple[tuple[float, ...], dict[str, float]]:

@@ -394,7 +394,10 @@ class _Relaxation:
         lack (the shortcut of a stride-1 superblock, the residual sum of an inverted residual, SE) are
         left out, and the MACs count the widths themselves, not rounded up to the calibration's
         ``channel_block``, so the row never overestimates a design's latency: the relaxation stays valid
-        (exact where every width is a multiple of the block)."""
+        (exact where every width is a multiple of the block). A kxk MAC's weight ``(k^2 / 9)^-gamma``
+        (``kernel_exponent``) makes the first blocks' kxk term the monomial ``9^gamma b^2 (k^2)^(1 - gamma)``;
+        the repeated blocks' share the ``b^2 k^2`` monomial of their weights, so they take the smallest
+        weight over the space's kernels (exact at that kernel)."""
         prog, n, e, col = self.prog, self.prog.n, self._e, self.col
         model = prog.latency_model
         assert model is not None
@@ -414,8 +417,10 @@ class _Relaxation:
                     coefs.append(value)
 
         PW, KXK, DW, ACT, W = 1, 2, 3, 4, 5
-        r0, ks2, cin = prog.r0, prog.ks**2, prog.cin0
-        unit("stem", [(0, e(), 1.0), (KXK if prog.ks > 1 else PW, e(x0=1), r0 * r0 * cin * ks2), (ACT, e(), cin * prog.resolution**2),
+        r0, ks2, cin, g = prog.r0, prog.ks**2, prog.cin0, model.kernel_exponent
+        stem_kxk = r0 * r0 * cin * ks2 * ((ks2 / 9.0) ** -g if prog.ks > 1 else 1.0)
+        k_least = min((k * k / 9.0) ** -g for k in prog.space.kernels)  # the smallest weight of a kxk MAC
+        unit("stem", [(0, e(), 1.0), (KXK if prog.ks > 1 else PW, e(x0=1), stem_kxk), (ACT, e(), cin * prog.resolution**2),
                       (ACT, e(x0=1), r0 * r0), (W, e(x0=1), cin * ks2)])
         J = len(self.mono)
         rep_lat, rep_lat_d = np.zeros((n, J)), np.zeros(n)
@@ -427,20 +432,20 @@ class _Relaxation:
             if prog.bottleneck:
                 sc = 1.0 if prog.strides[i] != 1 else 0.0
                 unit(block, [(0, e(), 1.0), (PW, e(**{p: 1, y: 1}), ri2), (PW, e(**{o: 1, y: 1}), ro2),
-                             (PW, e(**{p: 1, o: 1}), sc * ro2), (KXK, e(**{y: 2, k: 1}), ro2),
+                             (PW, e(**{p: 1, o: 1}), sc * ro2), (KXK, e(**{y: 2, k: 1 - g}), ro2 * 9.0**g),
                              (ACT, e(**{p: 1}), (1 + sc) * ri2), (ACT, e(**{y: 1}), 2 * ri2 + 2 * ro2),
                              (ACT, e(**{o: 1}), (3 + sc) * ro2), (W, e(**{p: 1, y: 1}), 1.0), (W, e(**{y: 2, k: 1}), 1.0),
                              (W, e(**{o: 1, y: 1}), 1.0), (W, e(**{p: 1, o: 1}), sc)])
                 if c_rep is not None:
-                    per = {"cb": c_rep[PW] * 2 * ro2 + c_rep[W] * 2, "bbk": c_rep[KXK] * ro2 + c_rep[W],
+                    per = {"cb": c_rep[PW] * 2 * ro2 + c_rep[W] * 2, "bbk": c_rep[KXK] * ro2 * k_least + c_rep[W],
                            "b": c_rep[ACT] * 4 * ro2, "c": c_rep[ACT] * 4 * ro2}
             else:
                 unit(block, [(0, e(), 1.0), (PW, e(**{p: 1, y: 1}), ri2), (PW, e(**{o: 1, y: 1}), ro2),
-                             (DW, e(**{y: 1, k: 1}), ro2), (ACT, e(**{p: 1}), ri2), (ACT, e(**{y: 1}), 2 * ri2 + 2 * ro2),
+                             (DW, e(**{y: 1, k: 1 - g}), ro2 * 9.0**g), (ACT, e(**{p: 1}), ri2), (ACT, e(**{y: 1}), 2 * ri2 + 2 * ro2),
                              (ACT, e(**{o: 1}), ro2), (W, e(**{p: 1, y: 1}), 1.0), (W, e(**{y: 1, k: 1}), 1.0),
                              (W, e(**{o: 1, y: 1}), 1.0)])
                 if c_rep is not None:
-                    per = {"cb": c_rep[PW] * 2 * ro2 + c_rep[W] * 2, "bk": c_rep[DW] * ro2 + c_rep[W],
+                    per = {"cb": c_rep[PW] * 2 * ro2 + c_rep[W] * 2, "bk": c_rep[DW] * ro2 * k_least + c_rep[W],
                            "b": c_rep[ACT] * 4 * ro2, "c": c_rep[ACT] * 4 * ro2}
             if c_rep is not None:
                 for name, value in per.items():

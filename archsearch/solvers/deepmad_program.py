@@ -249,10 +249,12 @@ class DeepMADProgram:
         if model is None:
             raise SpecError(f"latency: space {self.space.name} has no latency model loaded")
         total = model.unit_ms("stem", stem_features(c_in=self.cin0, c_out=d.c0, kernel=self.ks, stride=self.space.stem_stride,
-                                                    r_in=self.resolution, channel_block=model.channel_block))
+                                                    r_in=self.resolution, channel_block=model.channel_block,
+                                                    kernel_exponent=model.kernel_exponent))
         prev, block = d.c0, self.space.block
         for i in range(self.n):
-            kw = dict(bottleneck=d.b[i], kernel=d.k[i], se=self.se, channel_block=model.channel_block)
+            kw = dict(bottleneck=d.b[i], kernel=d.k[i], se=self.se, channel_block=model.channel_block,
+                      kernel_exponent=model.kernel_exponent)
             total += model.unit_ms(block, block_features(block, c_in=prev, c_out=d.c[i], stride=self.strides[i], r_in=self.r_in[i], **kw))
             if d.L[i] > 1:
                 total += (d.L[i] - 1) * model.unit_ms(block, block_features(block, c_in=d.c[i], c_out=d.c[i], stride=1,

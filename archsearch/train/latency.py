@@ -135,12 +135,12 @@ def _random_model_spec(space: Any, rng: random.Random, resolution: int, max_widt
     return dataclasses.replace(spec, resolution=resolution)
 
 
-def _cnn_unit_features(unit: str, cfg: dict[str, Any], channel_block: int = 1) -> tuple[float, ...]:
+def _cnn_unit_features(unit: str, cfg: dict[str, Any], channel_block: int = 1, kernel_exponent: float = 0.0) -> tuple[float, ...]:
     if unit == "stem":
-        return stem_features(**cfg, channel_block=channel_block)
+        return stem_features(**cfg, channel_block=channel_block, kernel_exponent=kernel_exponent)
     if unit == "head":
         return head_features(**cfg)
-    return block_features(unit, **cfg, channel_block=channel_block)
+    return block_features(unit, **cfg, channel_block=channel_block, kernel_exponent=kernel_exponent)
 
 
 def _unit_module(unit: str, cfg: dict[str, Any]) -> tuple[nn.Module, tuple[int, ...], tuple[float, ...]]:
@@ -289,9 +289,10 @@ class CalibrationData:
         unit_features, model_features, calls: The raw per-call times in seconds (per unit: one list per
             module it is made of), from which :meth:`summarised` recomputes the figures.
         extra_calls: Per-call times of the ``extra`` modules of :func:`measure_calibration` (benchmarks).
-        channel_block: The channel block of the CNN features (:attr:`archsearch.cost.latency.LatencyModel.channel_block`).
+        channel_block, kernel_exponent: How the CNN features count MACs
+            (:class:`archsearch.cost.latency.LatencyModel`).
         unit_configs, model_specs: CNN calibrations: what the units and whole models were built from, so
-            :meth:`with_channel_block` can recount their features.
+            :meth:`recounted` can count their features another way.
     """
 
     space: str
@@ -311,21 +312,22 @@ class CalibrationData:
     calls: tuple[list[list[list[float]]], list[list[float]]] = dataclasses.field(default_factory=lambda: ([], []), repr=False)
     extra_calls: list[list[float]] = dataclasses.field(default_factory=list, repr=False)
     channel_block: int = 1
+    kernel_exponent: float = 0.0
     unit_configs: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list, repr=False)
     model_specs: list[Any] = dataclasses.field(default_factory=list, repr=False)
 
-    def with_channel_block(self, block: int) -> "CalibrationData":
-        """The same calls with the CNN features counted at channel block ``block``."""
+    def recounted(self, channel_block: int, kernel_exponent: float) -> "CalibrationData":
+        """The same calls with the CNN features' MACs counted at ``channel_block`` and ``kernel_exponent``."""
         from archsearch.cost.latency import model_units, summed_features
 
-        if block == self.channel_block:
+        if (channel_block, kernel_exponent) == (self.channel_block, self.kernel_exponent):
             return self
         if not self.unit_configs or len(self.model_specs) != len(self.model_features):
-            raise SpecError("channel_block: only a CNN calibration's features can be recounted")
-        unit_features = [(unit, _cnn_unit_features(unit, cfg, block)) for unit, cfg in self.unit_configs]
-        model_features = [summed_features(list(model_units(spec, block))) for spec in self.model_specs]
-        return dataclasses.replace(self, unit_features=unit_features, model_features=model_features,
-                                   channel_block=block).summarised(self.statistic)
+            raise SpecError("channel_block, kernel_exponent: only a CNN calibration's features can be recounted")
+        unit_features = [(unit, _cnn_unit_features(unit, cfg, channel_block, kernel_exponent)) for unit, cfg in self.unit_configs]
+        model_features = [summed_features(list(model_units(spec, channel_block, kernel_exponent))) for spec in self.model_specs]
+        return dataclasses.replace(self, unit_features=unit_features, model_features=model_features, channel_block=channel_block,
+                                   kernel_exponent=kernel_exponent).summarised(self.statistic)
 
     def summarised(self, statistic: str) -> "CalibrationData":
         """The same calls kept as another statistic (:data:`archsearch.train.timing.STATISTICS`): a unit
@@ -341,9 +343,11 @@ class CalibrationData:
 
 FITS = ("joint", "blocks")
 CHANNEL_BLOCKS = (1, 8, 16, 32)  # channel blocks a CNN calibration chooses from
+KERNEL_EXPONENTS = (-0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)  # and kernel exponents
 
 
-def fit_calibration(data: CalibrationData, *, fit: str = "joint", channel_block: int | None = None) -> LatencyModel:
+def fit_calibration(data: CalibrationData, *, fit: str = "joint", channel_block: int | None = None,
+                    kernel_exponent: float | None = None) -> LatencyModel:
     """The latency model of a calibration's timings.
 
     Args:
@@ -352,11 +356,12 @@ def fit_calibration(data: CalibrationData, *, fit: str = "joint", channel_block:
             whole-model timings (:func:`archsearch.cost.latency.fit_joint`), ``scale`` 1. ``blocks``:
             per-type fits to the unit timings alone, then ``scale`` = the median ratio of measured to
             predicted whole-model latency.
-        channel_block: The channel block of the CNN MACs features
-            (:attr:`archsearch.cost.latency.LatencyModel.channel_block`). Default: for a CNN
-            calibration, the one of :data:`CHANNEL_BLOCKS` whose fit has the smallest rms relative
-            error over the whole models (over the units when none was timed; ties to the smaller
-            block), with every candidate's figure kept in ``residuals["channel_block"]``; else 1.
+        channel_block, kernel_exponent: How the CNN MACs features are counted
+            (:class:`archsearch.cost.latency.LatencyModel`). Default: for a CNN calibration, the pair
+            of :data:`CHANNEL_BLOCKS` and :data:`KERNEL_EXPONENTS` (or the one given) whose fit has the
+            smallest rms relative error over the whole models (over the units when none was timed;
+            ties to the smaller block and the exponent nearest 0), with every pair's figure kept in
+            ``residuals["counting"]`` under ``"block/exponent"``; for other families 1 and 0.
 
             Measured (``benchmarks/latency_accuracy.py`` on the AVX-512 CPU of the development
             machine, deepmad-r50 calibrated, 60 random r18/r34 designs, two calibrations): the fit picks
@@ -366,18 +371,24 @@ def fit_calibration(data: CalibrationData, *, fit: str = "joint", channel_block:
     """
     if fit not in FITS:
         raise SpecError(f"fit: expected one of {list(FITS)}, got {fit!r}")
-    if channel_block is not None:
-        if channel_block < 1:
-            raise SpecError(f"channel_block: expected an integer >= 1, got {channel_block}")
-        return _fit_at(data.with_channel_block(channel_block), fit)
+    if channel_block is not None and channel_block < 1:
+        raise SpecError(f"channel_block: expected an integer >= 1, got {channel_block}")
+    if kernel_exponent is not None and not -2 <= kernel_exponent <= 2:
+        raise SpecError(f"kernel_exponent: expected a number in [-2, 2], got {kernel_exponent}")
     if not data.unit_configs:
-        return _fit_at(data, fit)
-    fits = {block: _fit_at(data.with_channel_block(block), fit) for block in CHANNEL_BLOCKS}
-    errors = {block: _whole_model_rms(model, data.with_channel_block(block)) for block, model in fits.items()}
-    best = min(CHANNEL_BLOCKS, key=lambda block: (errors[block], block))
+        return _fit_at(data.recounted(channel_block or 1, kernel_exponent or 0.0), fit)
+    pairs = [(b, g) for b in ((channel_block,) if channel_block else CHANNEL_BLOCKS)
+             for g in ((kernel_exponent,) if kernel_exponent is not None else KERNEL_EXPONENTS)]
+    fits, errors = {}, {}
+    for b, g in pairs:
+        counted = data.recounted(b, g)
+        fits[b, g] = _fit_at(counted, fit)
+        errors[b, g] = _whole_model_rms(fits[b, g], counted)
+    best = min(pairs, key=lambda p: (errors[p], p[0], abs(p[1])))
     model = fits[best]
-    return dataclasses.replace(model, residuals={**model.residuals,
-                                                 "channel_block": {str(b): e for b, e in errors.items()}})
+    if len(pairs) == 1:
+        return model
+    return dataclasses.replace(model, residuals={**model.residuals, "counting": {f"{b}/{g:g}": e for (b, g), e in errors.items()}})
 
 
 def _whole_model_rms(model: LatencyModel, data: CalibrationData) -> float:
@@ -393,11 +404,11 @@ def _fit_at(data: CalibrationData, fit: str) -> LatencyModel:
     meta = (data.space, data.device, data.device_name, data.torch_version, data.threads, data.batch, data.resolution)
     if fit == "joint" and data.models:
         coefs, residuals = fit_joint(data.units, data.models)
-        return LatencyModel(*meta, coefs, residuals, data.runs, 1.0, data.statistic, data.channel_block)
+        return LatencyModel(*meta, coefs, residuals, data.runs, 1.0, data.statistic, data.channel_block, data.kernel_exponent)
     coefs, residuals = {}, {}
     for unit, (feats, times) in data.units.items():
         coefs[unit], residuals[unit] = fit_coefficients(feats, times)
-    model = LatencyModel(*meta, coefs, residuals, data.runs, 1.0, data.statistic, data.channel_block)
+    model = LatencyModel(*meta, coefs, residuals, data.runs, 1.0, data.statistic, data.channel_block, data.kernel_exponent)
     ratios = [t / sum(model.unit_ms(u, f) for u, f in feats.items()) for feats, t in data.models]
     if ratios:
         scale = statistics.median(ratios)
@@ -572,7 +583,7 @@ def _units_in_models(draw: Callable[[], Any], modules: Callable[[nn.Module, Any]
 
 def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads: int | None = None, samples: int = 48,
                     runs: int = 30, warmup: int = 5, rounds: int = 3, statistic: str = "median", resolution: int | None = None,
-                    max_width: int | None = None, models: int = 12, seed: int = 0, save: bool = True, fit: str = "joint",
+                    max_width: int | None = None, models: int = 24, seed: int = 0, save: bool = True, fit: str = "joint",
                     progress: Callable[[int, int], None] | None = None) -> LatencyModel:
     """Times a space's units and whole random models (:func:`measure_calibration`), fits the per-type
     predictor (:func:`fit_calibration`) and saves it under :func:`archsearch.cost.latency.latency_model_path`
@@ -590,7 +601,7 @@ def calibrate_space(space: Any, *, device: str = "cpu", batch: int = 1, threads:
 
 def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, threads: int | None = None, samples: int = 48,
                         runs: int = 30, warmup: int = 5, rounds: int = 3, statistic: str = "median",
-                        resolution: int | None = None, max_width: int | None = None, models: int = 12, seed: int = 0,
+                        resolution: int | None = None, max_width: int | None = None, models: int = 24, seed: int = 0,
                         progress: Callable[[int, int], None] | None = None,
                         extra: Sequence[tuple[torch.nn.Module, torch.Tensor]] = ()) -> CalibrationData:
     """Times ``samples`` blocks (plus stems/patch embeddings and heads) and ``models`` whole random models of a space.
