@@ -562,7 +562,9 @@ def fit_joint(unit_rows: dict[str, tuple[Sequence[Sequence[float]], Sequence[flo
     own rounds (the benchmark's default protocol; seeds 0 and 1): 88 % and 88 % with ``min``, 83 % and
     92 % with ``p25``, 70 % and 73 % with the median. Weighting the model rows by ``units / models``
     instead gave 97 % on one of these runs but 80 % on the other and less on three earlier dumps, so the
-    square root stays.
+    square root stays. (These figures count MACs plainly; for the counting a calibration picks now,
+    see :func:`archsearch.train.latency.fit_calibration`.) Letting ``delta`` take either sign fitted
+    the whole models better but the test designs no better, so it stays non-negative.
 
     Returns:
         Coefficients per type and the fit figures per type (its units, before ``delta``) and for
