@@ -315,6 +315,22 @@ def test_cli_calibrate_shows_a_progress_bar_on_a_tty(monkeypatch, capsys) -> Non
     assert "wrote" in out.err and "latency (min of 2 runs)" in out.out
 
 
+def test_cli_calibrate_table_says_how_macs_are_counted(monkeypatch, capsys) -> None:
+    import dataclasses
+
+    import archsearch.train.latency as lat
+
+    counted = dataclasses.replace(_model("deepmad-cifar"), channel_block=16, kernel_exponent=-0.2)
+    monkeypatch.setattr(lat, "calibrate_space", lambda space, **kw: counted)
+    monkeypatch.setenv("COLUMNS", "300")
+    assert main(["calibrate", "--space", "deepmad-cifar"]) == 0
+    out = capsys.readouterr().out
+    assert "conv channels rounded up to 16 in the MACs" in out and "a kxk MAC counting (k²/9)^0.2" in out
+    monkeypatch.setattr(lat, "calibrate_space", lambda space, **kw: _model("deepmad-cifar"))
+    assert main(["calibrate", "--space", "deepmad-cifar"]) == 0
+    assert "rounded up" not in capsys.readouterr().out
+
+
 def test_uncalibrated_space_with_latency_budget_names_calibrate(capsys) -> None:
     assert main(["solve", "--space", "deepmad-cifar", "--budget", "latency=3ms"]) == 2
     err = capsys.readouterr().err.strip()

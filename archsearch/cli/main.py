@@ -263,7 +263,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                     caption=f"latency ({model.statistic} of {model.runs} runs) = scale x sum over units of (a + b 1x1 MACs + c kxk MACs "
                             f"+ d depthwise MACs + e activations + f weights)"
                             + (f", conv channels rounded up to {model.channel_block} in the MACs" if model.channel_block > 1 else "")
-                            + (f", a kxk MAC counting (k²/9)^-{model.kernel_exponent:g}" if model.kernel_exponent else "")
+                            + (f", a kxk MAC counting (k²/9)^{-model.kernel_exponent:g}" if model.kernel_exponent else "")
                             + "; "
                             f"fit {args.fit} with {int(model.residuals.get('model', {}).get('n', 0))} whole models"
                             + (f", rms {model.residuals['model']['rms_rel']:.1%} on them" if 'rms_rel' in model.residuals.get('model', {}) else "")
