@@ -19,13 +19,15 @@ tokens is a 1x1 convolution), "kxk MACs" the token-mixing products ``Q K^T`` and
 embedding is a ``patch x patch`` convolution. A CNN conv's MACs count its channels rounded up to the
 calibration's ``channel_block`` (:attr:`LatencyModel.channel_block`: conv kernels compute whole blocks
 of channels), and a kxk or depthwise MAC counts ``(k^2 / 9)^-kernel_exponent`` (a 3x3 MAC counts 1;
-:attr:`LatencyModel.kernel_exponent`: larger kernels reuse each input more). The model's latency is the sum over its units. Coefficients come from ``archsearch calibrate`` (measuring code in :mod:`archsearch.train.latency`),
-saved as JSON under :func:`latency_cache_dir` ``/<device>/<space>.json``.
+:attr:`LatencyModel.kernel_exponent`: larger kernels reuse each input more). The model's latency is
+the sum over its units. Coefficients come from ``archsearch calibrate`` (measuring code in
+:mod:`archsearch.train.latency`), saved as JSON under :func:`latency_cache_dir` ``/<device>/<space>.json``.
 
 Structure the solvers use: for fixed depths and kernels every CNN feature with unrounded channels is a
-posynomial in the widths, and no larger than the rounded one, so the posynomial with the calibrated
-coefficients never overestimates the prediction (a valid relaxation of a latency budget); a ViT block's features are sums of an attention part (in the
-heads and query/key/value widths) and an MLP part, so its predicted latency is separable in them and
+posynomial in the widths (and in ``k^2`` with the kernel exponent), and no larger than the rounded
+one, so the posynomial with the calibrated coefficients never overestimates the prediction (a valid
+relaxation of a latency budget); a ViT block's features are sums of an attention part (in the heads
+and query/key/value widths) and an MLP part, so its predicted latency is separable in them and
 linear in every per-block choice; a TinyViT stage's predicted latency is a sum of its units (the
 patch merging in the incoming and outgoing dims, ``depth`` identical blocks), additive over stages
 like its MACs and params.

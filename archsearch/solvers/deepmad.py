@@ -14,8 +14,9 @@ whose optimum bounds every design in the box from above:
 * kernel sets are relaxed to an interval of ``log k^2``; the depth penalty is convex and exact;
 * a latency budget: the calibrated predictor (:mod:`archsearch.cost.latency`) is a non-negative
   combination of posynomial features, entered like the MACs row (terms a design may lack are left
-  out, and the MACs count unrounded channels where the predictor rounds them up to the calibration's
-  channel block, so it never overestimates).
+  out, the MACs count unrounded channels where the predictor rounds them up to the calibration's
+  channel block, and repeated blocks weigh their kxk MACs at the least weight over the space's
+  kernels, so it never overestimates).
 
 Only designs that beat the incumbent matter, which shrinks boxes without branching (both valid for
 every such design, so the bound stays valid for the whole space):
