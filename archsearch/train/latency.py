@@ -689,6 +689,6 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
     data = CalibrationData(space.name, device, device_description(dev), torch.__version__, torch.get_num_threads(), batch, res,
                            runs, {}, [], statistic, rounds,
                            [(unit, f) for unit, f, _ in units], [feats for feats, _ in wholes], calls, list(samples))
-    if family == "cnn":  # their features can be recounted at another channel block
+    if family == "cnn":  # their features can be recounted at another channel block and kernel exponent
         data = dataclasses.replace(data, unit_configs=configs, model_specs=specs)
     return data.summarised(statistic)
