@@ -15,7 +15,7 @@ from archsearch.build import (
     list_blocks, list_builders, measured_costs, register_block, register_builder,
 )
 from archsearch.build._registry import register_timm_model
-from archsearch.build.cnn import Bottleneck
+from archsearch.build.cnn import BasicBlock, Bottleneck
 from archsearch.cost import costs
 from archsearch.errors import SpecError, UnknownNameError
 from archsearch.space import CNNSpec, StageSpec, StemSpec
@@ -26,15 +26,15 @@ from archsearch.space import CNNSpec, StageSpec, StemSpec
 
 def test_registries_list_their_entries() -> None:
     assert "cnn" in list_builders()
-    assert {"k1dwk1", "k1kxk1"} <= set(list_blocks())
-    assert get_block("k1kxk1") is Bottleneck
+    assert {"basic", "k1dwk1", "k1kxk1"} <= set(list_blocks())
+    assert get_block("k1kxk1") is Bottleneck and get_block("basic") is BasicBlock
     assert "archsearch_cnn" in timm.list_models("archsearch*")
 
 
 def test_unknown_names_list_the_registered_ones() -> None:
     with pytest.raises(UnknownNameError, match=r"'no-such-family'.*\['cnn'"):
         get_builder("no-such-family")
-    with pytest.raises(UnknownNameError, match=r"'k3'.*\['k1dwk1', 'k1kxk1'"):
+    with pytest.raises(UnknownNameError, match=r"'k3'.*\['basic', 'k1dwk1', 'k1kxk1'"):
         get_block("k3")
 
 
@@ -104,9 +104,12 @@ def test_bad_arguments_raise_spec_errors(tiny_cnn_spec: CNNSpec) -> None:
         build_model("no/such/spec.json")
 
 
-def test_bottleneck_refuses_se_that_the_cost_model_does_not_count() -> None:
+@pytest.mark.parametrize("block", ["k1kxk1", "basic"])
+def test_resnet_blocks_refuse_se_that_the_cost_model_does_not_count(block: str) -> None:
     with pytest.raises(SpecError, match="only offered for the k1dwk1 block"):
-        StageSpec("k1kxk1", 8, 8, bottleneck=4, se=True)
+        StageSpec(block, 8, 8, bottleneck=4, se=True)
+    with pytest.raises(SpecError, match=f"the {block} block has no squeeze-excitation"):
+        get_block(block)(8, 8, bottleneck=4, se=True)
 
 
 # timm's model API
@@ -156,6 +159,23 @@ def test_features_only(tiny_cnn_spec: CNNSpec) -> None:
     assert [f.shape[1] for f in feats] == model.feature_info.channels() == [8, 16, 24, 24]
     assert [f.shape[-1] for f in feats] == [17, 9, 5, 5]
     assert model.feature_info.reduction() == [2, 4, 8, 8]
+
+
+def test_features_only_with_the_max_pool_stem() -> None:
+    """The stem feature is taken before the max-pool, as timm's resnet (``act1``, reduction 2) does."""
+    spec = CNNSpec(
+        stem=StemSpec(out_channels=8, kernel=7, stride=2, pool=True),
+        stages=(StageSpec("basic", 8, 8, bottleneck=8, stride=1), StageSpec("basic", 8, 16, bottleneck=16, stride=2)),
+        resolution=33, num_classes=4,
+    )
+    model = timm.create_model("archsearch_cnn", spec=spec, features_only=True)
+    feats = model(torch.randn(1, 3, 33, 33))
+    assert [f.shape[1] for f in feats] == model.feature_info.channels() == [8, 8, 16]
+    assert [f.shape[-1] for f in feats] == [17, 9, 5]
+    assert model.feature_info.reduction() == [2, 4, 8]
+    full = build_model(spec)
+    assert full.pretrained_cfg["pool_size"] == (5, 5)
+    assert full(torch.randn(2, 3, 33, 33)).shape == (2, 4)
 
 
 def test_training_step_with_grad_checkpointing(tiny_cnn_spec: CNNSpec) -> None:

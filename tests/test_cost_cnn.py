@@ -1,9 +1,14 @@
-"""The CNN cost model equals the built module: params, MACs, the layer list and activation memory."""
+"""The CNN cost model equals the built module: params, MACs, the layer list and activation memory.
+
+Every registered block (``basic``, ``k1kxk1``, ``k1dwk1``) and both stems (with and without the
+ResNet max-pool) are covered by the parametrized and the random specs.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+from typing import Any
 
 import pytest
 import torch
@@ -13,7 +18,7 @@ from torch import nn
 
 from archsearch.build import build_model, list_blocks, measured_costs
 from archsearch.cost import cnn_activation_memory, cnn_layers, cnn_macs, cnn_params, costs
-from archsearch.space import BLOCK_TYPES, CNNSpec, StageSpec, StemSpec
+from archsearch.space import BLOCK_TYPES, CNNSpec, StageSpec, StemSpec, pool_out, resnet_spec
 
 
 def _cost_keys(spec: CNNSpec) -> dict[str, int]:
@@ -58,15 +63,17 @@ def trace_convs(model: nn.Module, resolution: int, in_channels: int = 3) -> list
     """Runs a batch-1 forward on the meta device and records every conv call in order.
 
     ``held`` is measured from the module, independently of the cost model: the block input while a
-    block with a residual path runs its later convs, the main-branch output while the shortcut conv
-    runs, and the SE input (the depthwise output, multiplied by the gate afterwards) during SE.
+    block with a residual path runs its later convs, the main-branch output (the last main conv's:
+    conv2 of a basic block, conv3 otherwise) while the shortcut conv runs, and the SE input (the
+    depthwise output, multiplied by the gate afterwards) during SE.
     """
     records: list[ConvRecord] = []
-    state: dict[str, int] = {}
+    state: dict[str, Any] = {}
     handles = []
 
     def block_pre(module: nn.Module, args: tuple) -> None:
-        state.update(block_in=args[0].numel() if module.has_residual else 0, main_out=0, se_in=0)
+        state.update(block_in=args[0].numel() if module.has_residual else 0, main_out=0, se_in=0,
+                     last_main="conv2" if module.block_type == "basic" else "conv3")
 
     def on_conv(name: str):
         def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
@@ -78,7 +85,7 @@ def trace_convs(model: nn.Module, resolution: int, in_channels: int = 3) -> list
                 "fc2": state.get("block_in", 0) + state.get("se_in", 0),
             }[role]
             records.append(ConvRecord(name, module, tuple(args[0].shape), tuple(out.shape), held))
-            if role == "conv3":
+            if role == state.get("last_main"):
                 state["main_out"] = out.numel()
         return hook
 
@@ -99,6 +106,23 @@ def trace_convs(model: nn.Module, resolution: int, in_channels: int = 3) -> list
         for h in handles:
             h.remove()
     return records
+
+
+def trace_pools(model: nn.Module, resolution: int, in_channels: int = 3) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Input and output shapes of every max-pool call of a batch-1 forward on the meta device."""
+    shapes: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+
+    def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        shapes.append((tuple(args[0].shape), tuple(out.shape)))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.MaxPool2d)]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.empty(1, in_channels, resolution, resolution, device="meta"))
+    finally:
+        for h in handles:
+            h.remove()
+    return shapes
 
 
 def _meta_model(spec: CNNSpec) -> nn.Module:
@@ -157,10 +181,12 @@ def test_block_costs_equal_module(block: str, se: bool, stride: int, c_in: int, 
     _check_layers(spec)
 
 
-@pytest.mark.parametrize(("stem_kernel", "stem_stride", "resolution"), [(7, 4, 37), (1, 1, 9), (5, 2, 31)])
-def test_stem_and_head_costs_equal_module(stem_kernel: int, stem_stride: int, resolution: int) -> None:
+@pytest.mark.parametrize(("stem_kernel", "stem_stride", "resolution", "pool"), [
+    (7, 4, 37, False), (1, 1, 9, False), (5, 2, 31, False), (7, 2, 37, True), (3, 1, 9, True), (7, 4, 30, True),
+])
+def test_stem_and_head_costs_equal_module(stem_kernel: int, stem_stride: int, resolution: int, pool: bool) -> None:
     spec = CNNSpec(
-        stem=StemSpec(out_channels=8, in_channels=1, kernel=stem_kernel, stride=stem_stride),
+        stem=StemSpec(out_channels=8, in_channels=1, kernel=stem_kernel, stride=stem_stride, pool=pool),
         stages=(StageSpec("k1kxk1", 8, 8, bottleneck=4, stride=2),), resolution=resolution, num_classes=3,
     )
     assert measured_costs(spec) == _cost_keys(spec)
@@ -170,14 +196,15 @@ def test_stem_and_head_costs_equal_module(stem_kernel: int, stem_stride: int, re
 
 @st.composite
 def cnn_specs(draw: st.DrawFn) -> CNNSpec:
-    """Valid CNN specs: every block type, kernel, stride and SE option, odd and even sides.
+    """Valid CNN specs: every block type, kernel, stride and SE option, stems with and without the
+    max-pool, odd and even sides.
 
     Widths cost nothing on the meta device; depths and resolutions stay small to keep it fast.
     """
     width = st.integers(1, 160)
     prev = draw(width)
     stem = StemSpec(out_channels=prev, in_channels=draw(st.integers(1, 4)), kernel=draw(st.sampled_from((1, 3, 5, 7))),
-                    stride=draw(st.sampled_from((1, 2, 4))))
+                    stride=draw(st.sampled_from((1, 2, 4))), pool=draw(st.booleans()))
     stages = []
     for _ in range(draw(st.integers(1, 3))):
         block = draw(st.sampled_from(BLOCK_TYPES))
@@ -231,20 +258,39 @@ def _activation_specs() -> list:
         stages=(StageSpec("k1dwk1", 4, 4, bottleneck=24, kernel=5, stride=1, depth=2, se=True),),
         resolution=35, num_classes=0,
     )
+    basic_peak = CNNSpec(  # the peak is a stride-1 basic block's second conv with the block input held
+        stem=StemSpec(out_channels=16, stride=1),
+        stages=(StageSpec("basic", 16, 16, bottleneck=16, stride=1, depth=2), StageSpec("basic", 16, 32, bottleneck=24, stride=2)),
+        resolution=34, num_classes=3,
+    )
     return [pytest.param(residual_peak, True, id="residual-peak"), pytest.param(se_peak, True, id="se-block"),
-            pytest.param(DEEPMAD_R50.replace(resolution=65), True, id="deepmad-r50-65px")]
+            pytest.param(DEEPMAD_R50.replace(resolution=65), True, id="deepmad-r50-65px"),
+            pytest.param(basic_peak, True, id="basic-block"),
+            pytest.param(resnet_spec(18, resolution=64), False, id="resnet18-pool-peak")]
 
 
 @pytest.mark.parametrize(("spec", "residual_matters"), _activation_specs())
 def test_activation_memory_matches_measured_conv_tensors(spec: CNNSpec, residual_matters: bool) -> None:
-    records = trace_convs(_meta_model(spec), spec.resolution, spec.stem.in_channels)
+    model = _meta_model(spec)
+    records = trace_convs(model, spec.resolution, spec.stem.in_channels)
+    pools = [_numel(i) + _numel(o) for i, o in trace_pools(model, spec.resolution, spec.stem.in_channels)]
+    assert len(pools) == int(spec.stem.pool)
     plain_peak = max(r.elems for r in records)  # conv input + output, as the hooks see them
-    held_peak = max(r.elems + r.held for r in records)
+    held_peak = max([r.elems + r.held for r in records] + pools)
     memory = cnn_activation_memory(spec)
     assert memory >= 4 * plain_peak
     assert memory == 4 * held_peak
     if residual_matters:  # the residual term is exercised, not vacuously zero
-        assert memory > 4 * plain_peak
+        assert memory > 4 * max([plain_peak] + pools)
+    elif spec.stem.pool:  # the stem's max-pool is the peak: leaving it out would under-count
+        assert memory > 4 * max(r.elems + r.held for r in records)
+
+
+def test_pool_out_is_torch_max_pool_side() -> None:
+    """``floor((s + 2 - 3) / 2) + 1`` (3x3, stride 2, padding 1) on odd and even sides: ``ceil(s / 2)``."""
+    pool = nn.MaxPool2d(3, stride=2, padding=1)
+    for side in range(1, 70):
+        assert pool(torch.empty(1, 1, side, side, device="meta")).shape[-1] == pool_out(side) == -(-side // 2), side
 
 
 def test_tiny_spec_activation_memory(tiny_cnn_spec: CNNSpec) -> None:

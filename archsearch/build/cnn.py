@@ -5,7 +5,11 @@ equal the module's (the tests prove it for every block and for random specs):
 
 * every conv is 'same'-padded (``padding = k // 2``), bias-free and followed by BatchNorm; the
   output side is ``ceil(size / stride)``;
-* the stride sits on the kxk conv, the first 1x1 runs at input resolution;
+* the stride sits on the (first) kxk conv, the first 1x1 runs at input resolution;
+* stem: the conv + BN + ReLU, then (``StemSpec.pool``) the classic 3x3 stride-2 max-pool with
+  padding 1 of He et al. (CVPR 2016), a separate child ``stem_pool`` as timm's ``resnet*`` keep it;
+* ``basic`` (He et al., CVPR 2016; ResNet-18/34): two kxk convs (in -> b, stride; b -> out), ReLU
+  after the first and after the sum, a strided 1x1 conv + BN shortcut when the shape changes;
 * ``k1kxk1`` (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016): bottleneck
   with a strided 1x1 conv + BN shortcut when the shape changes, ReLU after the sum;
 * ``k1dwk1`` (Sandler et al., "MobileNetV2", CVPR 2018): inverted residual with an optional
@@ -30,7 +34,9 @@ from archsearch.build._registry import get_block, register_block, register_build
 from archsearch.errors import SpecError
 from archsearch.space.cnn import CNNSpec, conv_out, se_channels
 
-__all__ = ["ArchsearchCNN", "Bottleneck", "ConvNormAct", "InvertedResidual", "archsearch_cnn", "cnn_pretrained_cfg"]
+__all__ = [
+    "ArchsearchCNN", "BasicBlock", "Bottleneck", "ConvNormAct", "InvertedResidual", "archsearch_cnn", "cnn_pretrained_cfg",
+]
 
 
 class ConvNormAct(nn.Module):
@@ -51,6 +57,39 @@ class ConvNormAct(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
 
+def _refuse_se(block: str, se: bool) -> None:
+    if se:
+        # The cost model counts no SE layers for this block; building one would break its budgets.
+        raise SpecError(f"stage.se: the {block} block has no squeeze-excitation variant, got se=True; "
+                        "set se to false or use the k1dwk1 block")
+
+
+@register_block("basic")
+class BasicBlock(nn.Module):
+    """ResNet basic block (He et al., CVPR 2016): kxk (in -> b, stride), kxk (b -> out), residual, ReLU."""
+
+    has_residual = True
+
+    def __init__(
+        self, in_channels: int, out_channels: int, *, bottleneck: int, kernel: int = 3, stride: int = 1,
+        se: bool = False, act_layer: str = "relu",
+    ) -> None:
+        super().__init__()
+        _refuse_se("basic", se)
+        self.conv1 = ConvNormAct(in_channels, bottleneck, kernel, stride=stride, act_layer=act_layer)
+        self.conv2 = ConvNormAct(bottleneck, out_channels, kernel, act_layer=None)
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut: nn.Module = ConvNormAct(in_channels, out_channels, 1, stride=stride, act_layer=None)
+        else:
+            self.shortcut = nn.Identity()
+        self.act = create_act_layer(act_layer, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The main branch runs before the shortcut conv, the order the memory model assumes.
+        out = self.conv2(self.conv1(x))
+        return self.act(out + self.shortcut(x))
+
+
 @register_block("k1kxk1")
 class Bottleneck(nn.Module):
     """ResNet bottleneck: 1x1 (in -> b), kxk (b -> b, stride), 1x1 (b -> out), residual, ReLU."""
@@ -62,10 +101,7 @@ class Bottleneck(nn.Module):
         se: bool = False, act_layer: str = "relu",
     ) -> None:
         super().__init__()
-        if se:
-            # The cost model counts no SE layers for this block; building one would break its budgets.
-            raise SpecError("stage.se: the k1kxk1 block has no squeeze-excitation variant, got se=True; "
-                            "set se to false or use the k1dwk1 block")
+        _refuse_se("k1kxk1", se)
         self.conv1 = ConvNormAct(in_channels, bottleneck, 1, act_layer=act_layer)
         self.conv2 = ConvNormAct(bottleneck, bottleneck, kernel, stride=stride, act_layer=act_layer)
         self.conv3 = ConvNormAct(bottleneck, out_channels, 1, act_layer=None)
@@ -114,7 +150,7 @@ def _with_overrides(spec: CNNSpec, num_classes: int | None, in_chans: int | None
 
 def cnn_pretrained_cfg(spec: CNNSpec) -> dict[str, Any]:
     """timm's pretrained-config dict for a spec (input size, pool size, classifier, no weights)."""
-    side = conv_out(spec.resolution, spec.stem.stride)
+    side = spec.stem.out_side(spec.resolution)
     for stage in spec.stages:
         side = conv_out(side, stage.stride)
     return PretrainedCfg(
@@ -166,8 +202,10 @@ class ArchsearchCNN(nn.Module):
 
         stem = spec.stem
         self.stem = ConvNormAct(stem.in_channels, stem.out_channels, stem.kernel, stride=stem.stride, act_layer=act_layer)
+        # registered between stem and stages: timm's feature extraction runs the children in order
+        self.stem_pool = nn.MaxPool2d(3, stride=2, padding=1) if stem.pool else nn.Identity()
         self.feature_info = [dict(num_chs=stem.out_channels, reduction=stem.stride, module="stem")]
-        stages, reduction = [], stem.stride
+        stages, reduction = [], stem.reduction
         for i, stage in enumerate(spec.stages):
             block_cls = get_block(stage.block)
             stages.append(nn.Sequential(*(
@@ -214,7 +252,7 @@ class ArchsearchCNN(nn.Module):
         self.head.reset(num_classes, pool_type=global_pool)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
+        x = self.stem_pool(self.stem(x))
         if self.grad_checkpointing and not torch.jit.is_scripting():
             return checkpoint_seq(self.stages, x)
         return self.stages(x)

@@ -3,11 +3,16 @@
 Conventions (checked against the built module in the tests):
 
 * MACs count convolutions and linear layers (``FlopCounterMode`` total / 2); norms, activations,
-  pooling and biases are not counted.
+  pooling (the stem's max-pool among them) and biases are not counted.
 * Parameters count weights, biases and BatchNorm affine parameters (running stats are buffers).
 * The *backbone* is everything but the classifier head (DeepMAD's budget convention).
-* Peak activation memory: the largest, over conv layers, of input + output elements, plus the
-  block input while a residual branch holds it; float32 bytes at batch 1.
+* Peak activation memory: the largest, over conv layers and the stem's max-pool, of input + output
+  elements, plus the block input while a residual branch holds it; float32 bytes at batch 1.
+
+Block layouts are those of :mod:`archsearch.space.cnn`: ``basic`` (conv1, conv2 [, shortcut]; He et al.,
+CVPR 2016), ``k1kxk1`` (conv1, conv2, conv3 [, shortcut]) and ``k1dwk1`` (conv1, conv2 [, se_reduce,
+se_expand], conv3). The stem's max-pool, when there is one, sits between the stem conv (whose
+``r_out`` is the conv's side) and the first block (whose ``r_in`` is the pooled side).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterator
 
-from archsearch.space.cnn import CNNSpec, StageSpec, conv_out, se_channels
+from archsearch.space.cnn import CNNSpec, StageSpec, conv_out, pool_out, se_channels
 
 __all__ = ["ConvLayer", "cnn_layers", "cnn_params", "cnn_macs", "cnn_activation_memory", "cnn_head_params", "cnn_head_macs", "block_has_shortcut_conv", "block_has_residual"]
 
@@ -55,8 +60,11 @@ class ConvLayer:
         return self.role not in ("shortcut", "se_reduce", "se_expand")
 
 
+_RESNET_BLOCKS = ("basic", "k1kxk1")  # always a residual, a projection shortcut when the shape changes
+
+
 def block_has_shortcut_conv(stage: StageSpec, first: bool) -> bool:
-    if stage.block != "k1kxk1" or not first:
+    if stage.block not in _RESNET_BLOCKS or not first:
         return False
     return stage.stride != 1 or stage.in_channels != stage.out_channels
 
@@ -64,7 +72,7 @@ def block_has_shortcut_conv(stage: StageSpec, first: bool) -> bool:
 def block_has_residual(stage: StageSpec, first: bool) -> bool:
     c_in = stage.in_channels if first else stage.out_channels
     stride = stage.stride if first else 1
-    if stage.block == "k1kxk1":
+    if stage.block in _RESNET_BLOCKS:
         return True
     return stride == 1 and c_in == stage.out_channels
 
@@ -76,7 +84,12 @@ def _block_layers(stage: StageSpec, sb: int, j: int, r_in: int) -> Iterator[Conv
     r_out = conv_out(r_in, stride)
     b, k, out = stage.bottleneck, stage.kernel, stage.out_channels
     held = c_in * r_in * r_in if block_has_residual(stage, first) else 0
-    if stage.block == "k1kxk1":
+    if stage.block == "basic":
+        yield ConvLayer(c_in, b, k, stride, 1, r_in, r_out, False, True, "conv1", sb, j, 0)
+        yield ConvLayer(b, out, k, 1, 1, r_out, r_out, False, True, "conv2", sb, j, held)
+        if block_has_shortcut_conv(stage, first):
+            yield ConvLayer(c_in, out, 1, stride, 1, r_in, r_out, False, True, "shortcut", sb, j, out * r_out * r_out)
+    elif stage.block == "k1kxk1":
         yield ConvLayer(c_in, b, 1, 1, 1, r_in, r_in, False, True, "conv1", sb, j, 0)
         yield ConvLayer(b, b, k, stride, 1, r_in, r_out, False, True, "conv2", sb, j, held)
         yield ConvLayer(b, out, 1, 1, 1, r_out, r_out, False, True, "conv3", sb, j, held)
@@ -93,10 +106,12 @@ def _block_layers(stage: StageSpec, sb: int, j: int, r_in: int) -> Iterator[Conv
 
 
 def cnn_layers(spec: CNNSpec) -> list[ConvLayer]:
-    """All conv layers of the backbone in execution order."""
+    """All conv layers of the backbone in execution order (the stem's max-pool is no conv: the first
+    block's ``r_in`` is the pooled side)."""
     stem = spec.stem
     r = conv_out(spec.resolution, stem.stride)
     layers = [ConvLayer(stem.in_channels, stem.out_channels, stem.kernel, stem.stride, 1, spec.resolution, r, False, True, "stem", -1, 0)]
+    r = stem.out_side(spec.resolution)
     for sb, stage in enumerate(spec.stages):
         for j in range(stage.depth):
             block = list(_block_layers(stage, sb, j, r))
@@ -127,7 +142,11 @@ def cnn_macs(spec: CNNSpec, *, with_head: bool = False) -> int:
 
 def cnn_activation_memory(spec: CNNSpec) -> int:
     """Peak activation memory in bytes (float32, batch 1); see the module docstring."""
+    stem = spec.stem
     peak = 0
+    if stem.pool:
+        r = conv_out(spec.resolution, stem.stride)
+        peak = stem.out_channels * (r * r + pool_out(r) ** 2)
     for layer in cnn_layers(spec):
         if layer.role.startswith("se_"):
             elems = layer.c_in + layer.c_out + layer.residual_held

@@ -1,9 +1,11 @@
 """Latency predictor of CNN, ViT, STViT and MCi specs: a per-unit-type formula fitted to on-device timings (no torch).
 
-A network is cut into *units*, each of a type: for CNNs the stem, every block of every superblock
-(types ``k1kxk1`` and ``k1dwk1``) and the head (global pooling + classifier); for ViTs (family
-``vit``: the NViT/ReViT spaces) the patch embedding, every transformer block and the head (final
-LayerNorm + classifier); for STViTs the same plus the cross-attention layers (``st_cross``); for
+A network is cut into *units*, each of a type: for CNNs the stem (with its max-pool, if any, in its
+activations), every block of every superblock (types ``k1kxk1`` and ``k1dwk1``; the ``basic`` block
+has no unit type, as the DeepMAD solvers do not search it and no calibration times it, so predicting
+a spec with one raises :class:`~archsearch.errors.SpecError`) and the head (global pooling +
+classifier); for ViTs (family ``vit``: the NViT/ReViT spaces) the patch embedding, every transformer
+block and the head (final LayerNorm + classifier); for STViTs the same plus the cross-attention layers (``st_cross``); for
 MCi (FastViT) the stem, each stage's downsampling, every RepMixer or attention block and the final
 layers with the head; for TinyViT the stem, every MBConv block, each stage's patch merging, every
 window-attention block (attention, local conv and MLP) and the head (pooling, LayerNorm, classifier);
@@ -43,7 +45,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from archsearch.errors import SpecError
-from archsearch.space.cnn import CNNSpec, conv_out, se_channels
+from archsearch.space.cnn import CNNSpec, conv_out, pool_out, se_channels
 from archsearch.space.mci import MCiSpec
 from archsearch.space.stvit import STViTSpec
 from archsearch.space.tinyvit import TinyViTSpec
@@ -113,14 +115,18 @@ def block_features(block: str, *, c_in: int, c_out: int, bottleneck: int, kernel
             convs += [(2.0 * b * rd, 0.0, 0.0, 2.0 * (b + rd), 2.0 * b * rd)]
             extra += 2.0 * b * r_out * r_out
         return _features(convs, extra)
-    raise SpecError(f"block: expected one of ['k1kxk1', 'k1dwk1'], got {block!r}")
+    raise SpecError(f"block: the latency predictor is not calibrated for the {block!r} block; "
+                    "it covers ['k1kxk1', 'k1dwk1']")
 
 
-def stem_features(*, c_in: int, c_out: int, kernel: int, stride: int, r_in: int, channel_block: int = 1,
-                  kernel_exponent: float = 0.0) -> tuple[float, ...]:
+def stem_features(*, c_in: int, c_out: int, kernel: int, stride: int, r_in: int, pool: bool = False,
+                  channel_block: int = 1, kernel_exponent: float = 0.0) -> tuple[float, ...]:
     """The stem conv; its output channels are rounded up to ``channel_block`` in its MACs, the image's are
-    not (``kernel_exponent``: as :func:`block_features`)."""
-    return _features([_conv(c_in, c_out, kernel, stride, 1, r_in, channel_block, kernel_exponent, pad_in=False)])
+    not (``kernel_exponent``: as :func:`block_features`). With ``pool`` the max-pool's input and output
+    elements are added to the activations (it has no MACs or weights)."""
+    conv = _conv(c_in, c_out, kernel, stride, 1, r_in, channel_block, kernel_exponent, pad_in=False)
+    r = conv_out(r_in, stride)
+    return _features([conv], c_out * (r * r + pool_out(r) ** 2) if pool else 0.0)
 
 
 def head_features(*, channels: int, side: int, num_classes: int) -> tuple[float, ...]:
@@ -134,8 +140,9 @@ def cnn_units(spec: CNNSpec, channel_block: int = 1, kernel_exponent: float = 0.
     ``channel_block`` and ``kernel_exponent``: :func:`block_features`)."""
     stem = spec.stem
     yield "stem", stem_features(c_in=stem.in_channels, c_out=stem.out_channels, kernel=stem.kernel, stride=stem.stride,
-                                r_in=spec.resolution, channel_block=channel_block, kernel_exponent=kernel_exponent)
-    r = conv_out(spec.resolution, stem.stride)
+                                r_in=spec.resolution, pool=stem.pool, channel_block=channel_block,
+                                kernel_exponent=kernel_exponent)
+    r = stem.out_side(spec.resolution)
     for st in spec.stages:
         for j in range(st.depth):
             first = j == 0

@@ -6,11 +6,13 @@ CVPR 2023; constants and the 1/2 factor follow the reference code (TinyNAS), the
 
 * Block entropy: ``1/2 * sum over the block's main-path convs of log(c_in * k^2 / groups)``
   (k1kxk1: ``1/2 [log c_in + log(b k^2) + log b]``; k1dwk1: ``1/2 [log c_in + log k^2 + log b]``;
-  SE and shortcut convs are ignored). The stem contributes ``1/2 log(c_in k^2)``.
+  basic: ``1/2 [log(c_in k^2) + log(b k^2)]``; SE and shortcut convs are ignored). The stem
+  contributes ``1/2 log(c_in k^2)``; its max-pool (if any) adds nothing but halves the side.
 * Stages: the stem (with any stride-1 superblocks that follow it) is stage 1; each stride-2
   superblock opens a new stage; a stride-1 superblock belongs to the stage before it.
 * Score: ``S = sum_s alpha_s [log C_s + log R_s^2] * sum_{j <= end of stage s} e_j`` with
-  ``alpha = 1`` for every stage but the last (8).
+  ``alpha = 1`` for every stage but the last (8); ``R_s`` is the side of the stage's output map
+  (after the stem's max-pool for a stage the stem ends).
 * Depth penalty: ``10 * exp(std(L))``, population std over superblock depths, the first
   ``penalty_skip`` superblocks left out.
 * Effectiveness: ``rho = max over stage prefixes of L / geomean(c_i k_i^2 / g_i)`` over the
@@ -82,14 +84,15 @@ def deepmad_score(
     Args:
         spec: The network.
         last_stage_weight: alpha of the last stage.
-        penalty_skip: Superblocks excluded from the depth std; default 2 for bottleneck networks,
-            0 for depthwise ones.
+        penalty_skip: Superblocks excluded from the depth std; default 2 when the first superblock
+            is a ResNet block (``k1kxk1`` bottleneck or ``basic``: the skip of DeepMAD's ResNet
+            search), 0 for depthwise (``k1dwk1``) ones.
         depth_penalty_on: Subtract the depth penalty from ``score``.
         entropy: ``code`` (1/2 factor, reference code) or ``paper`` (no 1/2).
     """
     factor = 0.5 if entropy == "code" else 1.0
     if penalty_skip is None:
-        penalty_skip = 2 if spec.stages[0].block == "k1kxk1" else 0
+        penalty_skip = 2 if spec.stages[0].block in ("k1kxk1", "basic") else 0
     layers = [layer for layer in cnn_layers(spec) if layer.is_main]
     ends = stage_ends([s.stride for s in spec.stages])
     # cumulative entropy and layer log-widths at the end of each superblock (-1: stem)
@@ -109,6 +112,7 @@ def deepmad_score(
         if nxt != layer.superblock:
             cum_e[layer.superblock], cum_log[layer.superblock], cum_n[layer.superblock] = e, logsum, n
             side[layer.superblock], channels[layer.superblock] = layer.r_out, layer.c_out
+    side[-1] = spec.stem.out_side(spec.resolution)  # the stem conv's side, or the pooled one
     weights = [1.0] * (len(ends) - 1) + [last_stage_weight]
     total = 0.0
     rhos = []

@@ -161,7 +161,7 @@ class DeepMADProgram:
 
     def from_spec(self, spec: CNNSpec) -> Design:
         st = spec.stages
-        if len(st) != self.n or any(s.block != self.space.block for s in st):
+        if len(st) != self.n or any(s.block != self.space.block for s in st) or getattr(spec.stem, "pool", False):
             raise SpecError(f"spec: does not follow the template of space {self.space.name!r}")
         return Design(spec.stem.out_channels, tuple(s.out_channels for s in st), tuple(s.bottleneck for s in st),
                       tuple(s.kernel for s in st), tuple(s.depth for s in st))

@@ -2,7 +2,8 @@
 
 from archsearch.space.base import ArchSpec, get_family, list_families, load_spec, register_family, spec_from_dict
 from archsearch.space.budget import BUDGET_KEYS, Budget, format_count, parse_count, parse_latency
-from archsearch.space.cnn import BLOCK_TYPES, CNNSpec, StageSpec, StemSpec, conv_out, se_channels
+from archsearch.space.cnn import BLOCK_TYPES, CNNSpec, StageSpec, StemSpec, conv_out, pool_out, se_channels
+from archsearch.space.resnet import RESNET_DEPTHS, resnet_spec
 from archsearch.space.vit import DEIT, ViTBlockSpec, ViTSpec
 from archsearch.space.stvit import STVIT_DEIT_LAYOUT, STViTSpace, STViTSpec
 from archsearch.space.tinyvit import TINYVIT_5M, TINYVIT_11M, TINYVIT_21M, TinyViTSpec
@@ -16,5 +17,5 @@ __all__ = [
     "load_spec", "parse_count", "parse_latency", "register_family", "register_space", "se_channels",
     "spec_from_dict", "DEIT", "STVIT_DEIT_LAYOUT", "STViTSpace", "STViTSpec", "ViTBlockSpec", "ViTSpec",
     "TINYVIT_5M", "TINYVIT_11M", "TINYVIT_21M", "TinyViTSpec", "mci_template", "ReViTSpace", "revit_blocks",
-    "revit_spec",
+    "revit_spec", "RESNET_DEPTHS", "pool_out", "resnet_spec",
 ]

@@ -3,6 +3,9 @@
 A superblock repeats one block type ``depth`` times: the first block maps ``in_channels`` to
 ``out_channels`` with ``stride``; the others keep ``out_channels`` at stride 1.
 
+The stem is one kxk conv + BN + ReLU, optionally followed by the classic ResNet max-pool (3x3,
+stride 2, padding 1; He et al., "Deep Residual Learning for Image Recognition", CVPR 2016).
+
 Block types (Shen et al., "DeepMAD", CVPR 2023; He et al., ResNet; Sandler et al., MobileNetV2):
 
 * ``k1kxk1``: ResNet bottleneck, 1x1 (in -> b) -> kxk (b -> b, stride) -> 1x1 (b -> out), each conv
@@ -11,6 +14,9 @@ Block types (Shen et al., "DeepMAD", CVPR 2023; He et al., ResNet; Sandler et al
 * ``k1dwk1``: MobileNetV2 inverted residual, 1x1 expand (in -> b) -> depthwise kxk (stride) ->
   [squeeze-excitation] -> 1x1 project (b -> out), BN after each conv, ReLU after the first two;
   an identity residual when stride is 1 and in == out.
+* ``basic``: ResNet basic block (ResNet-18/34), kxk (in -> b, stride) -> kxk (b -> out), each conv
+  followed by BN, ReLU after the first and after the residual sum; the shortcut is a strided 1x1
+  conv + BN when the shape changes (timm's default downsample). The DeepMAD solvers do not search it.
 """
 
 from __future__ import annotations
@@ -21,14 +27,22 @@ from typing import Any, ClassVar
 from archsearch.errors import SpecError
 from archsearch.space.base import ArchSpec, check_int, register_family
 
-__all__ = ["BLOCK_TYPES", "StemSpec", "StageSpec", "CNNSpec", "conv_out", "se_channels"]
+__all__ = ["BLOCK_TYPES", "StemSpec", "StageSpec", "CNNSpec", "conv_out", "pool_out", "se_channels"]
 
-BLOCK_TYPES = ("k1kxk1", "k1dwk1")
+BLOCK_TYPES = ("k1kxk1", "k1dwk1", "basic")
 
 
 def conv_out(size: int, stride: int) -> int:
     """Output side of a 'same'-padded odd-kernel conv: ceil(size / stride)."""
     return -(-size // stride)
+
+
+def pool_out(size: int) -> int:
+    """Output side of the stem's 3x3 stride-2 max-pool with padding 1 (``ceil_mode=False``).
+
+    ``floor((size + 2 - 3) / 2) + 1``, torch's formula, which equals ``ceil(size / 2)`` for every side.
+    """
+    return (size + 2 * 1 - 3) // 2 + 1
 
 
 def se_channels(bottleneck: int) -> int:
@@ -38,12 +52,22 @@ def se_channels(bottleneck: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class StemSpec:
-    """The stem: one kxk conv (stride ``stride``) + BN + ReLU."""
+    """The stem: one kxk conv (stride ``stride``) + BN + ReLU, then optionally a max-pool.
+
+    Attributes:
+        out_channels: Width of the stem conv.
+        in_channels: Image channels.
+        kernel: Kernel of the stem conv.
+        stride: Stride of the stem conv.
+        pool: Whether a 3x3 stride-2 max-pool with padding 1 follows (the classic ResNet stem,
+            He et al., CVPR 2016); it halves the side (:func:`pool_out`) and has no parameters.
+    """
 
     out_channels: int
     in_channels: int = 3
     kernel: int = 3
     stride: int = 2
+    pool: bool = False
 
     def __post_init__(self) -> None:
         check_int("stem", "in_channels", self.in_channels, 1, 64)
@@ -52,6 +76,18 @@ class StemSpec:
             raise SpecError(f"stem.kernel: expected one of [1, 3, 5, 7], got {self.kernel!r}")
         if self.stride not in (1, 2, 4):
             raise SpecError(f"stem.stride: expected one of [1, 2, 4], got {self.stride!r}")
+        if not isinstance(self.pool, bool):
+            raise SpecError(f"stem.pool: expected true or false, got {self.pool!r}")
+
+    @property
+    def reduction(self) -> int:
+        """Total stride of the stem (the conv's, times 2 with the max-pool)."""
+        return self.stride * (2 if self.pool else 1)
+
+    def out_side(self, resolution: int) -> int:
+        """Side of the stem's output map for a ``resolution`` input (after the max-pool, if any)."""
+        side = conv_out(resolution, self.stride)
+        return pool_out(side) if self.pool else side
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,9 +160,18 @@ class CNNSpec(ArchSpec):
     def out_channels(self) -> int:
         return self.stages[-1].out_channels
 
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        # A stem without the max-pool is written as before the field existed, so the JSON (and the
+        # candidate keys hashed from it) of every earlier spec stay the same.
+        if not self.stem.pool:
+            del data["stem"]["pool"]
+        return data
+
     def layout(self) -> tuple[str, list[str], list[tuple[Any, ...]]]:
-        rows: list[tuple[Any, ...]] = [("stem", "conv", self.stem.in_channels, self.stem.out_channels, "-", self.stem.kernel,
-                                        self.stem.stride, 1)]
+        stem = self.stem
+        rows: list[tuple[Any, ...]] = [("stem", "conv+maxpool" if stem.pool else "conv", stem.in_channels, stem.out_channels, "-",
+                                        stem.kernel, stem.stride, 1)]
         rows += [(i + 1, s.block + ("+se" if s.se else ""), s.in_channels, s.out_channels, s.bottleneck, s.kernel, s.stride,
                   s.depth) for i, s in enumerate(self.stages)]
         return (f"{self.name or 'cnn'} ({self.resolution} px, {self.num_classes} classes)",

@@ -13,6 +13,7 @@ from archsearch.space.cnn import BLOCK_TYPES
 __all__ = ["BaseSpace", "SearchSpace", "register_space", "get_space", "list_spaces"]
 
 _SPACES: dict[str, "BaseSpace"] = {}
+_SEARCHABLE_BLOCKS = tuple(b for b in BLOCK_TYPES if b in ("k1kxk1", "k1dwk1"))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -117,8 +118,8 @@ class SearchSpace(BaseSpace):
         super().__post_init__()
         object.__setattr__(self, "strides", tuple(self.strides))
         object.__setattr__(self, "kernels", tuple(sorted(self.kernels)))
-        if self.block not in BLOCK_TYPES:
-            raise SpecError(f"space.block: expected one of {list(BLOCK_TYPES)}, got {self.block!r}")
+        if self.block not in _SEARCHABLE_BLOCKS:  # the DeepMAD program knows these two; 'basic' specs are built, not searched
+            raise SpecError(f"space.block: expected one of {list(_SEARCHABLE_BLOCKS)}, got {self.block!r}")
         if not self.strides or any(s not in (1, 2) for s in self.strides):
             raise SpecError(f"space.strides: expected a non-empty list of 1s and 2s, got {self.strides!r}")
         if not self.kernels or any(k not in (1, 3, 5, 7) for k in self.kernels):
