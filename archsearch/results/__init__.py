@@ -5,10 +5,10 @@ from archsearch.results.pareto import Direction, Front2D, front_2d, hypervolume_
 from archsearch.results.references import REFERENCES, Reference, reference_frame
 from archsearch.results.runs import COLUMNS, candidate_frame, load_run, merge_runs
 from archsearch.results.summary import COST_AXES, ReportData, report_data, run_frame
-from archsearch.results.validation import Validation, load_validation
+from archsearch.results.validation import COMPARABLE, Validation, aggregate_seeds, load_validation, validated_frame
 
 __all__ = [
-    "COLUMNS", "COST_AXES", "Direction", "Front2D", "REFERENCES", "Reference", "ReportData", "Unit", "Validation",
+    "COLUMNS", "COMPARABLE", "COST_AXES", "aggregate_seeds", "validated_frame", "Direction", "Front2D", "REFERENCES", "Reference", "ReportData", "Unit", "Validation",
     "arch_units", "candidate_frame", "front_2d", "hypervolume_2d", "load_run", "load_validation", "merge_runs",
     "non_dominated", "pareto_ranks", "reference_frame", "report_data", "run_frame",
 ]

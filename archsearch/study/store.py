@@ -20,12 +20,21 @@ if TYPE_CHECKING:
 __all__ = ["ValidationStudy", "candidate_key", "default_storage"]
 
 
-def candidate_key(spec: dict[str, Any], recipe: dict[str, Any], dataset: str, seed: int, distill: str | None = None) -> str:
-    """A stable 16-hex-digit hash of what determines a training run: spec, recipe, dataset, seed and,
-    for a distilled run, the teacher cache's id (keys of runs without one are unchanged)."""
+def candidate_key(spec: dict[str, Any], recipe: dict[str, Any], dataset: str, seed: int, distill: str | None = None,
+                  max_batches: int | None = None) -> str:
+    """A stable 16-hex-digit hash of what determines a training run's result.
+
+    That is the spec (its resolution included), the recipe (its epochs included), the dataset, the
+    seed, for a distilled run the teacher cache's id, and for a smoke run its ``max_batches`` (so a
+    run cut to a few batches per epoch is never served as the full one). The last two enter only
+    when set, so the keys of full, undistilled runs are those of earlier versions. How often the test
+    split is evaluated does not enter: it changes no result (see :func:`archsearch.train.train`).
+    """
     what: dict[str, Any] = {"spec": spec, "recipe": recipe, "dataset": dataset, "seed": seed}
     if distill is not None:
         what["distill"] = distill
+    if max_batches is not None:
+        what["max_batches"] = int(max_batches)
     blob = json.dumps(what, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -86,8 +95,10 @@ class ValidationStudy:
 
     @staticmethod
     def report(trial: "optuna.trial.Trial", epoch: int, top1: float, history: list[dict[str, Any]]) -> None:
-        """Records an epoch: top-1 as the intermediate value, the curve so far as an attribute."""
-        trial.report(top1, epoch)
+        """Records an epoch: top-1 as the intermediate value (when the epoch was evaluated), the curve so
+        far as an attribute."""
+        if top1 == top1:  # not NaN
+            trial.report(top1, epoch)
         trial.set_user_attr("history", history)
 
     def finish(self, trial: "optuna.trial.Trial", metrics: dict[str, Any]) -> "optuna.trial.FrozenTrial":

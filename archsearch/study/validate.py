@@ -2,7 +2,9 @@
 
 This is the library call behind ``archsearch validate``. Every candidate is checked against the
 dataset before anything trains; a candidate whose key (spec, recipe, dataset, seed) already has a
-completed trial is not trained again; an interrupted candidate resumes from its epoch checkpoint in
+completed trial is not trained again (the key: spec with its resolution, recipe with its epochs,
+dataset, seed, ``max_batches`` and teacher cache, :func:`~archsearch.study.candidate_key`); ``seeds``
+trains every candidate once per seed; an interrupted candidate resumes from its epoch checkpoint in
 ``RUN_DIR/checkpoints/KEY.pt``.
 """
 
@@ -20,7 +22,7 @@ __all__ = ["ROW_KEYS", "load_results", "run_location", "validate_run"]
 #: Keys of every result row (``archsearch results --format json`` adds ``pareto``).
 ROW_KEYS = ("name", "family", "dataset", "recipe", "seed", "macs", "params", "score", "top1", "top5", "test_loss",
             "latency_ms", "train_time_s", "images_per_s", "peak_memory_bytes", "epochs", "device", "amp", "key", "status",
-            "distill")
+            "distill", "max_batches", "resolution", "kind", "design")
 
 
 def run_location(source: str | Path) -> tuple[Path, dict[str, Any]]:
@@ -63,6 +65,8 @@ def validate_run(
     callbacks: Sequence[Callable[[Any], None]] = (),
     on_result: Callable[[dict[str, Any]], None] | None = None,
     distill: str | Path | None = None,
+    seeds: Sequence[int] | None = None,
+    eval_every: int = 1,
 ) -> list[dict[str, Any]]:
     """Trains and measures the first ``top_k`` candidates of a run and records them in its study.
 
@@ -75,11 +79,14 @@ def validate_run(
         top_k: Candidates to validate (default all).
         storage: Optuna storage URL (default ``sqlite:///RUN_DIR/study.db``).
         seed: Seed of the data split, initial weights, shuffling and augmentation.
+        seeds: Train every candidate once per seed (in place of ``seed``); candidates are the outer
+            loop, so the first candidate's seeds finish first.
         epochs: Overrides the recipe's epochs (the warm-up keeps its share of the schedule).
         amp: Autocast mode on CUDA (``auto``, ``bf16``, ``fp16``, ``off``).
         compile: Train through ``torch.compile``.
         data_dir: Download cache of the datasets.
-        max_batches: At most this many training batches per epoch (smoke runs).
+        max_batches: At most this many training batches per epoch (smoke runs; part of the cache key).
+        eval_every: Evaluate the test split every this many epochs, and always after the last one.
         latency: Measure batch-1 latency after training.
         latency_statistic: What the latency keeps of its timed calls (``median``, ``p25`` or ``min``; see
             :mod:`archsearch.train.timing`).
@@ -91,7 +98,10 @@ def validate_run(
             before anything trains; its id enters the candidate key and the trial's attributes.
 
     Returns:
-        One row per candidate (keys :data:`ROW_KEYS`), ``status`` ``trained``, ``resumed`` or ``cached``.
+        One row per candidate and seed (keys :data:`ROW_KEYS`), ``status`` ``trained``, ``resumed`` or
+        ``cached``. ``design`` is the candidate's identity across seeds (the hash of its spec, recipe,
+        dataset, ``max_batches`` and teacher cache), ``kind`` what produced it (``designed``,
+        ``baseline``, ``random``, ...).
 
     Raises:
         SpecError: Bad input (no such run, unknown dataset or recipe, a spec that does not fit the
@@ -116,13 +126,20 @@ def validate_run(
     from archsearch.train.timing import check_statistic
 
     check_statistic(latency_statistic, "--latency-statistic")
+    if max_batches is not None and (not isinstance(max_batches, int) or max_batches < 1):
+        raise SpecError(f"--max-batches: expected an integer >= 1, got {max_batches!r}")
+    if not isinstance(eval_every, int) or eval_every < 1:
+        raise SpecError(f"--eval-every: expected an integer >= 1, got {eval_every!r}")
+    seed_list = [seed] if seeds is None else list(dict.fromkeys(seeds))
+    if not seed_list or any(not isinstance(s, int) or isinstance(s, bool) or not 0 <= s < 2**32 for s in seed_list):
+        raise SpecError(f"--seeds: expected integers in [0, 2**32), got {seeds!r}")
     dev = resolve_device(device)
     candidates = record["candidates"][:top_k]
     if not candidates:
         raise SpecError(f"run: {source} holds no candidates")
     specs = [spec_from_dict(c["spec"]) for c in candidates]
     resolutions = [getattr(s, "resolution", None) for s in specs]
-    data = get_dataset(dataset, seed=seed, root=data_dir, resolution=resolutions[0])
+    data = get_dataset(dataset, seed=seed_list[0], root=data_dir, resolution=resolutions[0])
     info = data.info
     for spec, res in zip(specs, resolutions):
         with torch.device("meta"):  # no weights: only the input the built model expects
@@ -136,6 +153,9 @@ def validate_run(
                                f"solve with --resolution {min(info.max_resolution, max(32, info.resolution))} or pick another dataset")
 
     cache = None
+    if distill is not None and len(seed_list) > 1:
+        raise SpecError(f"--seeds: a teacher cache (--distill) holds one seed's split and augmentation; give one seed, "
+                        f"got {seed_list}")
     if distill is not None:
         cache = TeacherCache(distill)
         cache.check(data, epochs=rec.epochs, augment=rec.augment)
@@ -152,55 +172,67 @@ def validate_run(
         study = ValidationStudy(name=str(record["name"]), storage=url)
     done = study.finished()  # read by every rank before rank 0 writes anything
     rows = []
+    datasets = {seed_list[0]: data}
     for index, (cand, spec) in enumerate(zip(candidates, specs)):
-        key = candidate_key(cand["spec"], rec.to_dict(), info.name, seed, distill=cache.id if cache else None)
-        if key in done:
-            row = _row(done[key].user_attrs, "cached")
+        # the candidate's identity across seeds: its key with the seed left out
+        design = candidate_key(cand["spec"], rec.to_dict(), info.name, -1, distill=cache.id if cache else None,
+                               max_batches=max_batches)
+        for seed in seed_list:
+            if seed not in datasets:  # the split of some datasets depends on the seed
+                datasets[seed] = get_dataset(dataset, seed=seed, root=data_dir, resolution=resolutions[0])
+            data = datasets[seed]
+            key = candidate_key(cand["spec"], rec.to_dict(), info.name, seed, distill=cache.id if cache else None,
+                                max_batches=max_batches)
+            if key in done:
+                row = _row(done[key].user_attrs, "cached")
+                rows.append(row)
+                if on_result:
+                    on_result(row)
+                continue
+            trained = _trained_spec(spec, info.num_classes)
+            attrs = {
+                "name": getattr(spec, "name", "") or f"{record['name']}-{index + 1}", "family": spec.family,
+                "rank": index + 1, "spec": cand["spec"], "recipe": rec.name, "recipe_params": rec.to_dict(),
+                "dataset": info.name, "seed": seed, "score": cand.get("score"),
+                "macs": cost.macs(trained, with_head=True), "params": cost.params(trained, with_head=True),
+                "solve_macs": cand.get("macs"), "solve_params": cand.get("params"),
+                "distill": cache.id if cache else None, "max_batches": max_batches, "eval_every": eval_every,
+                "resolution": getattr(spec, "resolution", None), "design": design,
+                "kind": cand.get("kind") or record.get("kind") or "designed",
+            }
+            if cache is not None:
+                attrs["distill_cache"] = {"path": str(Path(distill).resolve()), "id": cache.id, "topk": cache.topk,  # type: ignore[arg-type]
+                                          "epochs": cache.epochs, "teacher": cache.header["teacher"].get("source"),
+                                          "teacher_macs": cache.header["teacher"].get("macs")}
+            trial = study.start(key, attrs) if rank == 0 else None
+            history: list[dict[str, Any]] = []
+
+            def record_epoch(epoch: Any, trial: Any = trial, history: list[dict[str, Any]] = history) -> None:
+                history.append(epoch.to_dict())
+                if trial is not None:
+                    study.report(trial, epoch.epoch, epoch.top1, history)
+
+            torch.manual_seed(seed)
+            model = build_model(spec, num_classes=info.num_classes)
+            try:
+                result = train(model, data, rec, seed=seed, device=str(dev), amp=amp, compile=compile,
+                               checkpoint=run_dir / "checkpoints" / f"{key}.pt", key=key,
+                               callbacks=[record_epoch, *callbacks], progress=progress, latency=latency,
+                               max_batches=max_batches, targets=cache, latency_statistic=latency_statistic,
+                               eval_every=eval_every)
+            except KeyboardInterrupt:
+                raise  # the trial stays RUNNING; the next run resumes it from the checkpoint
+            except Exception as exc:
+                if trial is not None:
+                    study.fail(trial, f"{type(exc).__name__}: {exc}")
+                raise
+            metrics = {**result.metrics(), "checkpoint": str(run_dir / "checkpoints" / f"{key}.pt")}
+            if trial is not None:
+                study.finish(trial, metrics)
+            row = _row({**attrs, **metrics, "key": key}, "resumed" if result.resumed_from else "trained")
             rows.append(row)
             if on_result:
                 on_result(row)
-            continue
-        trained = _trained_spec(spec, info.num_classes)
-        attrs = {
-            "name": getattr(spec, "name", "") or f"{record['name']}-{index + 1}", "family": spec.family,
-            "rank": index + 1, "spec": cand["spec"], "recipe": rec.name, "recipe_params": rec.to_dict(),
-            "dataset": info.name, "seed": seed, "score": cand.get("score"),
-            "macs": cost.macs(trained, with_head=True), "params": cost.params(trained, with_head=True),
-            "solve_macs": cand.get("macs"), "solve_params": cand.get("params"),
-            "distill": cache.id if cache else None,
-        }
-        if cache is not None:
-            attrs["distill_cache"] = {"path": str(Path(distill).resolve()), "id": cache.id, "topk": cache.topk,  # type: ignore[arg-type]
-                                      "epochs": cache.epochs, "teacher": cache.header["teacher"].get("source"),
-                                      "teacher_macs": cache.header["teacher"].get("macs")}
-        trial = study.start(key, attrs) if rank == 0 else None
-        history: list[dict[str, Any]] = []
-
-        def record_epoch(epoch: Any, trial: Any = trial, history: list[dict[str, Any]] = history) -> None:
-            history.append(epoch.to_dict())
-            if trial is not None:
-                study.report(trial, epoch.epoch, epoch.top1, history)
-
-        torch.manual_seed(seed)
-        model = build_model(spec, num_classes=info.num_classes)
-        try:
-            result = train(model, data, rec, seed=seed, device=str(dev), amp=amp, compile=compile,
-                           checkpoint=run_dir / "checkpoints" / f"{key}.pt", key=key,
-                           callbacks=[record_epoch, *callbacks], progress=progress, latency=latency,
-                           max_batches=max_batches, targets=cache, latency_statistic=latency_statistic)
-        except KeyboardInterrupt:
-            raise  # the trial stays RUNNING; the next run resumes it from the checkpoint
-        except Exception as exc:
-            if trial is not None:
-                study.fail(trial, f"{type(exc).__name__}: {exc}")
-            raise
-        metrics = {**result.metrics(), "checkpoint": str(run_dir / "checkpoints" / f"{key}.pt")}
-        if trial is not None:
-            study.finish(trial, metrics)
-        row = _row({**attrs, **metrics, "key": key}, "resumed" if result.resumed_from else "trained")
-        rows.append(row)
-        if on_result:
-            on_result(row)
     return rows
 
 
