@@ -36,3 +36,12 @@ register_space(SearchSpace(
     penalty_skip=0, budget=Budget(macs=20_000_000, params=500_000),
     description="DeepMAD bottleneck template for 32 px images (stem stride 1; strides 1, 2, 2)",
 ))
+# Fashion-MNIST at its native 28 px, grey input (Xiao et al., 2017): no resize and no channel repeat per
+# batch. Stem stride 2, then strides 1, 2, 2: 28 -> 14 -> 14 -> 7 -> 4 px, so that budgets from 1M MACs
+# hold the classic two-blocks-a-stage baseline.
+register_space(SearchSpace(
+    name="deepmad-fmnist", block="k1kxk1", resolution=28, num_classes=10, in_channels=1, stem_stride=2,
+    strides=(1, 2, 2), stem_widths=(8, 64), widths=(8, 512), kernels=(3, 5), depths=(1, 12), rho0=0.3,
+    penalty_skip=0, budget=Budget(macs=4_000_000, params=200_000),
+    description="DeepMAD bottleneck template for 28 px grey images (Fashion-MNIST; stem stride 2; strides 1, 2, 2)",
+))
