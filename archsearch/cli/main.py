@@ -95,7 +95,14 @@ def _solver_for(space: Any, args: argparse.Namespace) -> tuple[Any, dict[str, An
         elif given(args):
             users = sorted({n for n in _solver_names() if key in get_solver(n).options})
             raise SpecError(f"{flag}: not an option of {cls.name} (space {space.name}); it applies to the solvers {users}")
-    return cls(gap_tol=args.gap_tol, time_limit=args.time_limit), options
+    kwargs: dict[str, Any] = {}
+    if getattr(args, "max_nodes", None) is not None:
+        import inspect
+
+        if "max_nodes" not in inspect.signature(cls.__init__).parameters:
+            raise SpecError(f"--max-nodes: the {cls.name} solver (space {space.name}) has no node limit")
+        kwargs["max_nodes"] = args.max_nodes
+    return cls(gap_tol=args.gap_tol, time_limit=args.time_limit, **kwargs), options
 
 
 def _solver_names() -> list[str]:
@@ -231,6 +238,120 @@ def _print_solve_table(result: Any, *, name: str, front: list[dict[str, Any]]) -
                       format_count(r["params"]), fmt(r["gap"], "pct")) for r in front])
 
 
+def _design_options(space: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The program options of ``--rho``/``--no-depth-penalty``/``--entropy`` that the space's solver takes."""
+    from archsearch.solvers import get_solver
+
+    accepted = get_solver(space.solver).options if space.solver else ()
+    given = {"rho0": getattr(args, "rho", None), "depth_penalty": not getattr(args, "no_depth_penalty", False),
+             "entropy": getattr(args, "entropy", "code")}
+    defaults = {"rho0": None, "depth_penalty": True, "entropy": "code"}
+    for key, value in given.items():
+        if key not in accepted and value != defaults[key]:
+            flag = {"rho0": "--rho", "depth_penalty": "--no-depth-penalty", "entropy": "--entropy"}[key]
+            raise SpecError(f"{flag}: not an option of the {space.name} space's program")
+    return {k: v for k, v in given.items() if k in accepted}
+
+
+def _check_out_dir(out: str | None) -> None:
+    """A run directory must be a directory (or not exist yet): checked before any work."""
+    if out and Path(out).exists() and not Path(out).is_dir():
+        raise SpecError(f"--out: {out} exists and is not a directory; give a run directory")
+
+
+def _write_designs_run(out: Path, cands: Sequence[Any], *, space: Any, budget: Budget, kind: str, name: str,
+                       args: argparse.Namespace, wall: float, extra: dict[str, Any]) -> None:
+    """A run directory for designs no solve produced (``baseline``, ``sample``), read like a solve's."""
+    import pandas as pd
+
+    from archsearch.solvers.designs import candidates_record
+
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "status": "feasible", "space": space.name, "budget": budget.to_dict(), "bound": None, "gap": None,
+        "time_s": round(wall, 6), "kind": kind, "candidates": candidates_record(cands), "name": name,
+        "provenance": {"command": "archsearch " + shlex.join(getattr(args, "argv", sys.argv[1:])), "versions": _versions(),
+                       "seed": getattr(args, "seed", None), "solver": kind, "wall_time_s": round(wall, 3),
+                       "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **extra},
+    }
+    tmp = out / "candidates.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, out / "candidates.json")
+    frame = pd.DataFrame(_pareto_rows(cands))
+    frame.insert(0, "run", name)
+    frame.insert(2, "kind", kind)
+    frame.to_csv(out / "pareto.csv", index=False)
+
+
+def _print_designs(cands: Sequence[Any], title: str, caption: str) -> None:
+    rows = [(i + 1, c.spec.name, c.extra.get("kind", ""), fmt(c.score), format_count(c.macs), format_count(c.params),
+             fmt(c.rho), "yes" if c.extra.get("rules_ok") else "no", fmt(c.extra.get("multiplier")))
+            for i, c in enumerate(cands)]
+    print_table(title, ["#", "name", "kind", "score", "macs", "params", "rho", "rules", "multiplier"], rows, caption=caption)
+
+
+def _designs_json(cands: Sequence[Any], space: Any, budget: Budget, kind: str) -> dict[str, Any]:
+    from archsearch.solvers.designs import candidates_record
+
+    return {"space": space.name, "budget": budget.to_dict(), "kind": kind, "candidates": candidates_record(cands)}
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from archsearch.solvers.designs import baseline
+    from archsearch.space import get_space
+
+    space = get_space(args.space)
+    budget = Budget.parse(args.budget) if args.budget else space.budget
+    _check_out_dir(args.out)
+    options = _design_options(space, args)
+    t0 = time.perf_counter()
+    cand = baseline(space, budget, scale=args.scale, resolution=args.resolution, **options)
+    wall = time.perf_counter() - t0
+    name = args.name or _run_name(space.name, budget) + f"-baseline-{args.scale}"
+    if args.out:
+        _write_designs_run(Path(args.out), [cand], space=space, budget=budget, kind="baseline", name=name, args=args,
+                           wall=wall, extra={"scale": args.scale, "multiplier": cand.extra.get("multiplier")})
+    if args.format == "json":
+        print_json(_designs_json([cand], space, budget, "baseline"))
+    else:
+        _print_designs([cand], f"{name}: the {args.scale} scaling of {space.name}'s reference design",
+                       caption=f"the largest multiplier whose design fits {budget.to_text()}; score: the objective "
+                               f"{space.solver} maximises; rules: the space's rules (effectiveness bound included)")
+        title, columns, rows = cand.spec.layout()
+        print_table(f"baseline: {title}", columns, rows)
+        if args.out:
+            err(f"wrote {Path(args.out) / 'candidates.json'} and {Path(args.out) / 'pareto.csv'}")
+    return EXIT_OK
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from archsearch.solvers.designs import sample
+    from archsearch.space import get_space
+
+    space = get_space(args.space)
+    budget = Budget.parse(args.budget) if args.budget else space.budget
+    _check_out_dir(args.out)
+    if args.seed < 0 or args.seed >= 2**32:
+        raise SpecError(f"--seed: expected an integer in [0, 2**32), got {args.seed}")
+    options = _design_options(space, args)
+    t0 = time.perf_counter()
+    cands = sample(space, budget, args.n, seed=args.seed, resolution=args.resolution, **options)
+    wall = time.perf_counter() - t0
+    name = args.name or _run_name(space.name, budget) + f"-random-s{args.seed}"
+    if args.out:
+        _write_designs_run(Path(args.out), cands, space=space, budget=budget, kind="random", name=name, args=args,
+                           wall=wall, extra={"n": args.n})
+    if args.format == "json":
+        print_json(_designs_json(cands, space, budget, "random"))
+    else:
+        _print_designs(cands, f"{name}: {len(cands)} random designs of {space.name}",
+                       caption=f"drawn uniformly, widths scaled to fit {budget.to_text()} and depths cut until the "
+                               f"space's rules hold (seed {args.seed})")
+        if args.out:
+            err(f"wrote {Path(args.out) / 'candidates.json'} and {Path(args.out) / 'pareto.csv'}")
+    return EXIT_OK
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from archsearch.cost.latency import latency_model_path
     from archsearch.space import get_space
@@ -297,7 +418,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     info: dict[str, Any] = {"family": spec.family, "name": getattr(spec, "name", "")}
     info.update(cost.costs(spec))
-    if spec.family == "cnn":
+    if args.space:
+        from archsearch.solvers.designs import score_spec
+        from archsearch.space import get_space
+
+        space = get_space(args.space)
+        cand = score_spec(space, spec, **_design_options(space, args))
+        info.update(space=space.name, score=cand.score, rho=cand.rho,
+                    **{k: v for k, v in cand.extra.items() if k in ("entropy", "penalty", "rules_ok", "fits_budget")})
+    elif spec.family == "cnn":
         from archsearch.objectives import deepmad_score
 
         sc = deepmad_score(spec)
@@ -321,6 +450,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         keys = [k for k in ("params", "macs", "params_with_head", "macs_with_head", "activation_memory") if k in info]
         rows = [(k, format_count(info[k]), format_count(info.get(f"measured_{k}")) if args.verify else "") for k in keys]
         print_table("costs (backbone = all but the classifier)", ["quantity", "analytic", "measured" if args.verify else ""], rows)
+        if "score" in info:
+            score_rows = [(k, fmt(info[k])) for k in ("score", "entropy", "penalty", "rho") if info.get(k) is not None]
+            score_rows += [("rules of the space", "kept" if info["rules_ok"] else "broken"),
+                           ("space's default budget", "fits" if info["fits_budget"] else "exceeded")]
+            print_table(f"objective of {info['space']} (what its solver maximises)", ["quantity", "value"], score_rows)
         if args.verify:
             err("verified: analytic costs equal the built module" if code == EXIT_OK else "MISMATCH: analytic and measured costs differ")
     return code
@@ -347,31 +481,41 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _results_frame(rows: list[dict[str, Any]]) -> Any:
-    """Rows as a DataFrame with a ``pareto`` column: top-1 (max) vs MACs, params, latency (min),
-    within each (dataset, recipe, teacher cache) group, since accuracies of different trainings do not compare."""
-    import pandas as pd
+def _results_frame(rows: list[dict[str, Any]], *, per_seed: bool = False) -> Any:
+    """Rows as a DataFrame, seeds aggregated (mean, ``top1_std``, ``seeds``) unless ``per_seed``, with a
+    ``pareto`` column computed within each comparable training (dataset, recipe, epochs, max-batches,
+    teacher cache), since accuracies of different trainings do not compare."""
+    from archsearch.results import validated_frame
 
-    from archsearch.results import non_dominated
+    return validated_frame(rows, per_seed=per_seed)
 
-    frame = pd.DataFrame(rows)
-    frame["pareto"] = False
-    groups = ["dataset", "recipe"] + (["distill"] if "distill" in frame else [])
-    for _, group in frame.groupby(groups, sort=False, dropna=False):
-        objectives = {"top1": "max", "macs": "min", "params": "min"}
-        if group["latency_ms"].notna().all():
-            objectives["latency_ms"] = "min"
-        frame.loc[group.index, "pareto"] = non_dominated(group[list(objectives)].to_dict("records"), objectives)  # type: ignore[arg-type]
-    return frame.sort_values(["dataset", "recipe", "top1"], ascending=[True, True, False], kind="stable").reset_index(drop=True)
+
+def _top1_text(r: Any) -> str:
+    std = getattr(r, "top1_std", float("nan"))
+    n = int(getattr(r, "seeds", 1) or 1)
+    if n > 1:
+        return f"{100 * r.top1:.2f} ± {100 * std:.2f} ({n})"
+    return f"{100 * r.top1:.2f}"
+
+
+def _training_text(r: Any) -> str:
+    """``8 ep`` or ``1 ep x 20 b`` (a smoke run)."""
+    epochs = getattr(r, "epochs", None)
+    mb = getattr(r, "max_batches", None)
+    text = "-" if epochs is None or epochs != epochs else f"{int(epochs)} ep"
+    if mb is not None and mb == mb:
+        text += f" x {int(mb)} b"
+    return text
 
 
 def _print_results(frame: Any, title: str, *, caption: str | None = None, status: bool = False) -> None:
-    columns = ["name", "dataset", "top1 %", "top5 %", "macs", "params", "latency ms", "train s"]
+    columns = ["name", "kind", "dataset", "recipe", "training", "top1 % (seeds)", "top5 %", "macs", "params", "latency ms",
+               "train s"]
     rows = []
     for r in frame.itertuples():
-        row = [r.name, r.dataset, f"{100 * r.top1:.2f}", f"{100 * r.top5:.2f}", format_count(r.macs),
-               format_count(r.params), "-" if r.latency_ms is None or r.latency_ms != r.latency_ms else f"{r.latency_ms:.2f}",
-               f"{r.train_time_s:.1f}"]
+        row = [r.name, getattr(r, "kind", None) or "-", r.dataset, r.recipe, _training_text(r), _top1_text(r),
+               f"{100 * r.top5:.2f}", format_count(r.macs), format_count(r.params),
+               "-" if r.latency_ms is None or r.latency_ms != r.latency_ms else f"{r.latency_ms:.2f}", f"{r.train_time_s:.1f}"]
         rows.append(row + ([r.status] if status else []) + ["*" if r.pareto else ""])
     print_table(title, columns + (["status"] if status else []) + ["pareto"], rows, caption=caption)
 
@@ -383,6 +527,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise SpecError(f"--epochs: expected an integer >= 1, got {args.epochs}")
     if args.max_batches is not None and args.max_batches < 1:
         raise SpecError(f"--max-batches: expected an integer >= 1, got {args.max_batches}")
+    if args.eval_every < 1:
+        raise SpecError(f"--eval-every: expected an integer >= 1, got {args.eval_every}")
+    if args.seed < 0 or args.seed >= 2**32:
+        raise SpecError(f"--seed: expected an integer in [0, 2**32), got {args.seed}")
     if args.threads is not None:
         if args.threads < 1:
             raise SpecError(f"--threads: expected an integer >= 1, got {args.threads}")
@@ -402,7 +550,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             storage=args.storage, seed=args.seed, epochs=args.epochs, amp=args.amp, compile=args.compile,
             data_dir=args.data_dir, max_batches=args.max_batches, latency=not args.no_latency, progress=progress,
             latency_statistic=args.latency_statistic,
-            on_result=announce, distill=args.distill,
+            on_result=announce, distill=args.distill, seeds=_parse_seeds(args.seeds), eval_every=args.eval_every,
         )
     except KeyboardInterrupt:
         err("interrupted: finished candidates are in the study and the current one's last epoch is checkpointed; "
@@ -418,6 +566,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
                        caption="pareto: no candidate has a higher top-1 at no more MACs, params and latency")
     _report_hint(run_location(args.source)[0])
     return EXIT_OK
+
+
+def _parse_seeds(text: str | None) -> list[int] | None:
+    """``--seeds 0,1,2`` (or ``0-4``) -> [0, 1, 2]; None when not given."""
+    if text is None:
+        return None
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if dash else a
+        except ValueError:
+            raise SpecError(f"--seeds: expected comma-separated integers or ranges such as 0,1,2 or 0-4, got {text!r}") from None
+        if not (0 <= a <= b < 2**32) or b - a >= 1000:
+            raise SpecError(f"--seeds: expected integers in [0, 2**32) and ranges of at most 1000 seeds, got {text!r}")
+        seeds.extend(range(a, b + 1))
+    return list(dict.fromkeys(seeds))
 
 
 def _teacher_spec(path: Path) -> Any:
@@ -495,14 +661,15 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 def cmd_results(args: argparse.Namespace) -> int:
     from archsearch.study import load_results
 
-    frame = _results_frame(load_results(args.run, storage=args.storage))
+    frame = _results_frame(load_results(args.run, storage=args.storage), per_seed=args.per_seed)
     if args.format == "json":
         print_json(json.loads(frame.to_json(orient="records")))
     elif args.format == "csv":
         sys.stdout.write(frame.to_csv(index=False))
     else:
         _print_results(frame, f"{len(frame)} validated candidates (recipes: {', '.join(sorted(set(frame['recipe'])))})",
-                       caption="pareto (per dataset and recipe): no candidate has a higher top-1 at no more MACs, params and latency")
+                       caption="top-1: mean ± sample std over seeds (their number); pareto (per dataset, recipe, epochs, "
+                               "max-batches): no candidate has a higher top-1 at no more MACs, params and latency")
     return EXIT_OK
 
 
@@ -838,8 +1005,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--entropy", choices=("code", "paper"), default="code", help="block entropy with the reference code's 1/2 (default) or the paper's")
     p.add_argument("--time-limit", type=float, default=30.0, help="seconds per solve before returning the best design and its gap (default 30; longer, up to 10x, until a first feasible design is found)")
     p.add_argument("--gap-tol", type=float, default=1e-3, help="stop when (bound - score)/|bound| <= this (default 1e-3)")
+    p.add_argument("--max-nodes", type=int, default=None,
+                   help="branch-and-bound nodes before returning (deepmad-* spaces): with a --time-limit that is never "
+                        "reached, the answer no longer depends on the machine's speed")
     p.add_argument("--seed", type=int, default=0, help="recorded in the run's provenance (the solver is deterministic)")
     p.set_defaults(func=cmd_solve)
+
+    for cmd in ("baseline", "sample"):
+        if cmd == "baseline":
+            p = sub.add_parser("baseline", help="the space's classic network scaled to the budget (uniform, width or depth)")
+            p.add_argument("--scale", choices=("uniform", "width", "depth"), default="uniform",
+                           help="uniform: one multiplier on every width (default); width: stage widths only; depth: depths")
+        else:
+            p = sub.add_parser("sample", help="random designs of a space within the budget and its rules, each scored")
+            p.add_argument("-n", type=int, default=10, help="designs to draw (default 10)")
+            p.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0); the same seed gives the same designs")
+        p.add_argument("--space", default="deepmad-r50", help="search space (see `archsearch spaces`); default deepmad-r50")
+        p.add_argument("--budget", help="e.g. macs=4.13G,params=25.55M; default: the space's budget")
+        p.add_argument("--resolution", type=int, default=None, help="input resolution (default: the space's)")
+        p.add_argument("--rho", type=float, default=None, help="effectiveness bound rho0 of the score and rules (default: the space's)")
+        p.add_argument("--no-depth-penalty", action="store_true", help="score S without DeepMAD's depth penalty")
+        p.add_argument("--entropy", choices=("code", "paper"), default="code", help="block entropy variant of the score")
+        p.add_argument("--name", help="run name (default: derived from space, budget and kind)")
+        p.add_argument("--out", help="run directory: writes candidates.json and pareto.csv")
+        p.add_argument("--format", choices=("table", "json"), default="table")
+        p.set_defaults(func=cmd_baseline if cmd == "baseline" else cmd_sample)
 
     p = sub.add_parser("calibrate", help="time a space's building blocks on this device and fit its latency predictor")
     p.add_argument("--space", required=True, help="search space to calibrate (deepmad-*, nvit, revit*, stvit*, mci, tinyvit* spaces)")
@@ -873,6 +1063,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="print a spec's stages and exact costs; --verify builds it and measures them")
     p.add_argument("spec", help="spec JSON file (or a candidates.json: its best candidate)")
+    p.add_argument("--space", help="also print the score, penalty and rho this space's solver maximises for the spec")
+    p.add_argument("--rho", type=float, default=None, help="with --space: effectiveness bound rho0 (default: the space's)")
+    p.add_argument("--no-depth-penalty", action="store_true", help="with --space: score S without DeepMAD's depth penalty")
+    p.add_argument("--entropy", choices=("code", "paper"), default="code", help="with --space: block entropy variant")
     p.add_argument("--verify", action="store_true", help="build the module and compare measured params/MACs (exit 1 on a difference)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_show)
@@ -885,6 +1079,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5, help="validate the first N candidates (default 5)")
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///RUN_DIR/study.db)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data split, weights, shuffling, augmentation (default 0)")
+    p.add_argument("--seeds", help="train every candidate once per seed, e.g. 0,1,2 or 0-4 (replaces --seed); "
+                                   "results show mean +- std over seeds")
+    p.add_argument("--eval-every", type=int, default=1, help="evaluate the test split every K epochs (default 1); "
+                                                             "the last epoch is always evaluated, results are unchanged")
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto", help="autocast on CUDA (default auto: bf16 where supported)")
     p.add_argument("--compile", action="store_true", help="train through torch.compile")
@@ -921,6 +1119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("results", help="table of a run's validated candidates, Pareto-optimal ones marked")
     p.add_argument("run", help="run directory (or its candidates.json)")
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///RUN_DIR/study.db)")
+    p.add_argument("--per-seed", action="store_true", help="one row per candidate and seed instead of the mean over seeds")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.set_defaults(func=cmd_results)
 
@@ -939,6 +1138,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _validate(args: argparse.Namespace) -> None:
     if getattr(args, "top_k", 1) < 1:
         raise SpecError(f"--top-k: expected an integer >= 1, got {args.top_k}")
+    if getattr(args, "max_nodes", None) is not None and not 1 <= args.max_nodes <= 10**9:
+        raise SpecError(f"--max-nodes: expected an integer in [1, 1e9], got {args.max_nodes}")
     if getattr(args, "time_limit", 1.0) <= 0:
         raise SpecError(f"--time-limit: expected a positive number of seconds, got {args.time_limit}")
     gap = getattr(args, "gap_tol", 0.0)
