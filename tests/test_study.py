@@ -99,3 +99,35 @@ def test_a_candidates_file_stores_results_beside_it_and_storage_url_is_honoured(
     assert (tmp_path / "elsewhere.db").is_file() and not (run / "study.db").exists()
     assert (run / "checkpoints").is_dir()
     assert load_results(run, storage=url)[0]["name"] == "a"
+
+
+def test_max_batches_enters_the_key_and_full_keys_are_unchanged() -> None:
+    spec, recipe = tiny_spec().to_dict(), get_recipe("quick").to_dict()
+    full = candidate_key(spec, recipe, "digits", 0)
+    assert candidate_key(spec, recipe, "digits", 0, max_batches=None) == full
+    smoke = {candidate_key(spec, recipe, "digits", 0, max_batches=n) for n in (20, 21)}
+    assert full not in smoke and len(smoke) == 2
+    shorter = candidate_key(spec, {**recipe, "epochs": 1}, "digits", 0)
+    assert shorter != full
+
+
+def test_a_smoke_run_is_never_served_as_the_full_one_and_seeds_are_an_axis(tmp_path: Path) -> None:
+    from archsearch.results import validated_frame
+
+    one_thread()
+    run = write_run(tmp_path / "run", [tiny_spec(name="a")])
+    smoke = validate_run(run, **{**FAST, "epochs": 1, "max_batches": 2})
+    other = validate_run(run, **{**FAST, "epochs": 1, "max_batches": 3})
+    assert smoke[0]["status"] == other[0]["status"] == "trained" and smoke[0]["key"] != other[0]["key"]
+    assert smoke[0]["max_batches"] == 2 and smoke[0]["kind"] == "designed"
+    rows = validate_run(run, **{**FAST, "epochs": 1, "max_batches": 2}, seeds=[0, 1, 2])
+    assert [r["status"] for r in rows] == ["cached", "trained", "trained"] and [r["seed"] for r in rows] == [0, 1, 2]
+    assert len({r["design"] for r in rows}) == 1 and len({r["key"] for r in rows}) == 3
+    table = validated_frame(load_results(run))
+    assert len(table) == 2  # two trainings (2 and 3 batches an epoch), never merged
+    three = table[table["max_batches"] == 2].iloc[0]
+    tops = [r["top1"] for r in rows]
+    assert three["seeds"] == 3 and three["seed_list"] == [0, 1, 2]
+    assert three["top1"] == pytest.approx(sum(tops) / 3) and three["top1_std"] == pytest.approx(float(torch.tensor(tops).std()))
+    with pytest.raises(Exception, match="--seeds"):
+        validate_run(run, **FAST, seeds=[-1])

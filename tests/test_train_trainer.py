@@ -150,3 +150,15 @@ def test_quick_recipe_trains_a_solved_cnn_on_digits_within_a_minute(digits) -> N
     print(f"quick recipe: top1 {result.top1:.4f}, train {result.train_time_s:.1f} s, wall {wall:.1f} s")
     assert result.top1 > 0.90
     assert wall < 60
+
+
+def test_eval_every_skips_evaluations_and_changes_no_result(digits) -> None:  # type: ignore[no-untyped-def]
+    one_thread()
+    recipe = RECIPE.replace(epochs=3)
+    every = train(_model(), digits, recipe, device="cpu", max_batches=3, latency=False)
+    sparse = train(_model(), digits, recipe, device="cpu", max_batches=3, latency=False, eval_every=2)
+    assert [h.top1 != h.top1 for h in sparse.history] == [True, False, False]  # epoch 1 not evaluated; the last always
+    assert sparse.top1 == every.top1 and sparse.test_loss == every.test_loss
+    assert sparse.history[1].top1 == every.history[1].top1
+    with pytest.raises(SpecError, match=r"eval_every: expected an integer >= 1"):
+        train(_model(), digits, recipe, device="cpu", eval_every=0)
