@@ -119,3 +119,14 @@ def test_cli_design_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytes
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1, (argv, err)
+
+
+def test_published_baseline_is_the_resnet_of_the_budget_at_its_own_cost() -> None:
+    from archsearch.space import resnet_spec
+
+    cand = baseline(get_space("deepmad-r50"), scale="published")
+    assert cand.spec == resnet_spec(50) and cand.macs == cost.macs(resnet_spec(50)) and cand.extra["kind"] == "baseline"
+    assert cand.extra["rules_ok"] is False  # a max-pool stem and 4 stages: not the DeepMAD template
+    assert cand.score == pytest.approx(deepmad_score(resnet_spec(50), penalty_skip=2).score)
+    with pytest.raises(SpecError, match="--scale published: space deepmad-cifar has no published network"):
+        baseline(get_space("deepmad-cifar"), scale="published")

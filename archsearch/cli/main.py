@@ -314,8 +314,11 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json(_designs_json([cand], space, budget, "baseline"))
     else:
-        _print_designs([cand], f"{name}: the {args.scale} scaling of {space.name}'s reference design",
-                       caption=f"the largest multiplier whose design fits {budget.to_text()}; score: the objective "
+        what = (f"the published network of {space.name}'s budget" if args.scale == "published"
+                else f"the {args.scale} scaling of {space.name}'s reference design")
+        _print_designs([cand], f"{name}: {what}",
+                       caption=("at its own cost; " if args.scale == "published" else
+                                f"the largest multiplier whose design fits {budget.to_text()}; ") + "score: the objective "
                                f"{space.solver} maximises; rules: the space's rules (effectiveness bound included)")
         title, columns, rows = cand.spec.layout()
         print_table(f"baseline: {title}", columns, rows)
@@ -1014,8 +1017,10 @@ def build_parser() -> argparse.ArgumentParser:
     for cmd in ("baseline", "sample"):
         if cmd == "baseline":
             p = sub.add_parser("baseline", help="the space's classic network scaled to the budget (uniform, width or depth)")
-            p.add_argument("--scale", choices=("uniform", "width", "depth"), default="uniform",
-                           help="uniform: one multiplier on every width (default); width: stage widths only; depth: depths")
+            p.add_argument("--scale", choices=("uniform", "width", "depth", "published"), default="uniform",
+                           help="uniform: one multiplier on every width (default); width: stage widths only; depth: depths; "
+                                "published: the published network of the space's budget at its own cost (deepmad-r18/r34/r50: "
+                                "ResNet-18/34/50)")
         else:
             p = sub.add_parser("sample", help="random designs of a space within the budget and its rules, each scored")
             p.add_argument("-n", type=int, default=10, help="designs to draw (default 10)")

@@ -39,8 +39,8 @@ from archsearch.space.budget import Budget
 
 __all__ = ["SCALES", "DesignFamily", "baseline", "reference_design", "register_designs", "sample", "score_spec"]
 
-Scale = Literal["uniform", "width", "depth"]
-SCALES: tuple[str, ...] = ("uniform", "width", "depth")
+Scale = Literal["uniform", "width", "depth", "published"]
+SCALES: tuple[str, ...] = ("uniform", "width", "depth", "published")
 
 #: The multiplier grid: 1.01**j for j in [-_GRID, _GRID] (about 1/2000 to 2000).
 _GRID = 760
@@ -59,6 +59,8 @@ class DesignFamily(NamedTuple):
         rules_ok: ``(space, spec, options) -> bool``: whether a spec obeys the space's rules (not budgets).
         shallower: ``(space, spec) -> spec | None``: one block fewer in the deepest stage (None when
             every stage is at its least depth), the sampler's repair of a rule the widths cannot mend.
+        published: ``(space, resolution) -> spec | None``: the published network whose budget the space
+            takes (ResNet-50 for ``deepmad-r50``), unscaled, at its own cost; None when there is none.
     """
 
     score: Callable[..., Candidate]
@@ -67,6 +69,7 @@ class DesignFamily(NamedTuple):
     draw: Callable[..., ArchSpec]
     rules_ok: Callable[..., bool]
     shallower: Callable[..., ArchSpec | None] | None = None
+    published: Callable[..., ArchSpec | None] | None = None
 
 
 _FAMILIES: dict[str, DesignFamily] = {}
@@ -170,7 +173,9 @@ def baseline(space: Any, budget: Budget | None = None, *, scale: Scale = "unifor
     Args:
         space: A registered space.
         budget: Default the space's.
-        scale: ``uniform`` (every width), ``width`` (stage widths, not the stem) or ``depth``.
+        scale: ``uniform`` (every width), ``width`` (stage widths, not the stem), ``depth``, or
+            ``published``: the published network of the space's budget at its own cost, unscaled (it may
+            exceed the budget: ``extra["fits_budget"]`` says).
         resolution: Input resolution (default the space's).
         name: The candidate's spec name (default ``<space>-baseline-<scale>``).
         **options: Program options of the score (DeepMAD: ``rho0``, ``depth_penalty``, ``entropy``).
@@ -188,6 +193,14 @@ def baseline(space: Any, budget: Budget | None = None, *, scale: Scale = "unifor
     budget = space.budget if budget is None else budget
     if budget.is_empty():
         raise SpecError("--budget: give at least one of macs, params, memory, latency")
+    if scale == "published":
+        spec = fam.published(space, resolution) if fam.published is not None else None
+        if spec is None:
+            raise SpecError(f"--scale published: space {space.name} has no published network of its budget; "
+                            f"use uniform, width or depth")
+        out = score_spec(space, spec, budget=budget, **options)
+        out.extra.update(kind="baseline", scale=scale, multiplier=1.0)
+        return out
     base = fam.reference(space, resolution)
     found = _scaled(space, fam, base, scale, budget, options, check_rules=False)
     if found is None:
@@ -442,7 +455,18 @@ def _cnn_shallower(space: Any, spec: Any) -> Any:
     return type(spec)(spec.stem, tuple(stages), spec.resolution, spec.num_classes, spec.name)
 
 
-register_designs("cnn", DesignFamily(_cnn_score, _cnn_reference, _cnn_scale, _cnn_draw, _cnn_rules_ok, _cnn_shallower))
+def _cnn_published(space: Any, resolution: int | None) -> Any:
+    """ResNet-18/34/50 (He et al., CVPR 2016; exactly timm's ``resnet*``) for the spaces of their budgets."""
+    from archsearch.space.resnet import resnet_spec
+
+    depth = {"deepmad-r18": 18, "deepmad-r34": 34, "deepmad-r50": 50}.get(space.name)
+    if depth is None:
+        return None
+    return resnet_spec(depth, num_classes=space.num_classes, resolution=resolution or space.resolution)
+
+
+register_designs("cnn", DesignFamily(_cnn_score, _cnn_reference, _cnn_scale, _cnn_draw, _cnn_rules_ok, _cnn_shallower,
+                                     _cnn_published))
 
 
 def _load_builtin() -> None:
