@@ -43,9 +43,13 @@ SPACE = "deepmad-fmnist"
 
 
 def _cli(argv: list[str]) -> None:
+    import contextlib
+    import io
+
     from archsearch.cli.main import main
 
-    code = main(argv)
+    with contextlib.redirect_stdout(io.StringIO()):  # the run directory holds what it prints
+        code = main(argv)
     if code != 0:
         raise SystemExit(f"archsearch {' '.join(argv)} exited {code}")
 

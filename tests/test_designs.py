@@ -130,3 +130,14 @@ def test_published_baseline_is_the_resnet_of_the_budget_at_its_own_cost() -> Non
     assert cand.score == pytest.approx(deepmad_score(resnet_spec(50), penalty_skip=2).score)
     with pytest.raises(SpecError, match="--scale published: space deepmad-cifar has no published network"):
         baseline(get_space("deepmad-cifar"), scale="published")
+
+
+def test_show_of_a_run_scores_its_candidate_as_the_solver_did(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["solve", "--space", "deepmad-cifar", "--budget", "macs=5M,params=100K", "--time-limit", "3",
+                 "--out", str(tmp_path / "r"), "--format", "json"]) == 0
+    best = json.loads(capsys.readouterr().out)["candidates"][0]
+    assert main(["show", str(tmp_path / "r" / "candidates.json"), "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    # deepmad-cifar's program leaves no superblock out of the depth penalty (the plain default skips 2)
+    assert shown["space"] == "deepmad-cifar" and shown["score"] == pytest.approx(best["score"], rel=1e-12)
+    assert shown["rho"] == pytest.approx(best["rho"]) and shown["rules_ok"] and shown["fits_budget"]

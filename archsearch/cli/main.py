@@ -414,6 +414,26 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_space(source: str, spec: Any) -> str | None:
+    """The registered space of a run's ``candidates.json`` (so ``show`` scores its candidate as the solver
+    did), or None for a bare spec or an unknown space."""
+    from archsearch.space import list_spaces
+
+    path = Path(source)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, OSError):
+        return None
+    name = data.get("space") if isinstance(data, dict) and "candidates" in data else None
+    if isinstance(name, str) and name in list_spaces():
+        from archsearch.space import get_space
+
+        return name if get_space(name).family == spec.family else None
+    return None
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from archsearch import cost
     from archsearch.space import load_spec
@@ -421,6 +441,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     info: dict[str, Any] = {"family": spec.family, "name": getattr(spec, "name", "")}
     info.update(cost.costs(spec))
+    if not args.space:
+        args.space = _run_space(args.spec, spec)
     if args.space:
         from archsearch.solvers.designs import score_spec
         from archsearch.space import get_space
