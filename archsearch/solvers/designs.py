@@ -23,10 +23,18 @@ a solve, so run directories of baselines and samples are read by every later com
   space (the effectiveness bound, mostly, which deep and thin draws break) its deepest stage loses a
   block and the widths are scaled again. A draw still breaking a rule at the least depths is
   *rejected*, and so is a repeat of an earlier design. Deterministic for a seed.
+
+Families: ``cnn`` here (its reference designs are listed at ``_CNN_REFERENCES``); ``vit`` (DeiT-S
+scaled in EMB; the NViT program's score, or EMB for the ReViT rule), ``tinyvit`` (the 21M seed),
+``stvit`` (the space's DeiT with the paper's token layout) and ``mci`` (the space's template) in
+:mod:`archsearch.solvers.designs_vit`, whose docstring gives each one's scales and repair. Families
+whose spaces fix the depth refuse ``depth``; ``revit*`` and ``stvit*`` have no width to repair, so
+their random designs are uniform over the designs that fit.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, Literal, NamedTuple, Sequence
 
@@ -302,20 +310,41 @@ def _grid_round(value: float, m: int) -> int:
 
 
 def _cnn_program(space: Any, budget: Budget, options: dict[str, Any], resolution: int | None = None) -> Any:
+    return _cnn_program_cached(space, budget, options.get("rho0"), options.get("depth_penalty", True),
+                               options.get("entropy", "code"), resolution)
+
+
+@functools.lru_cache(maxsize=64)
+def _cnn_program_cached(space: Any, budget: Budget, rho0: float | None, depth_penalty: bool, entropy: str,
+                        resolution: int | None) -> Any:
     from archsearch.solvers.deepmad_program import DeepMADProgram
 
-    return DeepMADProgram(space, budget, rho0=options.get("rho0"), resolution=resolution,
-                          depth_penalty=options.get("depth_penalty", True), entropy=options.get("entropy", "code"))
+    return DeepMADProgram(space, budget, rho0=rho0, resolution=resolution, depth_penalty=depth_penalty,
+                          entropy=entropy)  # type: ignore[arg-type]
+
+
+def _on_template(space: Any, spec: Any) -> bool:
+    return (not getattr(spec.stem, "pool", False) and spec.stem.stride == space.stem_stride
+            and spec.stem.kernel == space.stem_kernel and spec.stem.in_channels == space.in_channels
+            and tuple(s.stride for s in spec.stages) == tuple(space.strides)
+            and all(s.block == space.block and s.se == space.se for s in spec.stages))
 
 
 def _cnn_score(space: Any, spec: Any, budget: Budget, options: dict[str, Any]) -> Candidate:
     from archsearch import cost
     from archsearch.objectives.deepmad import deepmad_score
 
+    head = space.budget_counts == "model"
+    if _on_template(space, spec):  # the program's closed form: the same figures, without building layer lists
+        prog = _cnn_program(space, budget, options, spec.resolution)
+        ev = prog.evaluate(prog.from_spec(spec))
+        extra: dict[str, Any] = {"entropy": ev.entropy, "penalty": ev.penalty, "memory": ev.memory}
+        if budget.latency_ms is not None:
+            extra["latency_ms"] = ev.latency
+        return Candidate(spec, ev.score, ev.macs, ev.params, ev.rho, extra)
     sc = deepmad_score(spec, last_stage_weight=space.last_stage_weight, penalty_skip=space.penalty_skip,
                        depth_penalty_on=options.get("depth_penalty", True), entropy=options.get("entropy", "code"))
-    head = space.budget_counts == "model"
-    extra: dict[str, Any] = {"entropy": sc.entropy, "penalty": sc.penalty, "memory": cost.activation_memory(spec)}
+    extra = {"entropy": sc.entropy, "penalty": sc.penalty, "memory": cost.activation_memory(spec)}
     if budget.latency_ms is not None:
         from archsearch.cost.latency import predict_latency, require_latency_model
 
@@ -324,18 +353,11 @@ def _cnn_score(space: Any, spec: Any, budget: Budget, options: dict[str, Any]) -
 
 
 def _cnn_rules_ok(space: Any, spec: Any, options: dict[str, Any]) -> bool:
-    from archsearch.objectives.deepmad import deepmad_score
-
+    if not _on_template(space, spec):
+        return False
     prog = _cnn_program(space, Budget(macs=10**18), options, spec.resolution)
-    try:
-        d = prog.from_spec(spec)
-    except SpecError:
-        return False
-    if spec.stem.stride != space.stem_stride or spec.stem.kernel != space.stem_kernel or tuple(
-            s.stride for s in spec.stages) != tuple(space.strides) or spec.stem.in_channels != space.in_channels:
-        return False
-    rho = deepmad_score(spec, last_stage_weight=space.last_stage_weight, penalty_skip=space.penalty_skip).rho
-    return prog.is_valid(d) and rho <= prog.rho0 * (1 + 1e-12)
+    d = prog.from_spec(spec)
+    return prog.is_valid(d) and prog.evaluate(d).rho <= prog.rho0 * (1 + 1e-12)
 
 
 #: Reference designs of the built-in CNN spaces: (stem width, per-superblock (out, inner, kernel, depth)).
@@ -473,7 +495,7 @@ def _load_builtin() -> None:
     """Families registered in other modules (one line per family)."""
     import importlib
 
-    for module in ():
+    for module in ("archsearch.solvers.designs_vit",):  # vit, tinyvit, stvit, mci
         importlib.import_module(module)
 
 
