@@ -131,3 +131,19 @@ def test_a_smoke_run_is_never_served_as_the_full_one_and_seeds_are_an_axis(tmp_p
     assert three["top1"] == pytest.approx(sum(tops) / 3) and three["top1_std"] == pytest.approx(float(torch.tensor(tops).std()))
     with pytest.raises(Exception, match="--seeds"):
         validate_run(run, **FAST, seeds=[-1])
+
+
+def test_pareto_shows_the_most_complete_training_of_each_candidate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json as _json
+
+    from archsearch.cli.main import main
+
+    one_thread()
+    run = write_run(tmp_path / "run", [tiny_spec(name="a"), tiny_spec(name="b", width=24)])
+    validate_run(run, **{**FAST, "epochs": 1, "max_batches": 2}, top_k=1, seeds=[0, 1])
+    full = validate_run(run, **{**FAST, "epochs": 2, "max_batches": 2}, top_k=1, seeds=[0])
+    assert main(["pareto", str(run), "--format", "json"]) == 0
+    rows = {r["name"]: r for r in _json.loads(capsys.readouterr().out)}
+    assert rows["a"]["top1"] == pytest.approx(full[0]["top1"]) and rows["a"]["seeds"] == 1  # 2 epochs beat 2 seeds
+    assert rows["a"]["training"] == "digits/quick 2 ep x 2 b"
+    assert rows["b"]["seeds"] == 0 and rows["b"]["top1"] is None

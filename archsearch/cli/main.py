@@ -487,8 +487,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_pareto(args: argparse.Namespace) -> int:
     from archsearch.results import merge_runs
+    from archsearch.results.runs import with_validation
 
     frame = merge_runs(args.runs)
+    frame = with_validation(frame, args.runs, storage=args.storage)
+    validated = bool((frame["seeds"] > 0).any())
+    if not validated:
+        frame = frame.drop(columns=["top1", "top1_std", "seeds", "training"])
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -499,10 +504,13 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         sys.stdout.write(frame.to_csv(index=False))
     else:
         rows = [(r.run, r.family, r.objective, r.name, fmt(r.score), format_count(r.macs), format_count(r.params),
-                 "*" if r.pareto else "") for r in frame.itertuples()]
+                 *([_top1_text(r) if r.seeds else "-"] if validated else []), "*" if r.pareto else "")
+                for r in frame.itertuples()]
         print_table(f"{len(frame)} candidates from {frame['run'].nunique()} runs (whole-model costs)",
-                    ["run", "family", "objective", "name", "score", "macs", "params", "pareto"], rows,
-                    caption="pareto: no candidate of the same objective scores higher at no more MACs and params")
+                    ["run", "family", "objective", "name", "score", "macs", "params",
+                     *(["top1 % (seeds)"] if validated else []), "pareto"], rows,
+                    caption="pareto: no candidate of the same objective scores higher at no more MACs and params"
+                            + ("; top-1: mean ± std over seeds of the most complete training" if validated else ""))
     return EXIT_OK
 
 
@@ -1082,6 +1090,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run directories written by `solve --out` (or their candidates.json)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--out", help="also write the table to this CSV file")
+    p.add_argument("--storage", help="Optuna storage URL of the validation studies (default: each run's study.db)")
     p.set_defaults(func=cmd_pareto)
 
     p = sub.add_parser("spaces", help="list the search spaces")

@@ -19,7 +19,11 @@ from archsearch.results.pareto import pareto_ranks
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COLUMNS", "candidate_frame", "load_run", "merge_runs"]
+__all__ = ["COLUMNS", "VALIDATED_COLUMNS", "candidate_frame", "load_run", "merge_runs", "with_validation"]
+
+#: Columns :func:`with_validation` adds: the trained top-1 (mean over seeds), its std, the number of
+#: seeds and the training they come from (dataset/recipe, epochs, max-batches).
+VALIDATED_COLUMNS = ("top1", "top1_std", "seeds", "training")
 
 COLUMNS = ("run", "space", "family", "objective", "rank", "name", "score", "macs", "params", "pareto")
 
@@ -103,3 +107,44 @@ def candidate_frame(paths: Iterable[str | Path]) -> "pd.DataFrame":
     frame["pareto"] = frame["front"] == 1
     frame["latency_ms"] = frame["latency_ms"].astype(float)
     return frame.sort_values(["objective", "score"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+
+def _training_label(row: Any) -> str:
+    text = f"{row['dataset']}/{row['recipe']} {int(row['epochs'])} ep" if row.get("epochs") == row.get("epochs") else \
+        f"{row['dataset']}/{row['recipe']}"
+    mb = row.get("max_batches")
+    return text + (f" x {int(mb)} b" if mb is not None and mb == mb else "")
+
+
+def with_validation(frame: "pd.DataFrame", paths: Iterable[str | Path], *, storage: str | None = None) -> "pd.DataFrame":
+    """``frame`` (from :func:`merge_runs`) with :data:`VALIDATED_COLUMNS` from the runs' studies.
+
+    A candidate trained in several ways (other epochs, a smoke run) shows the most complete training:
+    the most epochs, then full epochs before ``max_batches`` ones, then the most seeds. Candidates never
+    trained keep NaN (``seeds`` 0).
+    """
+    import pandas as pd
+
+    from archsearch.results.validation import load_validation, validated_frame
+
+    best: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in paths:
+        found = load_validation(path, storage=storage)
+        if found is None:
+            continue
+        table = validated_frame(found.results)
+        for _, row in table.iterrows():
+            epochs = row["epochs"] if row["epochs"] == row["epochs"] and row["epochs"] is not None else 0
+            full = row.get("max_batches") is None or row.get("max_batches") != row.get("max_batches")
+            rank = (float(epochs), full, int(row["seeds"]))
+            key = (str(row["run"]), str(row["name"]))
+            if key not in best or rank > best[key]["rank"]:
+                best[key] = {"rank": rank, "top1": float(row["top1"]), "top1_std": float(row["top1_std"]),
+                             "seeds": int(row["seeds"]), "training": _training_label(row)}
+    frame = frame.copy()
+    keys = list(zip(frame["run"].astype(str), frame["name"].astype(str)))
+    frame["top1"] = [best.get(k, {}).get("top1", float("nan")) for k in keys]
+    frame["top1_std"] = [best.get(k, {}).get("top1_std", float("nan")) for k in keys]
+    frame["seeds"] = pd.array([best.get(k, {}).get("seeds", 0) for k in keys], dtype="int64")
+    frame["training"] = [best.get(k, {}).get("training", "") for k in keys]
+    return frame
