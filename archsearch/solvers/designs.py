@@ -275,7 +275,8 @@ def sample(space: Any, budget: Budget | None = None, n: int = 10, *, seed: int =
         out.append(cand)
     if len(out) < n:
         raise SpecError(f"-n: found {len(out)} of {n} random designs of {space.name} within {budget.to_text()} in "
-                        f"{draws} draws (the rest broke the space's rules after repair); ask for fewer or loosen the budget")
+                        f"{draws} draws (the others broke the space's rules after repair or repeated a design already drawn); "
+                         f"ask for fewer or loosen the budget")
     return out
 
 
