@@ -489,6 +489,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     from archsearch.results import merge_runs
     from archsearch.results.runs import with_validation
 
+    args.runs = _expand_runs(args.runs)
     frame = merge_runs(args.runs)
     frame = with_validation(frame, args.runs, storage=args.storage)
     validated = bool((frame["seeds"] > 0).any())
@@ -1000,10 +1001,36 @@ def _add_prune_parser(sub: Any) -> None:
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_prune)
+def _expand_runs(paths: Sequence[str]) -> list[str]:
+    """Run directories (or ``candidates.json`` files) from the command line: a directory that is no run
+    stands for the runs below it (two levels, e.g. a study's ``BUDGET/KIND`` folders), and a file that
+    is no run record is skipped with a note, so ``report STUDY/*`` works beside the study's own files."""
+    runs: list[str] = []
+    skipped: list[str] = []
+    for text in paths:
+        p = Path(text)
+        if p.is_dir() and not (p / "candidates.json").is_file():
+            below = sorted({c.parent for pattern in ("*/candidates.json", "*/*/candidates.json") for c in p.glob(pattern)})
+            if not below:
+                raise SpecError(f"run: {text} is neither a run directory nor a folder of runs (no candidates.json in it "
+                                f"or two levels below)")
+            runs.extend(str(b) for b in below)
+        elif p.is_file() and p.name != "candidates.json" and p.suffix != ".json":
+            skipped.append(text)
+        else:
+            runs.append(text)
+    if skipped and runs:
+        err(f"note: skipped {len(skipped)} file(s) that are not runs: {', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
+    elif skipped:
+        raise SpecError(f"run: {skipped[0]} is not a run directory or candidates.json")
+    return list(dict.fromkeys(runs))
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from archsearch.report import write_report
 
     t0 = time.perf_counter()
+    args.runs = _expand_runs(args.runs)
     path = write_report(args.runs, out=args.out, title=args.title, storage=args.storage)
     size = path.stat().st_size
     if args.format == "json":
