@@ -141,3 +141,20 @@ def test_show_of_a_run_scores_its_candidate_as_the_solver_did(tmp_path: Path, ca
     # deepmad-cifar's program leaves no superblock out of the depth penalty (the plain default skips 2)
     assert shown["space"] == "deepmad-cifar" and shown["score"] == pytest.approx(best["score"], rel=1e-12)
     assert shown["rho"] == pytest.approx(best["rho"]) and shown["rules_ok"] and shown["fits_budget"]
+
+
+def test_pareto_and_report_take_a_folder_of_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    study = tmp_path / "study"
+    args = ["--space", "deepmad-fmnist", "--budget", "macs=1M,params=50K", "--format", "json"]
+    assert main(["baseline", *args, "--out", str(study / "1M" / "baseline")]) == 0
+    assert main(["sample", *args, "-n", "2", "--out", str(study / "1M" / "random")]) == 0
+    (study / "results.csv").write_text("budget\n")
+    capsys.readouterr()
+    assert main(["pareto", str(study), "--format", "json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    assert main(["pareto", *(str(p) for p in sorted(study.iterdir())), "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert len(json.loads(out)) == 3 and "skipped 1 file(s) that are not runs" in err
+    assert main(["pareto", str(tmp_path / "empty-folder-missing")]) == 2
+    (tmp_path / "empty").mkdir()
+    assert main(["pareto", str(tmp_path / "empty")]) == 2 and "neither a run directory" in capsys.readouterr().err
