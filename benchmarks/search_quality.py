@@ -16,7 +16,8 @@ study is resumable: killed and re-run with the same arguments, it trains only wh
 ``--budgets`` runs a piece (e.g. ``--budgets 1M``) so that each piece fits a working session.
 
 Outputs: ``results.csv`` (one row per design x seed: budget, kind, design, seed, macs, params, score,
-top1, epochs, max_batches, train_time_s), ``summary.json`` (printed too) and ``report.html``.
+top1, epochs, max_batches, train_time_s), ``summary.json`` (printed too), ``summary.md`` (its tables in
+Markdown) and ``report.html``.
 Statistics: per budget, mean +- sample std of top-1 per kind, and designed - baseline paired by seed
 with a 95 % t interval; over all designs (top-1 averaged over a design's seeds), Spearman's rho of
 score, MACs and params with top-1, with a 95 % bootstrap interval (2,000 resamples of the designs,
@@ -172,6 +173,45 @@ def summarise(frame: Any) -> dict[str, Any]:
     return out
 
 
+def markdown(summary: dict[str, Any], frame: Any) -> str:
+    """The study's tables as Markdown (written to ``summary.md``; the README quotes it)."""
+
+    def cell(entry: dict[str, Any] | None) -> str:
+        if not entry:
+            return "-"
+        std = f" ± {entry['top1_std']:.2f}" if entry.get("top1_std") is not None else ""
+        return f"{entry['top1_mean']:.2f}{std} ({entry['trainings']})"
+
+    lines = ["| budget | designed | baseline (uniform) | random | designed − baseline (95 % CI, paired by seed) |",
+             "|---|---|---|---|---|"]
+    for budget, entry in summary["budgets"].items():
+        diff = entry.get("designed_minus_baseline")
+        dtext = "-" if not diff else f"{diff['mean']:+.2f} [{diff['ci95'][0]:+.2f}, {diff['ci95'][1]:+.2f}]" if diff["ci95"] \
+            else f"{diff['mean']:+.2f}"
+        lines.append(f"| {entry['budget']} | {cell(entry.get('designed'))} | {cell(entry.get('baseline'))} | "
+                     f"{cell(entry.get('random'))} | {dtext} |")
+    lines += ["", "top-1 % as mean ± sample std (trainings); random: one seed per design, the std is across designs.", "",
+              "| design | budget | kind | MACs | params | score | top-1 % (seeds) |", "|---|---|---|---|---|---|---|"]
+    if not frame.empty:
+        per = frame.groupby(["budget", "kind", "design"], sort=False).agg(
+            macs=("macs", "first"), params=("params", "first"), score=("score", "first"), top1=("top1", "mean"),
+            std=("top1", "std"), n=("top1", "size")).reset_index()
+        for r in per.itertuples():
+            std = f" ± {100 * r.std:.2f}" if r.n > 1 else ""
+            lines.append(f"| {r.design} | {r.budget} | {r.kind} | {r.macs:,} | {r.params:,} | {r.score:.1f} | "
+                         f"{100 * r.top1:.2f}{std} ({r.n}) |")
+    lines += ["", "| Spearman with top-1 (designs) | rho | 95 % bootstrap CI | n |", "|---|---|---|---|"]
+    for col, rc in summary["rank_correlation"].items():
+        ci = f"[{rc['ci95'][0]:+.2f}, {rc['ci95'][1]:+.2f}]" if rc.get("ci95") else "-"
+        rho = f"{rc['rho']:+.3f}" if rc.get("rho") is not None else "-"
+        lines.append(f"| {col} (all budgets) | {rho} | {ci} | {rc['n']} |")
+    for budget, rc in summary.get("rank_correlation_within_budget", {}).items():
+        ci = f"[{rc['ci95'][0]:+.2f}, {rc['ci95'][1]:+.2f}]" if rc.get("ci95") else "-"
+        rho = f"{rc['rho']:+.3f}" if rc.get("rho") is not None else "-"
+        lines.append(f"| score within {budget} | {rho} | {ci} | {rc['n']} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="reports/search-quality", help="study directory (default reports/search-quality)")
@@ -226,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["this_invocation"] = {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(time.process_time() - c0, 1),
                                   "note": "wall time depends on the machine's load; CPU time less so"}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.md").write_text(markdown(summary, frame))
     if not args.no_report and not frame.empty:
         from archsearch.report import write_report
 
