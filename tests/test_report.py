@@ -81,8 +81,8 @@ def test_report_cli_writes_one_self_contained_escaped_file(full_report: tuple, t
     assert html.count("<script") == 1  # the table sorter, nothing else
     # a hostile run name is text, in the tables and inside matplotlib's SVG legends alike
     assert HOSTILE not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    # costs, a front per objective (4), the sweep, accuracy, curves; a diagram per candidate
-    assert html.count("<svg") == 1 + 4 + 1 + 1 + 1 + sum(n_candidates(r) for r in runs)
+    # costs, a front per objective (4), the sweep, a validated front per training (2), curves; a diagram per candidate
+    assert html.count("<svg") == 1 + 4 + 1 + 2 + 1 + sum(n_candidates(r) for r in runs)
     assert "DeiT-T" in html and "TinyViT-5M" in html and "DeepMAD-R50" in html and "Touvron" in html
     # deterministic: the same runs give the same file
     again = tmp_path / "again.html"
@@ -94,16 +94,108 @@ def test_report_with_validation(validated_run, full_report: tuple) -> None:  # n
     data = report_data([validated_run.path])
     assert data.validation is not None
     res, curves = data.validation
-    assert sorted(res["name"]) == ["mid", "narrow", "wide"] and res["pareto"].any()
-    assert (res["latency_ms"] > 0).all() and set(curves["epoch"]) == {1, 2} and len(curves) == 6
-    assert {k[2] for k in data.accuracy_fronts} == {"macs", "params", "latency_ms"}
+    # one row per training: 3 designs x 1 seed (2 epochs x 3 batches), 2 designs x 2 seeds (1 epoch x 2 batches)
+    assert sorted(res["name"]) == ["mid", "narrow", "narrow", "narrow", "wide", "wide", "wide"]
+    assert set(res["kind"]) == {"designed"} and len(curves) == 3 * 2 + 4 * 1
+    long, short = data.validated  # the longer training first
+    assert long.label == "digits/quick, 2 epochs, 3 batches an epoch (smoke)" and long.training["max_batches"] == 3
+    assert short.label == "digits/quick, 1 epoch, 2 batches an epoch (smoke)"
+    assert sorted(long.designs["name"]) == ["mid", "narrow", "wide"] and (long.designs["seeds"] == 1).all()
+    assert long.costs == ("macs", "params", "latency_ms") and (long.designs["latency_ms"] > 0).all()
+    assert short.costs == ("macs", "params")  # trained --no-latency
+    assert sorted(short.designs["name"]) == ["narrow", "wide"] and (short.designs["seeds"] == 2).all()
+    for row in short.designs.itertuples():
+        tops = res.loc[(res["name"] == row.name) & (res["epochs"] == 1), "top1"]
+        assert row.top1 == pytest.approx(tops.mean()) and row.top1_std == pytest.approx(tops.std(ddof=1))
+        assert row.seed_list == [0, 1]
+    assert long.designs["pareto"].any() and short.designs["pareto"].any() and len(long.references) == 0
     html = full_report[1].read_text()
     assert 'id="validation"' in html and "test top-1" in html and "training loss" in html
     table = html[html.index('id="validation-table"'):]
     table = table[:table.index("</table>")]
-    assert table.count("<tr") == 4 and "narrow" in table and "wide" in table and "skipped" not in table
+    assert table.count("<tr") == 8 and "narrow" in table and "wide" in table and "skipped" not in table
     only_solved = cli("report", str(full_report[0][0]), "-o", str(full_report[1].with_name("solved.html")))
     assert only_solved.code == 0 and 'id="validation"' not in full_report[1].with_name("solved.html").read_text()
+
+
+def test_validated_front_section(validated_run, full_report: tuple) -> None:  # noqa: F811
+    """A figure and a sortable table per training; seeds shown as mean ± std; names link to their architecture."""
+    html = full_report[1].read_text()
+    data = report_data([validated_run.path])
+    for i, front in enumerate(data.validated, 1):
+        head = html.index(f'id="validated-{i}"')
+        section = html[head:html.index("</table>", head)]
+        assert f"Validated front: {front.label}" in section and '<figure class="plot validated-front"><svg' in section
+        assert "Pareto-optimal" in section and "validated front: " + front.label in section  # legend and title, as SVG text
+        assert f'<table class="sortable validated-table" id="validated-{i}-table">' in section
+        assert section.count("<tr") == 1 + len(front.designs) and section.count(">yes</td>") == front.designs["pareto"].sum()
+        assert ("<th>latency</th>" in section) == ("latency_ms" in front.costs)
+        for row in front.designs.itertuples():
+            text = f"{100 * row.top1:.2f} ± {100 * row.top1_std:.2f}%" if row.seeds > 1 else f"{100 * row.top1:.2f}%"
+            assert f'data-sort="{row.top1!r}">{text}</td>' in section
+            assert f'title="seeds {", ".join(map(str, row.seed_list))}">{row.seeds}</td>' in section
+        assert re.search(r'<a href="#cand-\d+">narrow</a>', section)
+    assert "error bars: ± one standard deviation over the seeds" in html
+
+
+def _trials(**common: object) -> list[dict]:
+    """Hand-made trials of one training: A twice (seeds 0, 1), B, C, D once; B dominates C; A, B, D are the Pareto set."""
+    rows = [("A", "designed", 0, 0.80, 10, 5), ("A", "designed", 1, 0.84, 10, 5), ("B", "baseline", 0, 0.80, 8, 6),
+            ("C", "random", 0, 0.78, 9, 7), ("D", "random", 0, 0.83, 12, 9)]
+    return [{"run": f"run-{kind}", "name": name, "kind": kind, "design": name, "seed": seed, "top1": top1, "macs": macs,
+             "params": params, "family": "cnn", "score": 1.0, **common} for name, kind, seed, top1, macs, params in rows]
+
+
+def test_validated_fronts_aggregate_seeds_and_keep_trainings_apart() -> None:
+    import pandas as pd
+
+    from archsearch.results import validated_fronts
+
+    full = dict(dataset="digits", recipe="quick", epochs=4, max_batches=None, distill=None)
+    smoke = {**full, "max_batches": 3.0}  # NaN beside 3.0 in one column, as pandas reads a mixed study
+    frame = pd.DataFrame(_trials(**smoke) + _trials(**full))
+    fronts = validated_fronts(frame)
+    assert [f.label for f in fronts] == ["digits/quick, 4 epochs", "digits/quick, 4 epochs, 3 batches an epoch (smoke)"]
+    assert fronts[1].training == {**full, "max_batches": 3}
+    for front in fronts:
+        d = front.designs.set_index("name")
+        assert list(d.index) == ["D", "A", "B", "C"]  # one row per design, best mean top-1 first
+        assert d.loc["A", "top1"] == pytest.approx(0.82) and d.loc["A", "top1_std"] == pytest.approx(0.02 * 2 ** 0.5)
+        assert d.loc["A", "seeds"] == 2 and d.loc["A", "seed_list"] == [0, 1] and np.isnan(d.loc["B", "top1_std"])
+        assert dict(d["kind"]) == {"A": "designed", "D": "random", "B": "baseline", "C": "random"}
+        assert dict(d["pareto"]) == {"A": True, "D": True, "B": True, "C": False}
+        assert front.costs == ("macs", "params") and len(front.references) == 0
+        macs, params = front.fronts["macs"], front.fronts["params"]
+        assert list(zip(macs.xs, macs.ys)) == [(8, 0.80), (10, pytest.approx(0.82)), (12, 0.83)]
+        assert list(zip(params.xs, params.ys)) == [(5, pytest.approx(0.82)), (9, 0.83)]  # B's 0.80 at 6 is beaten by A
+        assert [front.designs["name"][i] for i in params.index] == ["A", "D"]
+    # a study from before seeds and kinds: every row its own design, "designed", one seed
+    old = pd.DataFrame([{k: v for k, v in t.items() if k not in ("kind", "design", "seed")} | {"seed": None}
+                        for t in _trials(dataset="digits", recipe="quick")[1:]])
+    (front,) = validated_fronts(old.drop(columns=["seed"]))
+    assert set(front.designs["kind"]) == {"designed"} and (front.designs["seeds"] == 1).all() and len(front.designs) == 4
+    assert front.label == "digits/quick"
+
+
+def test_validated_front_with_latency_and_published_models() -> None:
+    """Published top-1 figures are ImageNet's: they join a front trained on ImageNet, never one on digits."""
+    from archsearch.report.plots import validated_front_svg
+    from archsearch.results import reference_frame, validated_fronts
+
+    import pandas as pd
+
+    scale = {"macs": 1e8, "params": 1e6}  # within 2x of DeepMAD-R18 (1.82G MACs, 11.69M params), not of R34 or R50
+    trials = [t | {k: t[k] * scale[k] for k in scale} | {"latency_ms": t["macs"] / 10}
+              for t in _trials(dataset="imagenet", recipe="imagenet", epochs=90)]
+    refs = reference_frame(families={"cnn"})
+    (front,) = validated_fronts(pd.DataFrame(trials), references=refs)
+    assert front.costs == ("macs", "params", "latency_ms")
+    assert list(front.references["name"]) == ["DeepMAD-R18"] and front.references["top1"].iloc[0] == pytest.approx(0.777)
+    svg = validated_front_svg(front)
+    assert svg.count("latency (ms)") == 1 and "DeepMAD-R18 (backbone)" in svg and "published" in svg
+    assert "designed (1)" in svg and "baseline (1)" in svg and "random (2)" in svg and "Pareto-optimal" in svg
+    (digits,) = validated_fronts(pd.DataFrame([t | {"dataset": "digits"} for t in trials]), references=refs)
+    assert len(digits.references) == 0
 
 
 def test_report_keeps_the_design_walls(solved_runs: dict, tmp_path: Path) -> None:  # noqa: F811
@@ -160,7 +252,7 @@ def test_report_renders_in_headless_chromium(chromium: str, full_report: tuple, 
         # plots: every figure holds a drawn SVG with a real size
         plots = page.evaluate("""Array.from(document.querySelectorAll('figure.plot svg')).map(function (s) {
             var r = s.getBoundingClientRect(); return [r.width, r.height, s.querySelectorAll('path, use').length]; })""")
-        assert len(plots) >= 1 + 4 + 1 + 2  # costs, 4 objectives, sweep, accuracy + curves
+        assert len(plots) >= 1 + 4 + 1 + 2 + 1  # costs, 4 objectives, sweep, 2 validated fronts, curves
         assert all(w > 100 and h > 100 and n > 10 for w, h, n in plots)
         assert page.evaluate("document.querySelectorAll('svg.arch rect.box').length") > 12
         # the Pareto table: one row per candidate, sorted by clicking a header (a real mouse click)
@@ -181,7 +273,18 @@ def test_report_renders_in_headless_chromium(chromium: str, full_report: tuple, 
         # the hostile run name is shown as text and ran nothing
         assert page.evaluate("document.querySelectorAll('script').length") == 1
         assert HOSTILE in page.evaluate("document.querySelector('#runs-table').innerText")
-        assert page.evaluate("document.querySelectorAll('#validation-table tbody tr').length") == 3
+        assert page.evaluate("document.querySelectorAll('#validation-table tbody tr').length") == 7
+        # the validated fronts: a drawn figure and a sortable table per training, mean ± std where seeds > 1
+        fronts = page.evaluate("""Array.from(document.querySelectorAll('figure.validated-front svg')).map(function (s) {
+            var r = s.getBoundingClientRect(); return [r.width, r.height]; })""")
+        assert len(fronts) == 2 and all(w > 300 and h > 150 for w, h in fronts)
+        assert page.evaluate("document.querySelectorAll('table.validated-table tbody tr').length") == 3 + 2
+        assert page.evaluate("document.querySelector('#validated-2-table tbody').innerText").count("±") == 2
+        read = """Array.from(document.querySelectorAll('#validated-1-table tbody tr td:nth-child(5)'))
+                  .map(function (td) { return parseFloat(td.getAttribute('data-sort')); })"""
+        before = page.evaluate(read)
+        page.click("#validated-1-table thead th:nth-child(5)")
+        assert page.evaluate(read) == sorted(before) and before == sorted(before, reverse=True)
         page.evaluate("window.scrollTo(0, document.querySelector('#fronts').offsetTop)")
         png = page.screenshot(tmp_path / "shot.png")
     image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float)

@@ -11,12 +11,12 @@ import io
 import re
 from typing import TYPE_CHECKING, Any, Iterator
 
-from archsearch.results import COST_AXES, Front2D
+from archsearch.results import COST_AXES, KINDS, Front2D, ValidatedFront
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["accuracy_svg", "costs_svg", "curves_svg", "front_svg", "sweep_svg"]
+__all__ = ["KIND_STYLES", "costs_svg", "curves_svg", "front_svg", "kind_style", "sweep_svg", "validated_front_svg"]
 
 _RC = {
     "svg.fonttype": "none",  # text as <text>, not paths: small files, selectable and searchable in the page
@@ -30,6 +30,19 @@ _RC = {
     "figure.dpi": 72,
 }
 _MARKERS = "osD^v<>pP*Xh"
+
+#: Marker and colour of each kind of validated design; published models are black stars.
+KIND_STYLES = {"designed": ("o", "C0"), "baseline": ("s", "C1"), "random": ("^", "C2"), "published": ("*", "black")}
+_OTHER_KINDS = (("D", "C3"), ("v", "C4"), ("P", "C5"), ("X", "C6"), ("h", "C8"))
+
+
+def kind_style(kind: str, others: list[str] | None = None) -> tuple[str, str]:
+    """The (marker, colour) of a kind; a kind outside :data:`KIND_STYLES` takes the next free style
+    by its place in ``others`` (the extra kinds of the figure, in order)."""
+    if kind in KIND_STYLES:
+        return KIND_STYLES[kind]
+    index = (others or [kind]).index(kind) if kind in (others or []) else 0
+    return _OTHER_KINDS[index % len(_OTHER_KINDS)]
 
 
 def _pyplot() -> Any:
@@ -139,36 +152,72 @@ def costs_svg(candidates: "pd.DataFrame", references: "pd.DataFrame") -> str:
         return _svg(fig)
 
 
-def accuracy_svg(results: "pd.DataFrame", fronts: dict[tuple[str, str, str], Front2D], *, dataset: str, recipe: str) -> str:
-    """Top-1 against every measured cost, one series per family and run, the front drawn."""
-    group = results[(results["dataset"].astype(str) == dataset) & (results["recipe"].astype(str) == recipe)]
-    costs = [c for c in COST_AXES if (dataset, recipe, c) in fronts]
-    with _figure(len(costs)) as (fig, axes):
-        for ax, cost in zip(axes, costs):
-            for i, ((family, run), rows) in enumerate(group.groupby(["family", "run"], sort=True)):
-                ax.scatter(rows[cost], 100 * rows["top1"], marker=_MARKERS[i % len(_MARKERS)], s=22, label=f"{family}: {run}")
-            front = fronts[(dataset, recipe, cost)]
-            _step(ax, front._replace(ys=[100 * y for y in front.ys]), color="0.3", label="front")
+def validated_front_svg(front: ValidatedFront) -> str:
+    """Mean top-1 (± std over seeds as error bars, where a design has several) against every cost of
+    one training: a marker and colour per kind (designed, baseline, random, then any other), published
+    models as black stars, the Pareto-optimal designs ringed and each panel's 2-D front as a step line."""
+    designs = front.designs
+    kinds = list(dict.fromkeys([k for k in KINDS if k in set(designs["kind"])] + list(designs["kind"])))
+    others = [k for k in kinds if k not in KIND_STYLES]
+    several = bool((designs["seeds"] > 1).any())
+    refs = front.references
+    with _figure(len(front.costs)) as (fig, axes):
+        for ax, cost in zip(axes, front.costs):
+            for kind in kinds:
+                rows = designs[designs["kind"] == kind]
+                marker, colour = kind_style(kind, others)
+                err = (100 * rows["top1_std"]).where(rows["seeds"] > 1) if several else None
+                ax.errorbar(rows[cost], 100 * rows["top1"], yerr=err, fmt=marker, color=colour, markersize=5, capsize=2,
+                            elinewidth=0.8, label=f"{kind} ({len(rows)})", zorder=3)
+            best = designs[designs["pareto"]]
+            ax.scatter(best[cost], 100 * best["top1"], s=140, facecolors="none", edgecolors="black", linewidths=1.1,
+                       label="Pareto-optimal", zorder=4)
+            line = front.fronts[cost]
+            _step(ax, line._replace(ys=[100 * y for y in line.ys]), color="0.3", label="front", zorder=2)
+            if len(refs) and cost in refs:
+                marker, colour = KIND_STYLES["published"]
+                ax.scatter(refs[cost], 100 * refs["top1"], marker=marker, s=80, color=colour, label="published", zorder=3)
+                for ref in refs.itertuples():
+                    note = " (backbone)" if ref.counts == "backbone" else ""
+                    ax.annotate(f"{ref.name}{note}", (getattr(ref, cost), 100 * ref.top1), textcoords="offset points",
+                                xytext=(4, 3), fontsize=7)
             _fmt_axis(ax, cost)
-            ax.set_ylabel(f"top-1 % ({dataset})")
-        axes[0].legend(fontsize=7, loc="best")
-        fig.suptitle(f"trained on {dataset}, recipe {recipe}", fontsize=10)
+            ax.ticklabel_format(axis="y", useOffset=False)
+            ax.set_ylabel(f"top-1 % on {front.training.get('dataset')}" + (" (mean ± std)" if several else ""))
+        handles, labels = axes[0].get_legend_handles_labels()
+        last = ("published", "Pareto-optimal", "front")  # after the kinds, in this order
+        order = sorted(range(len(labels)), key=lambda i: last.index(labels[i]) + 1 if labels[i] in last else 0)
+        axes[0].legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, loc="best")
+        seeds = sorted(set(designs["seeds"]))
+        counts = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}"
+        fig.suptitle(f"validated front: {front.label} ({len(designs)} design{'s' if len(designs) != 1 else ''}, "
+                     f"{counts} seed{'s' if seeds[-1] != 1 else ''} each)", fontsize=10)
         return _svg(fig)
 
 
 def curves_svg(curves: "pd.DataFrame") -> str:
-    """Test top-1 and training loss per epoch of every validated candidate."""
+    """Test top-1 and training loss per epoch of every validated candidate and seed (a legend up to 12
+    lines; more would cover the plot)."""
+    seeded = "seed" in curves and curves.groupby(["run", "name"])["seed"].nunique().gt(1).any()
     with _figure(2) as (fig, axes):
-        for (run, name, key), rows in curves.groupby(["run", "name", "key"], sort=True):
+        lines = curves.groupby(["run", "name", "key"], sort=True)
+        for (run, name, key), rows in lines:
             rows = rows.sort_values("epoch")
             label = f"{name} ({run})" if curves["run"].nunique() > 1 else str(name)
-            axes[0].plot(rows["epoch"], 100 * rows["top1"], marker="o", markersize=3, label=label)
+            if seeded:
+                label += f" seed {rows['seed'].iloc[0]}"
+            tested = rows[rows["top1"].notna()]  # with --eval-every K, epochs between evaluations have no top-1
+            axes[0].plot(tested["epoch"], 100 * tested["top1"], marker="o", markersize=3, label=label)
             axes[1].plot(rows["epoch"], rows["train_loss"], marker="o", markersize=3, label=label)
         axes[0].set_ylabel("test top-1 %")
         axes[1].set_ylabel("training loss")
+        from matplotlib.ticker import MaxNLocator
+
         for ax in axes:
             ax.set_xlabel("epoch")
-        axes[0].legend(fontsize=7, loc="best")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if lines.ngroups <= 12:
+            axes[0].legend(fontsize=7, loc="best")
         return _svg(fig)
 
 

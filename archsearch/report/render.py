@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 from archsearch import __version__
 from archsearch.report import plots
-from archsearch.results import COST_AXES, ReportData, arch_units, report_data
+from archsearch.results import COST_AXES, KINDS, ReportData, arch_units, report_data
 from archsearch.space import spec_from_dict
 from archsearch.space.budget import format_count
 
@@ -25,7 +25,7 @@ def _environment() -> Any:
         raise ImportError("archsearch report needs Jinja2: pip install jinja2") from exc
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(count=_count, num=_num, pct=_pct, ms=_ms, sortkey=_sortkey)
+    env.filters.update(count=_count, num=_num, pct=_pct, pct_pm=_pct_pm, ms=_ms, sortkey=_sortkey)
     return env
 
 
@@ -43,6 +43,13 @@ def _num(value: Any, digits: int = 4) -> str:
 
 def _pct(value: Any) -> str:
     return "-" if _missing(value) else f"{100 * float(value):.2f}%"
+
+
+def _pct_pm(mean: Any, std: Any) -> str:
+    """A mean accuracy and its standard deviation over seeds, ``87.21 ± 0.35%`` (the mean alone for one seed)."""
+    if _missing(mean):
+        return "-"
+    return f"{100 * float(mean):.2f}%" if _missing(std) else f"{100 * float(mean):.2f} ± {100 * float(std):.2f}%"
 
 
 def _ms(value: Any) -> str:
@@ -78,6 +85,12 @@ def _diagram(units: list[Any], *, width: int = 640, height: int = 150) -> dict[s
     return {"width": width, "height": height, "base": base, "boxes": boxes}
 
 
+def _kind_counts(kinds: Any) -> dict[str, int]:
+    """How many designs of each kind, designed/baseline/random first."""
+    counts = kinds.value_counts(sort=False).to_dict()
+    return {k: int(counts[k]) for k in sorted(counts, key=lambda k: (KINDS.index(k) if k in KINDS else len(KINDS), str(k)))}
+
+
 def _candidate_views(data: ReportData) -> list[dict[str, Any]]:
     views = []
     firsts = set(data.candidates.groupby("run", sort=False).head(1).index)
@@ -104,17 +117,23 @@ def render_report(data: ReportData, *, title: str | None = None) -> str:
         svg = plots.front_svg(cands, data.fronts, objective=objective, references=refs)
         hv = {COST_AXES[c]: data.fronts[(objective, c)] for c in COST_AXES if (objective, c) in data.fronts}
         front_plots.append({"objective": objective, "svg": Markup(svg), "fronts": hv})
+    candidates = _candidate_views(data)
     validation = None
     if data.validation is not None:
-        res = data.validation.results
+        anchors = {(c["row"]["run"], c["row"]["name"]): c["anchor"] for c in candidates}
         groups = []
-        for (dataset, recipe), _ in res.groupby(["dataset", "recipe"], sort=True, dropna=False):
-            key = (str(dataset), str(recipe))
-            if any(k[:2] == key for k in data.accuracy_fronts):
-                groups.append({"dataset": key[0], "recipe": key[1],
-                               "svg": Markup(plots.accuracy_svg(res, data.accuracy_fronts, dataset=key[0], recipe=key[1]))})
+        for i, front in enumerate(data.validated, 1):
+            rows = front.designs.to_dict("records")
+            for r in rows:
+                r["anchor"] = anchors.get((r["run"], r["name"]))
+                r["seed_text"] = ", ".join(str(s) for s in r["seed_list"])
+            groups.append({"anchor": f"validated-{i}", "label": front.label, "svg": Markup(plots.validated_front_svg(front)),
+                           "rows": rows, "references": front.references.to_dict("records"),
+                           "has_latency": "latency_ms" in front.costs,
+                           "kinds": ", ".join(f"{n} {k}" for k, n in _kind_counts(front.designs["kind"]).items()),
+                           "several": bool((front.designs["seeds"] > 1).any())})
         validation = {
-            "rows": res.to_dict("records"),
+            "rows": data.validation.results.to_dict("records"),
             "groups": groups,
             "curves": Markup(plots.curves_svg(data.validation.curves)) if len(data.validation.curves) else None,
         }
@@ -126,7 +145,7 @@ def render_report(data: ReportData, *, title: str | None = None) -> str:
         "costs_svg": Markup(plots.costs_svg(cands, references)),
         "front_plots": front_plots,
         "sweep_svg": Markup(plots.sweep_svg(data.sweeps)) if len(data.sweeps) else None,
-        "candidates": _candidate_views(data),
+        "candidates": candidates,
         "has_latency": bool(cands["latency_ms"].notna().any()),
         "references": references.to_dict("records"),
         "sources": list(dict.fromkeys(references["source"])) if len(references) else [],

@@ -1,5 +1,6 @@
 """Everything a report shows, computed as plain data: runs, candidates with front ranks, 2-D fronts,
-published references and validation results (``archsearch.report`` renders it)."""
+published references, validation results and the validated front of every comparable training
+(``archsearch.report`` renders it)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,59 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
-from archsearch.results.pareto import Direction, Front2D, front_2d, non_dominated
+from archsearch.results.pareto import Front2D, front_2d
 from archsearch.results.references import reference_frame
 from archsearch.results.runs import candidate_frame, load_run
-from archsearch.results.validation import Validation, load_validation
+from archsearch.results.validation import (
+    COMPARABLE, Validation, load_validation, training_groups, training_label, validated_frame,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COST_AXES", "ReportData", "report_data", "run_frame"]
+__all__ = ["COST_AXES", "DESIGN_COLUMNS", "KINDS", "REFERENCE_DATASETS", "ReportData", "ValidatedFront", "report_data",
+           "run_frame", "validated_fronts"]
 
 #: Costs a front is drawn against: column -> axis label.
 COST_AXES = {"macs": "MACs (whole model)", "params": "parameters (whole model)", "latency_ms": "latency (ms)"}
+
+#: What produces a validated design, in the order reports show them: a solve, ``archsearch baseline``,
+#: ``archsearch sample``. Rows of studies written before kinds were recorded count as ``designed``.
+KINDS = ("designed", "baseline", "random")
+
+#: Dataset names whose top-1 the published figures of :mod:`archsearch.results.references` are (every
+#: one is ImageNet-1k): only a training on one of these gets the published models on its front.
+REFERENCE_DATASETS = frozenset({"imagenet", "imagenet-1k", "imagenet1k", "in1k"})
+
+#: Columns of :attr:`ValidatedFront.designs`, in this order (more may follow).
+DESIGN_COLUMNS = ("run", "name", "family", "kind", "seeds", "seed_list", "top1", "top1_std", "top5", "macs", "params",
+                  "score", "latency_ms", "train_time_s", "pareto", *COMPARABLE, "design")
+
+
+class ValidatedFront(NamedTuple):
+    """Trained accuracy against cost for one comparable training (:data:`COMPARABLE`).
+
+    Attributes:
+        training: The training's :data:`COMPARABLE` values (None where not set).
+        label: The training in words (:func:`archsearch.results.training_label`).
+        designs: One row per design (seeds aggregated: ``top1`` the mean, ``top1_std`` the sample std,
+            NaN for one seed; ``seeds`` how many), columns :data:`DESIGN_COLUMNS`, best top-1 first.
+            ``pareto``: no design of this training has a higher mean top-1 at no more MACs, parameters
+            and (when every design has one) latency.
+        costs: The cost columns drawn: MACs, params, and latency when every design has one.
+        fronts: Cost column -> the 2-D front of mean top-1 against that cost (indices into ``designs``).
+        references: Published models of the designs' families with a top-1 on this training's dataset
+            (``name, macs, params, top1, counts, source``; top-1 as a fraction like the designs'),
+            within a factor 2 of the designs' MACs and params; usually empty (the published figures are
+            ImageNet's).
+    """
+
+    training: dict[str, Any]
+    label: str
+    designs: "pd.DataFrame"
+    costs: tuple[str, ...]
+    fronts: dict[str, Front2D]
+    references: "pd.DataFrame"
 
 
 class ReportData(NamedTuple):
@@ -30,10 +72,11 @@ class ReportData(NamedTuple):
         fronts: (objective, cost column) -> the 2-D front of score vs that cost over the objective's
             candidates (costs without values, e.g. latency without a latency model, are left out).
         references: Published models relevant to the runs' families.
-        validation: Results (with a ``pareto`` column: top-1 against MACs, params and, when every
-            row has one, latency, within each dataset and recipe) and training curves of every run
-            with a study, concatenated (None when no run has one).
-        accuracy_fronts: (dataset, recipe, cost column) -> the 2-D front of top-1 vs that cost.
+        validation: Results (one row per training, i.e. design x seed; ``kind`` ``designed`` where the
+            study did not record one) and training curves of every run with a study, concatenated
+            (None when no run has one).
+        validated: The validated front of every comparable training, seeds aggregated
+            (:func:`validated_fronts`; empty when no run has a study).
         sweeps: One row per budget of every ``--sweep`` run (run, budget_* columns, status, score,
             macs, params, bound, gap); empty when there is none.
     """
@@ -43,7 +86,7 @@ class ReportData(NamedTuple):
     fronts: dict[tuple[str, str], Front2D]
     references: "pd.DataFrame"
     validation: Validation | None
-    accuracy_fronts: dict[tuple[str, str, str], Front2D]
+    validated: list[ValidatedFront]
     sweeps: "pd.DataFrame"
 
 
@@ -114,6 +157,69 @@ def _fronts(frame: "pd.DataFrame", groups: list[str], y: str) -> dict[tuple[str,
     return fronts
 
 
+def _group_references(references: "pd.DataFrame | None", designs: "pd.DataFrame", dataset: Any) -> "pd.DataFrame":
+    """The published models that belong on a training's front: of the designs' families, with a top-1
+    on its dataset, and within a factor 2 of the designs' MACs and params (farther ones would squash
+    the designs into a corner)."""
+    import pandas as pd
+
+    columns = ["name", "macs", "params", "top1", "counts", "source"]
+    if references is None or not len(references) or str(dataset).lower() not in REFERENCE_DATASETS:
+        return pd.DataFrame(columns=columns)
+    families = set(designs["family"].dropna().astype(str)) if "family" in designs else set()
+    keep = []
+    for ref in references.to_dict("records"):
+        if families and not set(str(ref.get("families", "")).split(", ")) & families:
+            continue
+        if str(ref.get("dataset", "imagenet")).lower() not in REFERENCE_DATASETS:  # a figure on another dataset
+            continue
+        if all(designs[c].min() / 2 <= ref[c] <= 2 * designs[c].max() for c in ("macs", "params")):
+            keep.append({**{c: ref.get(c) for c in columns}, "top1": float(ref["top1"]) / 100})
+    return pd.DataFrame(keep, columns=columns)
+
+
+def validated_fronts(results: "pd.DataFrame", *, references: "pd.DataFrame | None" = None) -> list[ValidatedFront]:
+    """The validated front of every comparable training in ``results``.
+
+    Seeds are aggregated per design and run (:func:`archsearch.results.validated_frame` with
+    ``within=("run",)``: the same spec validated by two runs stays two rows, each with its kind); a
+    training never shares a front with another (a smoke run with a full one, 1 epoch with 30).
+
+    Args:
+        results: One row per training (design x seed), e.g. :attr:`Validation.results`; needs
+            ``top1, macs, params``; ``kind``, ``seed``, ``design`` and the :data:`COMPARABLE` columns
+            are optional (old studies: ``designed``, one seed each).
+        references: Published models (:func:`archsearch.results.reference_frame`); only those with a
+            top-1 on a training's dataset are kept (see :attr:`ValidatedFront.references`).
+
+    Returns:
+        One :class:`ValidatedFront` per training, by dataset and recipe, the most complete training first.
+    """
+    import pandas as pd
+
+    if not len(results):
+        return []
+    frame = results.copy()
+    for col in ("run", "name", "family", "latency_ms", "top5", "score", "train_time_s"):
+        if col not in frame:
+            frame[col] = None
+    frame["kind"] = frame["kind"].where(frame["kind"].notna(), "designed") if "kind" in frame else "designed"
+    designs = validated_frame(frame, within=("run",))
+    for col in ("macs", "params", "score"):
+        designs[col] = pd.to_numeric(designs[col], errors="coerce").astype(float)
+    designs["seeds"] = designs["seeds"].astype(int)
+    ordered = [*DESIGN_COLUMNS, *[c for c in designs.columns if c not in DESIGN_COLUMNS]]
+    fronts = []
+    for training, rows in training_groups(designs[ordered]):
+        rows = rows.sort_values("top1", ascending=False, kind="stable").reset_index(drop=True)
+        costs = tuple(c for c in COST_AXES if rows[c].notna().all())
+        points = rows[["top1", *costs]].astype(float).to_dict("records")
+        front = {c: front_2d(points, x=c, y="top1") for c in costs}
+        refs = _group_references(references, rows, training["dataset"])
+        fronts.append(ValidatedFront(training, training_label(training), rows, costs, front, refs))
+    return fronts
+
+
 def report_data(paths: Iterable[str | Path], *, storage: str | None = None) -> ReportData:
     """Reads runs (and their studies) and computes everything a report shows.
 
@@ -133,18 +239,13 @@ def report_data(paths: Iterable[str | Path], *, storage: str | None = None) -> R
     references = reference_frame(families=set(candidates["family"]))
     found = [v for v in (load_validation(p, storage=storage) for p in paths) if v is not None]
     validation = None
-    accuracy_fronts: dict[tuple[str, ...], Front2D] = {}
+    validated: list[ValidatedFront] = []
     if found:
         results = pd.concat([v.results for v in found], ignore_index=True)
         curves = pd.concat([v.curves for v in found], ignore_index=True)
         for col in ("top1", "top5", "macs", "params", "latency_ms"):
             results[col] = pd.to_numeric(results[col], errors="coerce").astype(float)
-        results["pareto"] = False
-        for _, group in results.groupby(["dataset", "recipe"], sort=False, dropna=False):
-            objectives: dict[str, Direction] = {"top1": "max", "macs": "min", "params": "min"}
-            if group["latency_ms"].notna().all():
-                objectives["latency_ms"] = "min"
-            results.loc[group.index, "pareto"] = non_dominated(group[list(objectives)].to_dict("records"), objectives)
+        results["kind"] = results["kind"].where(results["kind"].notna(), "designed") if "kind" in results else "designed"
         validation = Validation(results, curves)
-        accuracy_fronts = _fronts(results, ["dataset", "recipe"], "top1")
-    return ReportData(runs, candidates, fronts, references, validation, accuracy_fronts, _sweeps(paths))  # type: ignore[arg-type]
+        validated = validated_fronts(results, references=references)
+    return ReportData(runs, candidates, fronts, references, validation, validated, _sweeps(paths))  # type: ignore[arg-type]
