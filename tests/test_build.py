@@ -112,6 +112,37 @@ def test_resnet_blocks_refuse_se_that_the_cost_model_does_not_count(block: str) 
         get_block(block)(8, 8, bottleneck=4, se=True)
 
 
+@pytest.mark.parametrize("block", ["k1kxk1", "basic"])
+def test_forced_projection_shortcut_is_built_on_the_first_block_only(block: str) -> None:
+    spec = CNNSpec(
+        stem=StemSpec(out_channels=16, stride=2),
+        stages=(StageSpec(block, 16, 16, bottleneck=8, stride=1, depth=3, shortcut="conv"),),
+        resolution=17, num_classes=3,
+    )
+    model = build_model(spec)
+    kinds = [type(blk.shortcut).__name__ for blk in model.stages[0]]
+    assert kinds == ["ConvNormAct", "Identity", "Identity"]
+    proj = model.stages[0][0].shortcut
+    conv = proj.conv
+    assert (conv.kernel_size, conv.stride, conv.in_channels, conv.out_channels) == ((1, 1), (1, 1), 16, 16)
+    auto = build_model(spec.replace(stages=(StageSpec(block, 16, 16, bottleneck=8, stride=1, depth=3),)))
+    assert isinstance(auto.stages[0][0].shortcut, nn.Identity)
+    extra = 16 * 16 + 2 * 16  # the 1x1 conv and its BatchNorm
+    assert count_params(model) - count_params(auto) == extra == costs(spec)["params"] - costs(auto.spec)["params"]
+    assert model(torch.randn(2, 3, 17, 17)).shape == (2, 3)
+
+
+def test_shortcut_option_is_refused_where_it_has_no_meaning() -> None:
+    with pytest.raises(SpecError, match=r"stage.shortcut: 'conv' is offered for the k1kxk1 and basic blocks, not k1dwk1"):
+        StageSpec("k1dwk1", 8, 8, bottleneck=16, shortcut="conv")
+    with pytest.raises(SpecError, match=r"stage.shortcut: expected one of \['auto', 'conv'\], got 'always'"):
+        StageSpec("k1kxk1", 8, 8, bottleneck=4, shortcut="always")
+    with pytest.raises(SpecError, match="k1dwk1 block only has the 'auto' shortcut"):
+        get_block("k1dwk1")(8, 8, bottleneck=16, shortcut="conv")
+    with pytest.raises(SpecError, match="shortcut: expected one of"):
+        get_block("k1kxk1")(8, 8, bottleneck=4, shortcut="identity")
+
+
 # timm's model API
 
 

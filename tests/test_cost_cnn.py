@@ -1,7 +1,8 @@
 """The CNN cost model equals the built module: params, MACs, the layer list and activation memory.
 
-Every registered block (``basic``, ``k1kxk1``, ``k1dwk1``) and both stems (with and without the
-ResNet max-pool) are covered by the parametrized and the random specs.
+Every registered block (``basic``, ``k1kxk1``, ``k1dwk1``), both shortcut rules (``auto``, and
+``conv`` for the ResNet blocks) and both stems (with and without the ResNet max-pool) are covered by
+the parametrized and the random specs.
 """
 
 from __future__ import annotations
@@ -148,11 +149,12 @@ def _check_layers(spec: CNNSpec) -> None:
 
 
 def _spec(block: str, *, c_in: int, c_out: int, stride: int, se: bool = False, resolution: int = 33,
-          depth: int = 2, kernel: int = 3, num_classes: int = 5) -> CNNSpec:
+          depth: int = 2, kernel: int = 3, num_classes: int = 5, shortcut: str = "auto") -> CNNSpec:
     # bottleneck 72: se_channels rounds 72 / 4 = 18 to 16
     return CNNSpec(
         stem=StemSpec(out_channels=c_in, kernel=3, stride=2),
-        stages=(StageSpec(block, c_in, c_out, bottleneck=72, kernel=kernel, stride=stride, depth=depth, se=se),),
+        stages=(StageSpec(block, c_in, c_out, bottleneck=72, kernel=kernel, stride=stride, depth=depth, se=se,
+                          shortcut=shortcut),),
         resolution=resolution, num_classes=num_classes,
     )
 
@@ -164,8 +166,11 @@ def _block_cases() -> list:
             if se and block != "k1dwk1":
                 continue
             kernel = 5 if res == 35 else 3
-            cases.append(pytest.param(block, se, stride, c_in, c_out, res, kernel,
+            cases.append(pytest.param(block, se, stride, c_in, c_out, res, kernel, "auto",
                                       id=f"{block}-se{int(se)}-s{stride}-{c_in}to{c_out}-r{res}-k{kernel}"))
+            if block != "k1dwk1" and res == 33:  # the forced projection, with and without a shape change
+                cases.append(pytest.param(block, se, stride, c_in, c_out, res, kernel, "conv",
+                                          id=f"{block}-proj-s{stride}-{c_in}to{c_out}-r{res}-k{kernel}"))
     return cases
 
 
@@ -173,12 +178,28 @@ def test_every_spec_block_type_has_a_module() -> None:
     assert list_blocks() == sorted(BLOCK_TYPES)
 
 
-@pytest.mark.parametrize(("block", "se", "stride", "c_in", "c_out", "resolution", "kernel"), _block_cases())
+@pytest.mark.parametrize(("block", "se", "stride", "c_in", "c_out", "resolution", "kernel", "shortcut"), _block_cases())
 def test_block_costs_equal_module(block: str, se: bool, stride: int, c_in: int, c_out: int, resolution: int,
-                                  kernel: int) -> None:
-    spec = _spec(block, c_in=c_in, c_out=c_out, stride=stride, se=se, resolution=resolution, kernel=kernel)
+                                  kernel: int, shortcut: str) -> None:
+    spec = _spec(block, c_in=c_in, c_out=c_out, stride=stride, se=se, resolution=resolution, kernel=kernel,
+                 shortcut=shortcut)
     assert measured_costs(spec) == _cost_keys(spec)
     _check_layers(spec)
+
+
+@pytest.mark.parametrize("block", ["k1kxk1", "basic"])
+def test_forced_projection_costs_one_1x1_conv_on_the_first_block(block: str) -> None:
+    """``shortcut="conv"`` on a shape-keeping superblock adds exactly one 1x1 conv + BN (in the first block)."""
+    auto = _spec(block, c_in=16, c_out=16, stride=1, depth=3)
+    conv = _spec(block, c_in=16, c_out=16, stride=1, depth=3, shortcut="conv")
+    side = 17  # the stem's output side at 33 px
+    assert cnn_params(conv) - cnn_params(auto) == 16 * 16 + 2 * 16
+    assert cnn_macs(conv) - cnn_macs(auto) == 16 * 16 * side * side
+    assert [(layer.role, layer.block) for layer in cnn_layers(conv) if layer.role == "shortcut"] == [("shortcut", 0)]
+    assert cnn_activation_memory(conv) >= cnn_activation_memory(auto)
+    # where the shape changes the rules agree
+    changed = dict(c_in=8, c_out=24, stride=1)
+    assert cnn_layers(_spec(block, **changed, shortcut="conv")) == cnn_layers(_spec(block, **changed))
 
 
 @pytest.mark.parametrize(("stem_kernel", "stem_stride", "resolution", "pool"), [
@@ -196,8 +217,8 @@ def test_stem_and_head_costs_equal_module(stem_kernel: int, stem_stride: int, re
 
 @st.composite
 def cnn_specs(draw: st.DrawFn) -> CNNSpec:
-    """Valid CNN specs: every block type, kernel, stride and SE option, stems with and without the
-    max-pool, odd and even sides.
+    """Valid CNN specs: every block type, kernel, stride, SE and shortcut option, stems with and without
+    the max-pool, odd and even sides.
 
     Widths cost nothing on the meta device; depths and resolutions stay small to keep it fast.
     """
@@ -213,6 +234,7 @@ def cnn_specs(draw: st.DrawFn) -> CNNSpec:
             block, prev, out, bottleneck=draw(width), kernel=draw(st.sampled_from((1, 3, 5, 7))),
             stride=draw(st.sampled_from((1, 2))), depth=draw(st.integers(1, 3)),
             se=block == "k1dwk1" and draw(st.booleans()),
+            shortcut="auto" if block == "k1dwk1" else draw(st.sampled_from(("auto", "conv"))),
         ))
         prev = out
     return CNNSpec(stem=stem, stages=tuple(stages), resolution=draw(st.integers(8, 64)),

@@ -12,6 +12,10 @@ equal the module's (the tests prove it for every block and for random specs):
   after the first and after the sum, a strided 1x1 conv + BN shortcut when the shape changes;
 * ``k1kxk1`` (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016): bottleneck
   with a strided 1x1 conv + BN shortcut when the shape changes, ReLU after the sum;
+* both take ``StageSpec.shortcut``: with ``"conv"`` the first block of the superblock has the
+  projection whatever its shape (DeepMAD's reference code, TinyNAS ``BaseSuperBlock``; it
+  average-pools before a stride-1 projection where this strides the 1x1 conv, which has the same
+  MACs and parameters);
 * ``k1dwk1`` (Sandler et al., "MobileNetV2", CVPR 2018): inverted residual with an optional
   squeeze-excitation (Hu et al., CVPR 2018) of width :func:`~archsearch.space.se_channels`, a
   linear projection and an identity residual only when the shape is kept;
@@ -57,6 +61,16 @@ class ConvNormAct(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
 
+def _shortcut(in_channels: int, out_channels: int, stride: int, shortcut: str) -> nn.Module:
+    """The residual path: a strided 1x1 conv + BN where :func:`archsearch.cost.cnn.block_has_shortcut_conv`
+    puts one (the shape changes, or ``shortcut="conv"``), else identity."""
+    if shortcut not in ("auto", "conv"):
+        raise SpecError(f"shortcut: expected one of ['auto', 'conv'], got {shortcut!r}")
+    if shortcut == "conv" or stride != 1 or in_channels != out_channels:
+        return ConvNormAct(in_channels, out_channels, 1, stride=stride, act_layer=None)
+    return nn.Identity()
+
+
 def _refuse_se(block: str, se: bool) -> None:
     if se:
         # The cost model counts no SE layers for this block; building one would break its budgets.
@@ -72,16 +86,13 @@ class BasicBlock(nn.Module):
 
     def __init__(
         self, in_channels: int, out_channels: int, *, bottleneck: int, kernel: int = 3, stride: int = 1,
-        se: bool = False, act_layer: str = "relu",
+        se: bool = False, act_layer: str = "relu", shortcut: str = "auto",
     ) -> None:
         super().__init__()
         _refuse_se("basic", se)
         self.conv1 = ConvNormAct(in_channels, bottleneck, kernel, stride=stride, act_layer=act_layer)
         self.conv2 = ConvNormAct(bottleneck, out_channels, kernel, act_layer=None)
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut: nn.Module = ConvNormAct(in_channels, out_channels, 1, stride=stride, act_layer=None)
-        else:
-            self.shortcut = nn.Identity()
+        self.shortcut = _shortcut(in_channels, out_channels, stride, shortcut)
         self.act = create_act_layer(act_layer, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,17 +109,14 @@ class Bottleneck(nn.Module):
 
     def __init__(
         self, in_channels: int, out_channels: int, *, bottleneck: int, kernel: int = 3, stride: int = 1,
-        se: bool = False, act_layer: str = "relu",
+        se: bool = False, act_layer: str = "relu", shortcut: str = "auto",
     ) -> None:
         super().__init__()
         _refuse_se("k1kxk1", se)
         self.conv1 = ConvNormAct(in_channels, bottleneck, 1, act_layer=act_layer)
         self.conv2 = ConvNormAct(bottleneck, bottleneck, kernel, stride=stride, act_layer=act_layer)
         self.conv3 = ConvNormAct(bottleneck, out_channels, 1, act_layer=None)
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut: nn.Module = ConvNormAct(in_channels, out_channels, 1, stride=stride, act_layer=None)
-        else:
-            self.shortcut = nn.Identity()
+        self.shortcut = _shortcut(in_channels, out_channels, stride, shortcut)
         self.act = create_act_layer(act_layer, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,9 +131,11 @@ class InvertedResidual(nn.Module):
 
     def __init__(
         self, in_channels: int, out_channels: int, *, bottleneck: int, kernel: int = 3, stride: int = 1,
-        se: bool = False, act_layer: str = "relu",
+        se: bool = False, act_layer: str = "relu", shortcut: str = "auto",
     ) -> None:
         super().__init__()
+        if shortcut != "auto":
+            raise SpecError(f"shortcut: the k1dwk1 block only has the 'auto' shortcut, got {shortcut!r}")
         self.has_residual = stride == 1 and in_channels == out_channels
         self.conv1 = ConvNormAct(in_channels, bottleneck, 1, act_layer=act_layer)
         self.conv2 = ConvNormAct(bottleneck, bottleneck, kernel, stride=stride, groups=bottleneck, act_layer=act_layer)
@@ -212,7 +222,7 @@ class ArchsearchCNN(nn.Module):
                 block_cls(
                     stage.in_channels if j == 0 else stage.out_channels, stage.out_channels,
                     bottleneck=stage.bottleneck, kernel=stage.kernel, stride=stage.stride if j == 0 else 1,
-                    se=stage.se, act_layer=act_layer,
+                    se=stage.se, act_layer=act_layer, shortcut=stage.shortcut if j == 0 else "auto",
                 )
                 for j in range(stage.depth)
             )))

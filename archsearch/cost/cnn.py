@@ -11,18 +11,24 @@ Conventions (checked against the built module in the tests):
 
 Block layouts are those of :mod:`archsearch.space.cnn`: ``basic`` (conv1, conv2 [, shortcut]; He et al.,
 CVPR 2016), ``k1kxk1`` (conv1, conv2, conv3 [, shortcut]) and ``k1dwk1`` (conv1, conv2 [, se_reduce,
-se_expand], conv3). The stem's max-pool, when there is one, sits between the stem conv (whose
+se_expand], conv3); the shortcut conv is where :func:`block_has_shortcut_conv` puts it
+(``StageSpec.shortcut``). The stem's max-pool, when there is one, sits between the stem conv (whose
 ``r_out`` is the conv's side) and the first block (whose ``r_in`` is the pooled side).
+
+DeepMAD's budgets use its reference code's own count, which adds BatchNorm, ReLU and residual terms
+to the MACs: :func:`deepmad_flops` and :func:`deepmad_params`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from fractions import Fraction
 from typing import Iterator
 
+from archsearch.errors import SpecError
 from archsearch.space.cnn import CNNSpec, StageSpec, conv_out, pool_out, se_channels
 
-__all__ = ["ConvLayer", "cnn_layers", "cnn_params", "cnn_macs", "cnn_activation_memory", "cnn_head_params", "cnn_head_macs", "block_has_shortcut_conv", "block_has_residual"]
+__all__ = ["ConvLayer", "cnn_layers", "cnn_params", "cnn_macs", "cnn_activation_memory", "cnn_head_params", "cnn_head_macs", "block_has_shortcut_conv", "block_has_residual", "deepmad_flops", "deepmad_params", "deepmad_se_channels"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +70,10 @@ _RESNET_BLOCKS = ("basic", "k1kxk1")  # always a residual, a projection shortcut
 
 
 def block_has_shortcut_conv(stage: StageSpec, first: bool) -> bool:
+    """Whether a block has a 1x1 conv + BN projection shortcut (``StageSpec.shortcut``)."""
     if stage.block not in _RESNET_BLOCKS or not first:
         return False
-    return stage.stride != 1 or stage.in_channels != stage.out_channels
+    return stage.shortcut == "conv" or stage.stride != 1 or stage.in_channels != stage.out_channels
 
 
 def block_has_residual(stage: StageSpec, first: bool) -> bool:
@@ -154,3 +161,116 @@ def cnn_activation_memory(spec: CNNSpec) -> int:
             elems = layer.c_in * layer.r_in**2 + layer.c_out * layer.r_out**2 + layer.residual_held
         peak = max(peak, elems)
     return 4 * peak
+
+
+# --------------------------------------------------------------------------- DeepMAD's own counting
+#
+# The budgets of DeepMAD (Shen et al., CVPR 2023) are in the "FLOPs" and "model size" of its reference
+# code, TinyNAS (github.com/alibaba/lightweight-neural-architecture-search, tinynas/models): every block
+# keeps a per-pixel count at unit input side (``self.flops``) that ``get_flops(resolution)`` scales by
+# ``resolution**2``, and ``CnnNet.get_flops`` divides the side by each block's stride as it goes.
+
+
+def _refuse_for_deepmad(spec: CNNSpec, what: str) -> None:
+    if spec.stem.pool:
+        raise SpecError(f"{what}: the reference code's stem (ConvKXBNRELU) has no max-pool; got stem.pool=True")
+
+
+def deepmad_se_channels(bottleneck: int) -> int:
+    """Width of the reference code's squeeze-excitation (TinyNAS ``blocks_basic.SE``, ratio 0.25):
+    a quarter of the block width, rounded half-even by Python's ``round``, then *down* to a multiple
+    of 8, at least 8 (:func:`~archsearch.space.se_channels` rounds to the nearest multiple instead)."""
+    return max(1, round(bottleneck * 0.25) // 8) * 8
+
+
+def deepmad_flops(spec: CNNSpec) -> int:
+    """The backbone's "FLOPs" as DeepMAD's reference code counts them (TinyNAS ``CnnNet.get_flops``).
+
+    Conv MACs (as :func:`cnn_macs`) plus, per output element, 2 for every BatchNorm and 1 for every
+    ReLU, plus the residual terms below; the classifier is left out, as in DeepMAD's budgets. The
+    rules, read from ``tinynas/models/blocks_cnn_2d`` (``ConvKXBN``, ``ConvKXBNRELU`` in
+    ``blocks_basic.py``, ``ResK1KXK1`` in ``super_res_k1kxk1.py``, ``ResK1DWK1`` / ``ResK1DWSEK1`` in
+    ``super_res_k1dwk1.py`` / ``super_res_k1dwsek1.py``), with ``R`` a block's input side and
+    ``R' = R / stride``:
+
+    * stem (``ConvKXBNRELU``): ``(c_in k^2 + 2 + 1) * c_out * R'^2``.
+    * ``k1kxk1`` (``ResK1KXK1``): ``(c b + 2b + b) R^2 + (b^2 k^2 + 2b + b) R'^2 + (b out + 2 out + out) R'^2``
+      (BN after the three convs, ReLU after the first two and after the sum); at stride 2 the
+      residual's 2x2 average pool adds ``c R^2``; a projection shortcut adds ``(c out + 2 out + out) R'^2``
+      (its conv, its BN, and the residual sum, which the code counts only on this branch: an
+      identity sum costs nothing). The projection is counted where the spec has one
+      (:func:`block_has_shortcut_conv`); the reference code puts one on the first block of every
+      bottleneck superblock (``BaseSuperBlock`` sets ``force_resproj``), which is
+      ``StageSpec.shortcut == "conv"``. (The reference pools then projects at stride 1 where
+      archsearch strides the 1x1 conv: the same MACs.)
+    * ``k1dwk1`` (``ResK1DWK1``; ``ResK1DWSEK1`` with ``se``, whose SE the code leaves uncounted):
+      ``(c b + 3b) R^2 + (b k^2 + 3b) R'^2 + (b out + 2 out + out) R'^2``: the reference block applies
+      a ReLU after the projecting 1x1 conv too (archsearch's builds a linear bottleneck), so the count
+      is the reference block's; its residual is an identity whenever ``c == out`` (average-pooled at
+      stride 2, adding ``c R^2``), never a projection, and its sum is not counted.
+    * ``basic`` has no counterpart and is refused: the reference ``ResKXKX`` strides its second kxk
+      conv where archsearch's basic block strides the first, so the two networks differ.
+
+    The code scales every term by the real ``(resolution / total stride)^2`` where archsearch's sides
+    are ``ceil(side / stride)``; the two agree whenever every strided side is even (224 or 288 px
+    with DeepMAD's strides), and the count is then an integer. Otherwise the code's fractional count
+    is rounded to the nearest integer.
+
+    Known answer: the published DeepMAD-R50 (:data:`~archsearch.space.DEEPMAD_R50`) costs
+    4 087 263 656 in this count against 4 041 529 408 MACs.
+
+    Raises:
+        SpecError: For a ``basic`` superblock or a stem with the max-pool (no counterpart in the code).
+    """
+    _refuse_for_deepmad(spec, "deepmad_flops")
+    for i, stage in enumerate(spec.stages):
+        if stage.block == "basic":
+            raise SpecError(f"deepmad_flops: stages[{i}] is a basic block, which the reference code has no "
+                            "counterpart for (its ResKXKX strides the second kxk conv, archsearch the first)")
+    stem = spec.stem
+    side = Fraction(spec.resolution, stem.stride)
+    total = (stem.in_channels * stem.kernel**2 + 3) * stem.out_channels * side**2
+    for stage in spec.stages:
+        b, k, out = stage.bottleneck, stage.kernel, stage.out_channels
+        for j in range(stage.depth):
+            first = j == 0
+            c = stage.in_channels if first else out
+            stride = stage.stride if first else 1
+            r_in, r_out = side, side / stride
+            if stage.block == "k1kxk1":
+                total += (c * b + 3 * b) * r_in**2 + (b * b * k * k + 3 * b) * r_out**2 + (b * out + 3 * out) * r_out**2
+                if stride == 2:
+                    total += c * r_in**2
+                if block_has_shortcut_conv(stage, first):
+                    total += (c * out + 3 * out) * r_out**2
+            else:
+                total += (c * b + 3 * b) * r_in**2 + (b * k * k + 3 * b) * r_out**2 + (b * out + 3 * out) * r_out**2
+                if stride == 2 and c == out:
+                    total += c * r_in**2
+            side = r_out
+    return round(total)
+
+
+def deepmad_params(spec: CNNSpec) -> int:
+    """The backbone's parameters as DeepMAD's reference code counts them (TinyNAS ``get_model_size``).
+
+    Every conv counts its weights and ``2 * c_out`` for its BatchNorm, as :func:`cnn_params` does, so
+    the two agree for the stem and the ``k1kxk1``, ``basic`` and plain ``k1dwk1`` blocks (with the
+    projection shortcuts the spec has: ``StageSpec.shortcut == "conv"`` is the reference's). They
+    differ only for ``k1dwk1`` with squeeze-excitation: the reference SE (``blocks_basic.SE``) is two
+    1x1 convs with BatchNorm and no bias, of width :func:`deepmad_se_channels`, where archsearch's has
+    biases and :func:`~archsearch.space.se_channels`.
+
+    Raises:
+        SpecError: For a stem with the max-pool (no counterpart in the code).
+    """
+    _refuse_for_deepmad(spec, "deepmad_params")
+    total = 0
+    for layer in cnn_layers(spec):
+        if layer.role == "se_reduce":  # the whole reference SE in place of archsearch's
+            b = layer.c_in
+            rd = deepmad_se_channels(b)
+            total += b * rd + 2 * rd + rd * b + 2 * b
+        elif layer.role != "se_expand":
+            total += layer.params
+    return total

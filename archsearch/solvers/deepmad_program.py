@@ -163,6 +163,8 @@ class DeepMADProgram:
         st = spec.stages
         if len(st) != self.n or any(s.block != self.space.block for s in st) or getattr(spec.stem, "pool", False):
             raise SpecError(f"spec: does not follow the template of space {self.space.name!r}")
+        if any(s.shortcut != "auto" for s in st):  # evaluate()'s closed form has the "auto" shortcuts only
+            raise SpecError("spec: stages with shortcut='conv' are not supported by the DeepMAD program yet; use 'auto'")
         return Design(spec.stem.out_channels, tuple(s.out_channels for s in st), tuple(s.bottleneck for s in st),
                       tuple(s.kernel for s in st), tuple(s.depth for s in st))
 

@@ -10,26 +10,29 @@ Block types (Shen et al., "DeepMAD", CVPR 2023; He et al., ResNet; Sandler et al
 
 * ``k1kxk1``: ResNet bottleneck, 1x1 (in -> b) -> kxk (b -> b, stride) -> 1x1 (b -> out), each conv
   followed by BN, ReLU after the first two and after the residual sum; the shortcut is a strided
-  1x1 conv + BN when the shape changes.
+  1x1 conv + BN when the shape changes (``shortcut="auto"``) or, with ``shortcut="conv"``, on the
+  first block of the superblock whatever its shape, as DeepMAD's reference code builds it.
 * ``k1dwk1``: MobileNetV2 inverted residual, 1x1 expand (in -> b) -> depthwise kxk (stride) ->
   [squeeze-excitation] -> 1x1 project (b -> out), BN after each conv, ReLU after the first two;
   an identity residual when stride is 1 and in == out.
 * ``basic``: ResNet basic block (ResNet-18/34), kxk (in -> b, stride) -> kxk (b -> out), each conv
   followed by BN, ReLU after the first and after the residual sum; the shortcut is a strided 1x1
-  conv + BN when the shape changes (timm's default downsample). The DeepMAD solvers do not search it.
+  conv + BN when the shape changes (timm's default downsample), or on the first block of the
+  superblock with ``shortcut="conv"``. The DeepMAD solvers do not search it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from archsearch.errors import SpecError
 from archsearch.space.base import ArchSpec, check_int, register_family
 
-__all__ = ["BLOCK_TYPES", "StemSpec", "StageSpec", "CNNSpec", "conv_out", "pool_out", "se_channels"]
+__all__ = ["BLOCK_TYPES", "SHORTCUTS", "StemSpec", "StageSpec", "CNNSpec", "conv_out", "pool_out", "se_channels"]
 
 BLOCK_TYPES = ("k1kxk1", "k1dwk1", "basic")
+SHORTCUTS = ("auto", "conv")
 
 
 def conv_out(size: int, stride: int) -> int:
@@ -92,7 +95,24 @@ class StemSpec:
 
 @dataclasses.dataclass(frozen=True)
 class StageSpec:
-    """One superblock: ``depth`` blocks of type ``block``."""
+    """One superblock: ``depth`` blocks of type ``block``.
+
+    Attributes:
+        block: One of :data:`BLOCK_TYPES`.
+        in_channels: Input width of the first block.
+        out_channels: Output width of every block.
+        bottleneck: Inner width b of every block.
+        kernel: Kernel of the kxk (or depthwise) conv.
+        stride: Stride of the first block (the others have 1).
+        depth: Number of blocks.
+        se: Squeeze-excitation after the depthwise conv (``k1dwk1`` only).
+        shortcut: Residual path of the first block of a ``k1kxk1`` or ``basic`` superblock:
+            ``"auto"``, a 1x1 conv + BN projection only when the stride is not 1 or the width
+            changes, else identity; ``"conv"``, the projection always, as DeepMAD's reference code
+            builds its bottleneck superblocks (TinyNAS, ``BaseSuperBlock`` sets ``force_resproj`` on
+            the first ``ResK1KXK1``). Later blocks keep the identity either way. ``k1dwk1`` accepts
+            only ``"auto"``: the reference inverted residual never projects its shortcut.
+    """
 
     block: str
     in_channels: int
@@ -102,6 +122,7 @@ class StageSpec:
     stride: int = 1
     depth: int = 1
     se: bool = False
+    shortcut: Literal["auto", "conv"] = "auto"
 
     def __post_init__(self) -> None:
         if self.block not in BLOCK_TYPES:
@@ -118,6 +139,11 @@ class StageSpec:
             raise SpecError(f"stage.se: expected true or false, got {self.se!r}")
         if self.se and self.block != "k1dwk1":
             raise SpecError(f"stage.se: squeeze-excitation is only offered for the k1dwk1 block, not {self.block!r}")
+        if self.shortcut not in SHORTCUTS:
+            raise SpecError(f"stage.shortcut: expected one of {list(SHORTCUTS)}, got {self.shortcut!r}")
+        if self.shortcut == "conv" and self.block == "k1dwk1":
+            raise SpecError("stage.shortcut: 'conv' is offered for the k1kxk1 and basic blocks, not k1dwk1 "
+                            "(DeepMAD's inverted residual never projects its shortcut); use 'auto'")
 
 
 @register_family("cnn")
@@ -166,14 +192,18 @@ class CNNSpec(ArchSpec):
         # candidate keys hashed from it) of every earlier spec stay the same.
         if not self.stem.pool:
             del data["stem"]["pool"]
+        # Likewise the default shortcut rule.
+        for stage in data["stages"]:
+            if stage["shortcut"] == "auto":
+                del stage["shortcut"]
         return data
 
     def layout(self) -> tuple[str, list[str], list[tuple[Any, ...]]]:
         stem = self.stem
         rows: list[tuple[Any, ...]] = [("stem", "conv+maxpool" if stem.pool else "conv", stem.in_channels, stem.out_channels, "-",
                                         stem.kernel, stem.stride, 1)]
-        rows += [(i + 1, s.block + ("+se" if s.se else ""), s.in_channels, s.out_channels, s.bottleneck, s.kernel, s.stride,
-                  s.depth) for i, s in enumerate(self.stages)]
+        rows += [(i + 1, s.block + ("+se" if s.se else "") + ("+proj" if s.shortcut == "conv" else ""), s.in_channels,
+                  s.out_channels, s.bottleneck, s.kernel, s.stride, s.depth) for i, s in enumerate(self.stages)]
         return (f"{self.name or 'cnn'} ({self.resolution} px, {self.num_classes} classes)",
                 ["stage", "block", "in", "out", "b", "k", "stride", "depth"], rows)
 
