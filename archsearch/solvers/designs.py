@@ -34,6 +34,7 @@ their random designs are uniform over the designs that fit.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import Any, Callable, Literal, NamedTuple, Sequence
@@ -405,7 +406,7 @@ def _cnn_reference(space: Any, resolution: int | None) -> Any:
 def _cnn_scale(space: Any, base: Any, kind: str, m: float) -> Any:
     """Scales a CNN spec; ``width_all`` (the sampler's repair) is ``uniform`` with every inner width kept
     inside the space's ratio range."""
-    from archsearch.space.cnn import CNNSpec, StageSpec, StemSpec
+    from archsearch.space.cnn import CNNSpec
 
     g = space.channel_multiple
     saturate = kind == "width_all"
@@ -435,9 +436,9 @@ def _cnn_scale(space: Any, base: Any, kind: str, m: float) -> Any:
             if saturate:
                 lo_r, hi_r = space.bottleneck_ratio
                 b = min(max(b, max(g, math.ceil(lo_r * out / g - 1e-9) * g)), max(g, math.floor(hi_r * out / g + 1e-9) * g))
-        stages.append(StageSpec(st.block, prev, out, b, st.kernel, st.stride, L, st.se))
+        stages.append(dataclasses.replace(st, in_channels=prev, out_channels=out, bottleneck=b, depth=L))
         prev = out
-    stem = StemSpec(c0, base.stem.in_channels, base.stem.kernel, base.stem.stride)
+    stem = dataclasses.replace(base.stem, out_channels=c0)
     return CNNSpec(stem, tuple(stages), base.resolution, base.num_classes, base.name)
 
 
@@ -473,8 +474,7 @@ def _cnn_shallower(space: Any, spec: Any) -> Any:
     if depths[i] <= space.depths[0]:
         return None
     stages = list(spec.stages)
-    stages[i] = stages[i].replace(depth=depths[i] - 1) if hasattr(stages[i], "replace") else \
-        type(stages[i])(**{**stages[i].__dict__, "depth": depths[i] - 1})
+    stages[i] = dataclasses.replace(stages[i], depth=depths[i] - 1)
     return type(spec)(spec.stem, tuple(stages), spec.resolution, spec.num_classes, spec.name)
 
 
