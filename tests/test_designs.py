@@ -158,3 +158,11 @@ def test_pareto_and_report_take_a_folder_of_runs(tmp_path: Path, capsys: pytest.
     assert main(["pareto", str(tmp_path / "empty-folder-missing")]) == 2
     (tmp_path / "empty").mkdir()
     assert main(["pareto", str(tmp_path / "empty")]) == 2 and "neither a run directory" in capsys.readouterr().err
+
+
+def test_cnn_candidates_carry_the_deepmad_reference_flops_where_it_counts_them() -> None:
+    from archsearch.space import DEEPMAD_R50, resnet_spec
+
+    space = get_space("deepmad-r50")
+    assert score_spec(space, DEEPMAD_R50).extra["flops"] == 4_087_263_656
+    assert "flops" not in score_spec(space, resnet_spec(50)).extra  # a max-pool stem: no counterpart there

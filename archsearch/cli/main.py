@@ -450,7 +450,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         space = get_space(args.space)
         cand = score_spec(space, spec, **_design_options(space, args))
         info.update(space=space.name, score=cand.score, rho=cand.rho,
-                    **{k: v for k, v in cand.extra.items() if k in ("entropy", "penalty", "rules_ok", "fits_budget")})
+                    **{k: v for k, v in cand.extra.items() if k in ("entropy", "penalty", "rules_ok", "fits_budget", "flops")})
     elif spec.family == "cnn":
         from archsearch.objectives import deepmad_score
 
@@ -477,6 +477,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print_table("costs (backbone = all but the classifier)", ["quantity", "analytic", "measured" if args.verify else ""], rows)
         if "score" in info:
             score_rows = [(k, fmt(info[k])) for k in ("score", "entropy", "penalty", "rho") if info.get(k) is not None]
+            if info.get("flops") is not None:
+                score_rows.append(("flops (DeepMAD reference counting)", format_count(info["flops"])))
             score_rows += [("rules of the space", "kept" if info["rules_ok"] else "broken"),
                            ("space's default budget", "fits" if info["fits_budget"] else "exceeded")]
             print_table(f"objective of {info['space']} (what its solver maximises)", ["quantity", "value"], score_rows)

@@ -118,14 +118,22 @@ def score_spec(space: Any, spec: ArchSpec, *, budget: Budget | None = None, **op
         **options: Program options (DeepMAD: ``rho0``, ``depth_penalty``, ``entropy``).
 
     Returns:
-        A :class:`Candidate` whose ``extra`` holds ``rules_ok`` (the space's rules, budgets aside) and
-        ``fits_budget``.
+        A :class:`Candidate` whose ``extra`` holds ``rules_ok`` (the space's rules, budgets aside),
+        ``fits_budget`` and, for CNNs the DeepMAD reference code can count, ``flops`` in its counting
+        (:func:`~archsearch.cost.cnn.deepmad_flops`).
     """
     if spec.family != space.family:
         raise SpecError(f"spec: a {spec.family!r} spec cannot be scored in space {space.name} ({space.family!r} family)")
     fam = _family(space)
     budget = space.budget if budget is None else budget
     cand = fam.score(space, spec, budget, options)
+    if spec.family == "cnn":  # the DeepMAD reference code's count, beside the exact MACs, where it has one
+        from archsearch.cost.cnn import deepmad_flops
+
+        try:
+            cand.extra["flops"] = deepmad_flops(spec)
+        except SpecError:  # a max-pool stem or a basic block: no counterpart in the reference code
+            pass
     cand.extra["rules_ok"] = bool(fam.rules_ok(space, spec, options))
     cand.extra["fits_budget"] = _fits(cand, budget)
     return cand
