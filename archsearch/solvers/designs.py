@@ -337,7 +337,8 @@ def _on_template(space: Any, spec: Any) -> bool:
     return (not getattr(spec.stem, "pool", False) and spec.stem.stride == space.stem_stride
             and spec.stem.kernel == space.stem_kernel and spec.stem.in_channels == space.in_channels
             and tuple(s.stride for s in spec.stages) == tuple(space.strides)
-            and all(s.block == space.block and s.se == space.se for s in spec.stages))
+            and all(s.block == space.block and s.se == space.se and getattr(s, "shortcut", "auto") == "auto"
+                    for s in spec.stages))
 
 
 def _cnn_score(space: Any, spec: Any, budget: Budget, options: dict[str, Any]) -> Candidate:
