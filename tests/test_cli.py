@@ -34,7 +34,8 @@ def test_solve_json_is_one_object_with_the_contract(capsys: pytest.CaptureFixtur
     code, out, _ = run(capsys, "solve", "--space", "deepmad-cifar", "--format", "json", "--top-k", "3", *FAST)
     obj = json.loads(out)  # exactly one JSON document
     assert code == 0
-    assert set(obj) == {"status", "space", "budget", "bound", "gap", "time_s", "candidates"}
+    assert set(obj) == {"status", "space", "budget", "bound", "gap", "time_s", "candidates", "stopped"}
+    assert obj["stopped"] in ("gap", "nodes", "time_limit")
     assert obj["status"] in ("optimal", "feasible") and obj["space"] == "deepmad-cifar"
     assert 1 <= len(obj["candidates"]) <= 3
     for cand in obj["candidates"]:

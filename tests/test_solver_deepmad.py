@@ -10,6 +10,7 @@ import functools
 import itertools
 import json
 import math
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -444,7 +445,7 @@ def test_solve_result_to_dict_contract() -> None:
     res = solve_deepmad(space, time_limit=30, top_k=3)
     assert isinstance(res, SolveResult) and res.status in STATUSES and res.status in (OPTIMAL, FEASIBLE)
     obj = res.to_dict()
-    assert set(obj) == {"status", "space", "budget", "bound", "gap", "time_s", "candidates"}
+    assert set(obj) == {"status", "space", "budget", "bound", "gap", "time_s", "candidates", "stopped"}
     assert obj["status"] == res.status and obj["space"] == space.name
     assert Budget.from_dict(obj["budget"]) == space.budget
     assert obj["bound"] == pytest.approx(res.bound) and obj["gap"] == pytest.approx(res.gap)
@@ -544,3 +545,35 @@ def test_infeasible_latency_budget_names_the_smallest_latency() -> None:
     res = DeepMADSolver(time_limit=20).solve(space, Budget(latency_ms=0.5 * free), top_k=1)
     assert res.status == INFEASIBLE and not res.candidates
     assert res.smallest["latency_ms"] >= free * (1 - 1e-9) and model.space == space.name
+
+
+def _burn(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        x += 1
+
+
+def test_solve_is_the_same_under_load_by_default() -> None:
+    """No wall-clock stop by default: a node budget gives the same answer on a quiet and a loaded machine."""
+    import multiprocessing
+
+    space = get_space("deepmad-cifar")
+    budget = Budget.parse("macs=10M,params=200K")
+
+    def solve() -> dict:
+        obj = DeepMADSolver(gap_tol=0.0, max_nodes=25).solve(space, budget, top_k=3).to_dict()
+        obj.pop("time_s")
+        return obj
+
+    quiet = solve()
+    ctx = multiprocessing.get_context("spawn")
+    burners = [ctx.Process(target=_burn, args=(60.0,), daemon=True) for _ in range(2)]
+    for p in burners:
+        p.start()
+    try:
+        loaded = solve()
+    finally:
+        for p in burners:
+            p.terminate()
+    assert quiet["stopped"] == "nodes" and loaded == quiet

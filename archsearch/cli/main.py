@@ -102,7 +102,9 @@ def _solver_for(space: Any, args: argparse.Namespace) -> tuple[Any, dict[str, An
         if "max_nodes" not in inspect.signature(cls.__init__).parameters:
             raise SpecError(f"--max-nodes: the {cls.name} solver (space {space.name}) has no node limit")
         kwargs["max_nodes"] = args.max_nodes
-    return cls(gap_tol=args.gap_tol, time_limit=args.time_limit, **kwargs), options
+    if args.time_limit is not None:
+        kwargs["time_limit"] = args.time_limit
+    return cls(gap_tol=args.gap_tol, **kwargs), options
 
 
 def _solver_names() -> list[str]:
@@ -161,6 +163,9 @@ def cmd_solve(args: argparse.Namespace) -> int:
     else:
         result = _status(lambda: _solve_once(space, budget, args), f"solving {space.name} at {budget.to_text()}", args)
     wall = time.perf_counter() - t0
+    if result.stats.extra.get("stopped") == "time_limit":
+        err(f"note: --time-limit {args.time_limit:g} s stopped the search at gap {fmt(result.gap, 'pct')}: this answer "
+            f"depends on the machine's speed and load; --max-nodes gives one that does not")
     if result.status == "infeasible" and not front:
         err("error: " + _infeasible_message(result, budget))
         return EXIT_USAGE
@@ -222,8 +227,10 @@ def _write_run(out: Path, obj: dict[str, Any], result: Any, *, name: str, args: 
 
 
 def _print_solve_table(result: Any, *, name: str, front: list[dict[str, Any]]) -> None:
+    stopped = result.stats.extra.get("stopped")
     caption = (f"status {result.status} · bound {fmt(result.bound)} · gap {fmt(result.gap, 'pct')} · "
-               f"{result.stats.nodes} nodes · {result.stats.solve_time_s:.2f} s")
+               f"{result.stats.nodes} nodes · {result.stats.solve_time_s:.2f} s"
+               + (f" · stopped by {stopped.replace('_', ' ')}" if stopped else ""))
     rows = []
     for i, c in enumerate(result.candidates):
         gap = (result.bound - c.score) / abs(result.bound) if abs(result.bound) < float("inf") else float("inf")
@@ -897,7 +904,9 @@ def _add_search_parsers(sub: Any) -> None:
     p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto", help="autocast on CUDA (default auto)")
     p.add_argument("--seed", type=int, default=0, help="seed of training and of the neighbours' order (default 0)")
     p.add_argument("--resolution", type=int, default=None, help="input resolution of the designs (default: the space's; digits takes <= 32)")
-    p.add_argument("--time-limit", type=float, default=30.0, help="seconds per solve (default 30)")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="a wall-clock cap in seconds per solve (default none: deepmad-* solves stop at --gap-tol or "
+                        "their node budget, so the proposals are the same on any machine)")
     p.add_argument("--gap-tol", type=float, default=1e-3, help="stop a solve when its relative gap is <= this (default 1e-3)")
     _add_worker_options(p)
     p.set_defaults(func=cmd_search, rho=None, no_depth_penalty=False, entropy="code", no_priors=False)
@@ -1065,11 +1074,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-depth-penalty", action="store_true", help="maximise S without DeepMAD's depth penalty")
     p.add_argument("--no-priors", action="store_true", help="NViT program: maximise the objective alone, without the redistribution priors")
     p.add_argument("--entropy", choices=("code", "paper"), default="code", help="block entropy with the reference code's 1/2 (default) or the paper's")
-    p.add_argument("--time-limit", type=float, default=30.0, help="seconds per solve before returning the best design and its gap (default 30; longer, up to 10x, until a first feasible design is found)")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="a wall-clock cap in seconds per solve (default: none for deepmad-* spaces, which stop at "
+                        "--gap-tol or --max-nodes and so give the same answer on any machine; 30 for the others, "
+                        "whose exact solves take well under a second); a solve it stops says that its answer "
+                        "depends on the machine's speed")
     p.add_argument("--gap-tol", type=float, default=1e-3, help="stop when (bound - score)/|bound| <= this (default 1e-3)")
     p.add_argument("--max-nodes", type=int, default=None,
-                   help="branch-and-bound nodes before returning (deepmad-* spaces): with a --time-limit that is never "
-                        "reached, the answer no longer depends on the machine's speed")
+                   help="branch-and-bound nodes before returning the best design and its certified gap (deepmad-* "
+                        "spaces; default 1000)")
     p.add_argument("--seed", type=int, default=0, help="recorded in the run's provenance (the solver is deterministic)")
     p.set_defaults(func=cmd_solve)
 
@@ -1205,7 +1218,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise SpecError(f"--top-k: expected an integer >= 1, got {args.top_k}")
     if getattr(args, "max_nodes", None) is not None and not 1 <= args.max_nodes <= 10**9:
         raise SpecError(f"--max-nodes: expected an integer in [1, 1e9], got {args.max_nodes}")
-    if getattr(args, "time_limit", 1.0) <= 0:
+    time_limit = getattr(args, "time_limit", None)
+    if time_limit is not None and not time_limit > 0:  # also refuses NaN
         raise SpecError(f"--time-limit: expected a positive number of seconds, got {args.time_limit}")
     gap = getattr(args, "gap_tol", 0.0)
     if not (0 <= gap < 1):

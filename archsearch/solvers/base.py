@@ -117,6 +117,9 @@ class SolveResult:
             "candidates": [c.to_dict() for c in self.candidates],
             # which budget keys the bound accounts for (solvers that say so), e.g. not a latency checked on designs only
             **({"bound_covers": list(self.stats.extra["bound_covers"])} if "bound_covers" in self.stats.extra else {}),
+            # what ended the search (solvers that say so): the gap tolerance or a node budget (the same answer
+            # on any machine), or a wall-clock limit (an answer that depends on the machine's speed)
+            **({"stopped": self.stats.extra["stopped"]} if "stopped" in self.stats.extra else {}),
         }
 
 

@@ -1012,13 +1012,31 @@ class DeepMADSolver(BaseSolver):
     gives_bound = True
     options = ("rho0", "depth_penalty", "entropy")
 
-    def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float = 60.0, max_nodes: int = 200_000,
+    def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float | None = None, max_nodes: int = 1000,
                  backend: str | None = "CLARABEL", verbose: bool = False, polish_share: float = 0.1,
-                 structure_share: float = 0.3) -> None:
-        super().__init__(gap_tol=gap_tol, time_limit=time_limit)
+                 structure_share: float = 0.3, structure_solves: int = 300) -> None:
+        """Args:
+            gap_tol: Stop when the certified gap is at most this.
+            time_limit: Optional wall-clock cap in seconds (default none). Without it every stop is a count
+                (the gap tolerance, ``max_nodes``, ``structure_solves``), so the same call gives the same
+                answer on any machine and under any load; with it, the answer depends on the machine's
+                speed, and the result says so when the cap is what stopped it.
+            max_nodes: Branch-and-bound nodes before the search returns its best design and bound.
+            structure_solves: Relaxations the initial structure search (depths and kernels) may solve.
+            polish_share, structure_share: With a ``time_limit``: its shares kept for the final polish
+                and given to the structure search.
+        """
+        super().__init__(gap_tol=gap_tol, time_limit=1.0 if time_limit is None else time_limit)
+        if time_limit is None:
+            self.time_limit = math.inf
+        if not (isinstance(max_nodes, int) and max_nodes >= 1):
+            raise SpecError(f"max_nodes: expected an integer >= 1, got {max_nodes!r}")
+        if not (isinstance(structure_solves, int) and structure_solves >= 0):
+            raise SpecError(f"structure_solves: expected an integer >= 0, got {structure_solves!r}")
         self.verbose = verbose
         self.polish_share = polish_share
         self.structure_share = structure_share
+        self.structure_solves = structure_solves
         self.max_nodes, self.backend = max_nodes, backend
 
     def solve(self, space: SearchSpace, budget: Budget, *, top_k: int = 5, rho0: float | None = None,
@@ -1081,7 +1099,8 @@ class DeepMADSolver(BaseSolver):
         root_res = relax.solve(root)
         if root_res is not None and root_res is not UNSOLVED:
             start = search.best[0] if search.best is not None else search.round(root_res[1], root, relax.depths())
-            self._structure_search(prog, relax, search, root, start, t0 + self.structure_share * self.time_limit)
+            self._structure_search(prog, relax, search, root, start, t0 + self.structure_share * self.time_limit,
+                                   self.structure_solves)
         if search.best is not None:
             # only designs that beat the incumbent matter: shrink the root box around them (valid
             # bound tightening), then bound the stage entropies over the smaller box
@@ -1095,6 +1114,7 @@ class DeepMADSolver(BaseSolver):
         plunge: tuple[float, int, _Node, list[_Node]] | None = None
         plunge_depth = 0
         search_time = self.time_limit * (1.0 - self.polish_share)
+        stopped = "gap"
         while True:
             while heap and heap[0][1] in expanded:  # lazily drop entries a plunge already expanded
                 heapq.heappop(heap)
@@ -1109,7 +1129,11 @@ class DeepMADSolver(BaseSolver):
                 break
             # the time limit does not stop the search before a first feasible design (up to 10x)
             elapsed = time.perf_counter() - t0
-            if (elapsed > search_time and search.best is not None) or elapsed > 10 * self.time_limit or nodes >= self.max_nodes:
+            if nodes >= self.max_nodes:
+                stopped = "nodes"
+                break
+            if (elapsed > search_time and search.best is not None) or elapsed > 10 * self.time_limit:
+                stopped = "time_limit"
                 break
             # best-first; until a first feasible design exists, depth-first plunges reach leaves (where
             # candidates are) early. Once there is one, plunges only slow the bound down (R50, 1000
@@ -1144,7 +1168,7 @@ class DeepMADSolver(BaseSolver):
         elapsed = time.perf_counter() - t0
         stats = SolverStats(solve_time_s=elapsed, nodes=nodes, relaxations=relax.solves, evaluations=search.evaluations,
                             backend=f"{self.name}/{self.backend}", extra={
-                                "unsolved_relaxations": stats_unsolved[0],
+                                "unsolved_relaxations": stats_unsolved[0], "stopped": stopped,
                                 # with a latency budget: the relaxation carries the predictor as one more
                                 # posynomial row, so the bound covers latency as well as the other budgets
                                 **(latency_provenance(budget, prog.latency_model, covers_latency=relax.covers_latency)
@@ -1168,10 +1192,14 @@ class DeepMADSolver(BaseSolver):
 
     @staticmethod
     def _structure_search(prog: DeepMADProgram, relax: _Relaxation, search: "_Search", root: _Node, start: Design,
-                          deadline: float) -> None:
-        """First-improvement local search over depths and kernels; widths from the fixed-structure relaxation."""
+                          deadline: float, solves: int) -> None:
+        """Steepest-ascent local search over depths and kernels; widths from the fixed-structure relaxation.
+        Stops at a local optimum, after ``solves`` relaxations, or at ``deadline``."""
         sp, n = prog.space, prog.n
         seen: dict[tuple[tuple[int, ...], tuple[int, ...]], float] = {}
+
+        def spent() -> bool:
+            return len(seen) >= solves or time.perf_counter() > deadline
 
         def value(L: tuple[int, ...], k: tuple[int, ...]) -> float:
             """The fixed-structure relaxation, within a fraction of a percent of the best design."""
@@ -1190,11 +1218,11 @@ class DeepMADSolver(BaseSolver):
         cur = (start.L, start.k)
         cur_value = value(*cur)
         for scale in (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2):  # an infeasible start: fewer layers ease rho and the budgets
-            if cur_value > -math.inf or time.perf_counter() > deadline:
+            if cur_value > -math.inf or spent():
                 break
             L = tuple(max(sp.depths[0], int(x * scale)) for x in start.L)
             cur, cur_value = (L, start.k), value(L, start.k)
-        while time.perf_counter() < deadline:
+        while not spent():
             L, k = cur
             moves = []
             for i in range(n):
@@ -1216,7 +1244,7 @@ class DeepMADSolver(BaseSolver):
                         moves.append((L, k[:i] + (kk,) + k[i + 1:]))
             best_move, best_value = None, cur_value
             for move in moves:  # steepest ascent on the relaxation value
-                if time.perf_counter() > deadline:
+                if spent():
                     return
                 v = value(*move)
                 if v > best_value + 1e-9:
@@ -1403,9 +1431,10 @@ def smallest_costs(space: SearchSpace, budget: Budget, *, rho0: float | None = N
 
 def solve_deepmad(space: SearchSpace, budget: Budget | None = None, *, top_k: int = 5, rho0: float | None = None,
                   resolution: int | None = None, depth_penalty: bool = True, entropy: Literal["code", "paper"] = "code",
-                  gap_tol: float = GAP_OPTIMAL, time_limit: float = 60.0) -> SolveResult:
-    """Solves the DeepMAD program of ``space`` under ``budget`` (default: the space's)."""
-    solver = DeepMADSolver(gap_tol=gap_tol, time_limit=time_limit)
+                  gap_tol: float = GAP_OPTIMAL, time_limit: float | None = None, max_nodes: int = 1000) -> SolveResult:
+    """Solves the DeepMAD program of ``space`` under ``budget`` (default: the space's); deterministic
+    unless a ``time_limit`` stops it (see :class:`DeepMADSolver`)."""
+    solver = DeepMADSolver(gap_tol=gap_tol, time_limit=time_limit, max_nodes=max_nodes)
     return solver.solve(space, budget or space.budget, top_k=top_k, rho0=rho0, resolution=resolution,
                         depth_penalty=depth_penalty, entropy=entropy)
 
