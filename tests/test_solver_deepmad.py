@@ -577,3 +577,29 @@ def test_solve_is_the_same_under_load_by_default() -> None:
         for p in burners:
             p.terminate()
     assert quiet["stopped"] == "nodes" and loaded == quiet
+
+
+def test_top_k_lists_distinct_networks() -> None:
+    """Two stride-1-joined superblocks of one width split their blocks either way: one network, listed once."""
+    from archsearch.build import build_model
+    from archsearch.solvers.deepmad import _Search
+    from archsearch.solvers.deepmad_program import DeepMADProgram, Design
+
+    space = get_space("deepmad-r50")
+    prog = DeepMADProgram(space, space.budget)
+    search = _Search(prog, 3)
+    a = Design(32, (128, 512, 1024, 1024, 1232), (40, 48, 104, 104, 120), (5, 5, 5, 5, 5), (1, 11, 12, 13, 15))
+    b = a._replace(L=(1, 11, 13, 12, 15))  # one block moved across the stride-1 boundary: the same module
+    c = a._replace(L=(1, 11, 11, 13, 15))
+    assert search.module_key(a) == search.module_key(b) != search.module_key(c)
+    for d in (a, b, c):
+        search.pool[d] = prog.evaluate(d)
+    top = search.top(3)
+    assert len(top) == 2 and {d for d, _ in top} in ({a, c}, {b, c})
+    chosen = next(d for d, _ in top if d in (a, b))
+    assert prog.evaluate(chosen).score == max(prog.evaluate(a).score, prog.evaluate(b).score)
+    import torch
+
+    with torch.device("meta"):
+        ma, mb = build_model(prog.to_spec(a)), build_model(prog.to_spec(b))
+    assert [tuple(p.shape) for p in ma.parameters()] == [tuple(p.shape) for p in mb.parameters()]

@@ -822,7 +822,28 @@ class _Search:
                     del self.pool[key]
 
     def top(self, k: int) -> list[tuple[Design, Evaluation]]:
-        return sorted(self.pool.items(), key=lambda kv: -kv[1].score)[:k]
+        """The ``k`` best distinct networks: designs that build the same module (adjacent superblocks of one
+        width, inner width and kernel, the second at stride 1, share their blocks however the depths are
+        split between them) count once, by their best-scoring design (the depth penalty tells them apart)."""
+        out, seen = [], set()
+        for d, ev in sorted(self.pool.items(), key=lambda kv: -kv[1].score):
+            key = self.module_key(d)
+            if key not in seen:
+                seen.add(key)
+                out.append((d, ev))
+                if len(out) == k:
+                    break
+        return out
+
+    def module_key(self, d: Design) -> tuple[Any, ...]:
+        """The sequence of blocks a design builds: (in, out, inner, kernel, stride) per block."""
+        blocks: list[tuple[int, int, int, int, int]] = []
+        prev = d.c0
+        for i in range(self.prog.n):
+            blocks.append((prev, d.c[i], d.b[i], d.k[i], self.prog.strides[i]))
+            blocks.extend([(d.c[i], d.c[i], d.b[i], d.k[i], 1)] * (d.L[i] - 1))
+            prev = d.c[i]
+        return (d.c0, tuple(blocks))
 
     def round(self, z: np.ndarray, node: _Node, depths: np.ndarray) -> Design:
         """A relaxed solution rounded to the nearest grid point of the node (depths ``depths``)."""
