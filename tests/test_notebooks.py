@@ -58,8 +58,8 @@ def test_02_entropy_vs_accuracy(validated_run, tmp_path: Path, monkeypatch: pyte
     results = load_validation(validated_run.path).results
     longer = results[results["epochs"] == 2]
     rho = stats.spearmanr(longer["score"], longer["top1"]).statistic
-    assert f"digits/quick, 2 epochs, 3 batches an epoch (smoke): Spearman rho = {rho:.3f} over 3 designs (1 seed each)" in text
-    assert "digits/quick, 1 epoch, 2 batches an epoch (smoke): Spearman rho = nan over 2 designs (2 seeds each)" in text
+    assert f"digits/quick, 2 epochs, 3 batches an epoch: Spearman rho = {rho:.3f} over 3 designs (1 seed each)" in text
+    assert "digits/quick, 1 epoch, 2 batches an epoch: Spearman rho = nan over 2 designs (2 seeds each)" in text
     assert f"{tmp_path / 'no-study' / 'results.csv'}: not found" in text and "study " not in text
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]  # type: ignore[attr-defined]
     assert len(images) == 1
@@ -98,6 +98,6 @@ def test_02_reads_the_search_quality_study(tmp_path: Path, monkeypatch: pytest.M
         part = full.loc[budget]
         rho = stats.spearmanr(part["score"], part["top1"]).statistic
         assert f"study 4 epochs, budget {budget}: Spearman rho = {rho:.3f} over 4 designs (1 to 2 seeds a design)" in text
-    assert "study 4 epochs, 200 batches an epoch (smoke), budget all: Spearman rho = nan over 1 design (2 seeds each)" in text
+    assert "study 4 epochs, 200 batches an epoch, budget all: Spearman rho = nan over 1 design (2 seeds each)" in text
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]  # type: ignore[attr-defined]
     assert len(images) == 1

@@ -98,8 +98,8 @@ def test_report_with_validation(validated_run, full_report: tuple) -> None:  # n
     assert sorted(res["name"]) == ["mid", "narrow", "narrow", "narrow", "wide", "wide", "wide"]
     assert set(res["kind"]) == {"designed"} and len(curves) == 3 * 2 + 4 * 1
     long, short = data.validated  # the longer training first
-    assert long.label == "digits/quick, 2 epochs, 3 batches an epoch (smoke)" and long.training["max_batches"] == 3
-    assert short.label == "digits/quick, 1 epoch, 2 batches an epoch (smoke)"
+    assert long.label == "digits/quick, 2 epochs, 3 batches an epoch" and long.training["max_batches"] == 3
+    assert short.label == "digits/quick, 1 epoch, 2 batches an epoch"
     assert sorted(long.designs["name"]) == ["mid", "narrow", "wide"] and (long.designs["seeds"] == 1).all()
     assert long.costs == ("macs", "params", "latency_ms") and (long.designs["latency_ms"] > 0).all()
     assert short.costs == ("macs", "params")  # trained --no-latency
@@ -155,7 +155,7 @@ def test_validated_fronts_aggregate_seeds_and_keep_trainings_apart() -> None:
     smoke = {**full, "max_batches": 3.0}  # NaN beside 3.0 in one column, as pandas reads a mixed study
     frame = pd.DataFrame(_trials(**smoke) + _trials(**full))
     fronts = validated_fronts(frame)
-    assert [f.label for f in fronts] == ["digits/quick, 4 epochs", "digits/quick, 4 epochs, 3 batches an epoch (smoke)"]
+    assert [f.label for f in fronts] == ["digits/quick, 4 epochs", "digits/quick, 4 epochs, 3 batches an epoch"]
     assert fronts[1].training == {**full, "max_batches": 3}
     for front in fronts:
         d = front.designs.set_index("name")

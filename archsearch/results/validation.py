@@ -96,7 +96,8 @@ def _training_keys(frame: "pd.DataFrame", columns: Sequence[str] = COMPARABLE) -
 
 
 def training_label(values: Mapping[str, Any]) -> str:
-    """A comparable training in words, e.g. ``digits/quick, 2 epochs, 3 batches an epoch (smoke)``.
+    """A comparable training in words, e.g. ``digits/quick, 2 epochs, 3 batches an epoch`` (an epoch cut to
+    ``max_batches`` batches: a smoke run, or a study's fixed share of each epoch).
 
     Args:
         values: The :data:`COMPARABLE` columns of one row (a mapping or a DataFrame row); missing keys
@@ -109,7 +110,7 @@ def training_label(values: Mapping[str, Any]) -> str:
     if v["epochs"] is not None:
         parts.append(f"{v['epochs']} epoch{'s' if v['epochs'] != 1 else ''}")
     if v["max_batches"] is not None:
-        parts.append(f"{v['max_batches']} batch{'es' if v['max_batches'] != 1 else ''} an epoch (smoke)")
+        parts.append(f"{v['max_batches']} batch{'es' if v['max_batches'] != 1 else ''} an epoch")
     if v["distill"] is not None:
         parts.append(f"distilled ({v['distill']})")
     return ", ".join(parts) or "training not recorded"
