@@ -214,10 +214,16 @@ def test_specs_without_a_reference_counterpart_are_refused() -> None:
     with pytest.raises(SpecError, match=r"deepmad_flops: stages\[0\] is a basic block"):
         deepmad_flops(basic)
     assert deepmad_params(basic) == cnn_params(basic)
-    pooled = DEEPMAD_R50.replace(stem=StemSpec(out_channels=32, kernel=3, stride=2, pool=True))
-    for fn in (deepmad_flops, deepmad_params):
-        with pytest.raises(SpecError, match="stem .ConvKXBNRELU. has no max-pool"):
-            fn(pooled)
+
+
+def test_a_max_pool_stem_counts_zero_and_resnet50_sits_beside_deepmad_r50() -> None:
+    """An extension of the reference count (it has no max-pool): the pool costs nothing, the blocks after
+    it run at the pooled side, so ResNet-50 can be set beside DeepMAD-R50 in DeepMAD's own count."""
+    from archsearch.space import resnet_spec
+
+    r50 = resnet_spec(50)
+    assert deepmad_flops(r50) == _measured_reference_flops(r50) == 4_121_883_136
+    assert deepmad_params(r50) == cnn_params(r50)
 
 
 def test_deepmad_program_refuses_the_forced_projection() -> None:

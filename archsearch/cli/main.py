@@ -291,10 +291,14 @@ def _write_designs_run(out: Path, cands: Sequence[Any], *, space: Any, budget: B
 
 
 def _print_designs(cands: Sequence[Any], title: str, caption: str) -> None:
-    rows = [(i + 1, c.spec.name, c.extra.get("kind", ""), fmt(c.score), format_count(c.macs), format_count(c.params),
+    flops = any(c.extra.get("flops") is not None for c in cands)
+    rows = [(i + 1, c.spec.name, c.extra.get("kind", ""), fmt(c.score), format_count(c.macs),
+             *([format_count(c.extra.get("flops"))] if flops else []), format_count(c.params),
              fmt(c.rho), "yes" if c.extra.get("rules_ok") else "no", fmt(c.extra.get("multiplier")))
             for i, c in enumerate(cands)]
-    print_table(title, ["#", "name", "kind", "score", "macs", "params", "rho", "rules", "multiplier"], rows, caption=caption)
+    columns = ["#", "name", "kind", "score", "macs", *(["flops (DeepMAD)"] if flops else []), "params", "rho", "rules",
+               "multiplier"]
+    print_table(title, columns, rows, caption=caption + ("; flops: the DeepMAD reference code's count" if flops else ""))
 
 
 def _designs_json(cands: Sequence[Any], space: Any, budget: Budget, kind: str) -> dict[str, Any]:

@@ -171,11 +171,6 @@ def cnn_activation_memory(spec: CNNSpec) -> int:
 # ``resolution**2``, and ``CnnNet.get_flops`` divides the side by each block's stride as it goes.
 
 
-def _refuse_for_deepmad(spec: CNNSpec, what: str) -> None:
-    if spec.stem.pool:
-        raise SpecError(f"{what}: the reference code's stem (ConvKXBNRELU) has no max-pool; got stem.pool=True")
-
-
 def deepmad_se_channels(bottleneck: int) -> int:
     """Width of the reference code's squeeze-excitation (TinyNAS ``blocks_basic.SE``, ratio 0.25):
     a quarter of the block width, rounded half-even by Python's ``round``, then *down* to a multiple
@@ -210,6 +205,11 @@ def deepmad_flops(spec: CNNSpec) -> int:
       stride 2, adding ``c R^2``), never a projection, and its sum is not counted.
     * ``basic`` has no counterpart and is refused: the reference ``ResKXKX`` strides its second kxk
       conv where archsearch's basic block strides the first, so the two networks differ.
+    * a max-pool stem (the classic ResNet's, :func:`~archsearch.space.resnet_spec`) has no counterpart
+      either; since these rules count only convs, BatchNorm, ReLU and the residual path, it is counted as
+      zero (an extension, so that ResNet-50 can be set beside DeepMAD-R50 in this count), and the blocks
+      after it run at the pooled side. ResNet-50's backbone costs 4 121 883 136 in this count against
+      its 4 087 136 256 MACs.
 
     The code scales every term by the real ``(resolution / total stride)^2`` where archsearch's sides
     are ``ceil(side / stride)``; the two agree whenever every strided side is even (224 or 288 px
@@ -220,9 +220,8 @@ def deepmad_flops(spec: CNNSpec) -> int:
     4 087 263 656 in this count against 4 041 529 408 MACs.
 
     Raises:
-        SpecError: For a ``basic`` superblock or a stem with the max-pool (no counterpart in the code).
+        SpecError: For a ``basic`` superblock (no counterpart in the code).
     """
-    _refuse_for_deepmad(spec, "deepmad_flops")
     for i, stage in enumerate(spec.stages):
         if stage.block == "basic":
             raise SpecError(f"deepmad_flops: stages[{i}] is a basic block, which the reference code has no "
@@ -230,6 +229,8 @@ def deepmad_flops(spec: CNNSpec) -> int:
     stem = spec.stem
     side = Fraction(spec.resolution, stem.stride)
     total = (stem.in_channels * stem.kernel**2 + 3) * stem.out_channels * side**2
+    if stem.pool:  # counted as zero (see above); the blocks run at the pooled side
+        side = side / 2
     for stage in spec.stages:
         b, k, out = stage.bottleneck, stage.kernel, stage.out_channels
         for j in range(stage.depth):
@@ -261,10 +262,8 @@ def deepmad_params(spec: CNNSpec) -> int:
     1x1 convs with BatchNorm and no bias, of width :func:`deepmad_se_channels`, where archsearch's has
     biases and :func:`~archsearch.space.se_channels`.
 
-    Raises:
-        SpecError: For a stem with the max-pool (no counterpart in the code).
+    A max-pool stem has no parameters (nor a counterpart in the code).
     """
-    _refuse_for_deepmad(spec, "deepmad_params")
     total = 0
     for layer in cnn_layers(spec):
         if layer.role == "se_reduce":  # the whole reference SE in place of archsearch's
