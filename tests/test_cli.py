@@ -180,3 +180,25 @@ def test_options_of_another_solver_are_refused(capsys: pytest.CaptureFixture[str
     monkeypatch.setitem(search_space._SPACES, "tmp-other", Other(**{**fields, "name": "tmp-other"}))
     code, out, err = run(capsys, "solve", "--space", "tmp-other", "--rho", "0.4")
     assert code == 2 and out == "" and "--rho: not an option of plain" in err and "deepmad-bnb" in err
+
+
+def test_solve_progress_is_plain_periodic_lines_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from archsearch.cli.main import _SolveProgress
+    from archsearch.solvers import DeepMADSolver
+    from archsearch.space import Budget, get_space
+
+    args = argparse.Namespace(format="json", quiet=False)
+    with _SolveProgress("solving deepmad-cifar", args, every=0.0) as progress:
+        res = DeepMADSolver(max_nodes=20, progress=progress).solve(get_space("deepmad-cifar"), Budget.parse("macs=10M,params=200K"))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(line.startswith("solving deepmad-cifar: ") for line in lines)
+    assert any("branch and bound" in line and "gap" in line for line in lines)
+    assert f"{res.stats.nodes} nodes" in lines[-1]
+    with _SolveProgress("quiet", argparse.Namespace(format="json", quiet=True), every=0.0) as progress:
+        DeepMADSolver(max_nodes=5, progress=progress).solve(get_space("deepmad-cifar"), Budget.parse("macs=10M,params=200K"))
+    assert capsys.readouterr().err == ""
+    # a short solve off a terminal prints no progress at the default period, and stdout stays one JSON object
+    code, out, err = run(capsys, "solve", "--space", "deepmad-cifar", "--max-nodes", "5", "--format", "json")
+    assert code == 0 and json.loads(out)["stopped"] in ("gap", "nodes") and err == ""

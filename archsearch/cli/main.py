@@ -104,6 +104,11 @@ def _solver_for(space: Any, args: argparse.Namespace) -> tuple[Any, dict[str, An
         kwargs["max_nodes"] = args.max_nodes
     if args.time_limit is not None:
         kwargs["time_limit"] = args.time_limit
+    if getattr(args, "progress_fn", None) is not None:
+        import inspect
+
+        if "progress" in inspect.signature(cls.__init__).parameters:
+            kwargs["progress"] = args.progress_fn
     return cls(gap_tol=args.gap_tol, **kwargs), options
 
 
@@ -189,13 +194,60 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _status(fn: Any, message: str, args: argparse.Namespace) -> Any:
-    if args.format == "json" or not sys.stderr.isatty():
-        return fn()
-    from rich.console import Console
+class _SolveProgress:
+    """Progress of a solve on stderr: a live rich line on a terminal (table output), else a plain line at
+    most every ``every`` seconds (logs, CI, ``--format json``; a solve shorter than that prints nothing);
+    nothing with ``--quiet``. Fed by the solver's ``progress`` callback; solvers without one get a spinner."""
 
-    with Console(stderr=True).status(message):
-        return fn()
+    def __init__(self, message: str, args: argparse.Namespace, *, every: float = 10.0) -> None:
+        self.message, self.every = message, every
+        self.quiet = bool(getattr(args, "quiet", False))
+        self.live = not self.quiet and args.format != "json" and sys.stderr.isatty()
+        self.status: Any = None
+        self.last = 0.0
+        self.fed = False
+
+    def __enter__(self) -> "_SolveProgress":
+        if self.live:
+            self.status = _stderr_console().status(self.message)
+            self.status.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.status is not None:
+            self.status.__exit__(*exc)
+
+    def text(self, info: dict[str, Any]) -> str:
+        parts = [f"{self.message}: {info['phase']}", f"{info['nodes']} nodes"]
+        if info.get("score") is not None:
+            parts.append(f"best {info['score']:.1f}")
+        if info.get("bound") is not None:
+            parts.append(f"bound {info['bound']:.1f}")
+        if info.get("gap") is not None:
+            parts.append(f"gap {100 * info['gap']:.2f}%")
+        parts.append(f"{info['elapsed_s']:.0f} s")
+        return " · ".join(parts)
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        now = info["elapsed_s"]
+        if self.quiet:
+            return
+        if self.live:
+            if now - self.last >= 0.2 or not self.fed:
+                self.status.update(self.text(info))
+                self.last, self.fed = now, True
+        elif now >= self.last + self.every:
+            err(self.text(info))
+            self.last = now
+
+
+def _status(fn: Any, message: str, args: argparse.Namespace) -> Any:
+    with _SolveProgress(message, args) as progress:
+        args.progress_fn = progress
+        try:
+            return fn()
+        finally:
+            args.progress_fn = None
 
 
 def _write_run(out: Path, obj: dict[str, Any], result: Any, *, name: str, args: argparse.Namespace, wall: float) -> None:
@@ -1088,6 +1140,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="branch-and-bound nodes before returning the best design and its certified gap (deepmad-* "
                         "spaces; default 1000)")
     p.add_argument("--seed", type=int, default=0, help="recorded in the run's provenance (the solver is deterministic)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (results and errors still print)")
     p.set_defaults(func=cmd_solve)
 
     for cmd in ("baseline", "sample"):

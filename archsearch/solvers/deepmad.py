@@ -47,7 +47,7 @@ import itertools
 import math
 import time
 import warnings
-from typing import Any, Iterable, Literal, NamedTuple
+from typing import Any, Callable, Iterable, Literal, NamedTuple
 
 import numpy as np
 
@@ -1035,7 +1035,8 @@ class DeepMADSolver(BaseSolver):
 
     def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float | None = None, max_nodes: int = 1000,
                  backend: str | None = "CLARABEL", verbose: bool = False, polish_share: float = 0.1,
-                 structure_share: float = 0.3, structure_solves: int = 300) -> None:
+                 structure_share: float = 0.3, structure_solves: int = 300,
+                 progress: Callable[[dict[str, Any]], None] | None = None) -> None:
         """Args:
             gap_tol: Stop when the certified gap is at most this.
             time_limit: Optional wall-clock cap in seconds (default none). Without it every stop is a count
@@ -1046,6 +1047,8 @@ class DeepMADSolver(BaseSolver):
             structure_solves: Relaxations the initial structure search (depths and kernels) may solve.
             polish_share, structure_share: With a ``time_limit``: its shares kept for the final polish
                 and given to the structure search.
+            progress: Called with ``{"phase", "nodes", "open", "score", "bound", "gap", "elapsed_s"}`` when a
+                phase starts and after every node of the search (the caller throttles its output).
         """
         super().__init__(gap_tol=gap_tol, time_limit=1.0 if time_limit is None else time_limit)
         if time_limit is None:
@@ -1058,6 +1061,7 @@ class DeepMADSolver(BaseSolver):
         self.polish_share = polish_share
         self.structure_share = structure_share
         self.structure_solves = structure_solves
+        self.progress = progress
         self.max_nodes, self.backend = max_nodes, backend
 
     def solve(self, space: SearchSpace, budget: Budget, *, top_k: int = 5, rho0: float | None = None,
@@ -1065,15 +1069,25 @@ class DeepMADSolver(BaseSolver):
               entropy: Literal["code", "paper"] = "code") -> SolveResult:
         t0 = time.perf_counter()
         prog = DeepMADProgram(space, budget, rho0=rho0, resolution=resolution, depth_penalty=depth_penalty, entropy=entropy)
-        relax = _Relaxation(prog, self.backend)
+
+        def report(phase: str, bound: float = math.inf, open_nodes: int = 0) -> None:
+            if self.progress is not None:
+                score = search.best[1].score if search.best else None
+                self.progress({"phase": phase, "nodes": nodes, "open": open_nodes, "score": score,
+                               "bound": bound if math.isfinite(bound) else None,
+                               "gap": relative_gap(bound, score) if score is not None and math.isfinite(bound) else None,
+                               "elapsed_s": time.perf_counter() - t0})
+
+        nodes = 0
         search = _Search(prog, top_k)
+        report("relaxation")
+        relax = _Relaxation(prog, self.backend)
         sp, n = space, prog.n
 
         heap: list[tuple[float, int, _Node, list[_Node]]] = []
         stats_unsolved = [0]
         stage_vars = [0 if end < 0 else 1 + end for end in prog.ends]
         counter = itertools.count()
-        nodes = 0
         tried: dict[tuple[tuple[int, ...], tuple[int, ...]], float] = {}  # structure -> width-box size realised at
 
         def push(node: _Node, parent_ub: float = math.inf) -> None:
@@ -1118,11 +1132,13 @@ class DeepMADSolver(BaseSolver):
         # a strong incumbent early: local search over (depths, kernels), each point realised by its
         # fixed-structure relaxation (tight) floored to the grid
         root_res = relax.solve(root)
+        report("structure search")
         if root_res is not None and root_res is not UNSOLVED:
             start = search.best[0] if search.best is not None else search.round(root_res[1], root, relax.depths())
             self._structure_search(prog, relax, search, root, start, t0 + self.structure_share * self.time_limit,
                                    self.structure_solves)
         if search.best is not None:
+            report("bound tightening")
             # only designs that beat the incumbent matter: shrink the root box around them (valid
             # bound tightening), then bound the stage entropies over the smaller box
             tight = relax.tighten(root, search.best[1].score, deadline=t0 + 0.5 * self.time_limit)
@@ -1144,6 +1160,7 @@ class DeepMADSolver(BaseSolver):
                 break
             bound = -heap[0][0]
             inc = search.best[1].score if search.best else -math.inf
+            report("branch and bound", bound, len(heap))
             if self.verbose and nodes % 200 < n + 2:
                 print(f"nodes {nodes} open {len(heap)} bound {bound:.1f} best {inc:.1f} t {time.perf_counter() - t0:.1f}", flush=True)
             if relative_gap(bound, inc) <= self.gap_tol:
@@ -1175,6 +1192,7 @@ class DeepMADSolver(BaseSolver):
                 plunge_depth = 0 if nodes % 4 == 0 else 40  # plunge again after a few best-first steps
         # realise the structures the best open nodes point at, then polish the best designs with pair
         # moves in the remaining time
+        report("polish", bound, len(heap))
         deadline = t0 + self.time_limit
         for _, _, node, _ in heapq.nsmallest(5, heap):
             if time.perf_counter() > deadline:
