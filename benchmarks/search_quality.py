@@ -263,23 +263,15 @@ def markdown(summary: dict[str, Any], frame: Any) -> str:
             lines.append(f"| {r.design} | {r.budget} | {r.kind} | {r.macs:,} | {r.params:,} | {r.score:.1f} | "
                          f"{100 * r.top1:.2f}{std} ({r.n}) |")
     lines += ["", "| Spearman with top-1 (designs) | rho | 95 % bootstrap CI | n |", "|---|---|---|---|"]
-    for col, rc in summary["rank_correlation"].items():
+    rows = [(f"{col} (all budgets)", rc) for col, rc in summary["rank_correlation"].items()]
+    rows += [(f"{col} (within budgets, pooled)", rc) for col, rc in summary.get("rank_correlation_stratified", {}).items()]
+    rows += [(f"exploratory: {col} (within budgets, pooled)", rc) for col, rc in summary.get("exploratory", {}).items()
+             if isinstance(rc, dict)]
+    rows += [(f"score within {budget}", rc) for budget, rc in summary.get("rank_correlation_within_budget", {}).items()]
+    for label, rc in rows:
         ci = f"[{rc['ci95'][0]:+.2f}, {rc['ci95'][1]:+.2f}]" if rc.get("ci95") else "-"
         rho = f"{rc['rho']:+.3f}" if rc.get("rho") is not None else "-"
-        lines.append(f"| {col} (all budgets) | {rho} | {ci} | {rc['n']} |")
-    for col, rc in summary.get("rank_correlation_stratified", {}).items():
-        ci = f"[{rc['ci95'][0]:+.2f}, {rc['ci95'][1]:+.2f}]" if rc.get("ci95") else "-"
-        rho = f"{rc['rho']:+.3f}" if rc.get("rho") is not None else "-"
-        lines.append(f"| {col} (within budgets, pooled) | {rho} | {ci} | {rc['n']} |")
-    for col, rc in summary.get("exploratory", {}).items():
-        if isinstance(rc, dict):
-            ci = f"[{rc['ci95'][0]:+.2f}, {rc['ci95'][1]:+.2f}]" if rc.get("ci95") else "-"
-            rho = f"{rc['rho']:+.3f}" if rc.get("rho") is not None else "-"
-            lines.append(f"| exploratory: {col} (within budgets, pooled) | {rho} | {ci} | {rc['n']} |")
-    for budget, rc in summary.get("rank_correlation_within_budget", {}).items():
-        ci = f"[{rc['ci95'][0]:+.2f}, {rc['ci95'][1]:+.2f}]" if rc.get("ci95") else "-"
-        rho = f"{rc['rho']:+.3f}" if rc.get("rho") is not None else "-"
-        lines.append(f"| score within {budget} | {rho} | {ci} | {rc['n']} |")
+        lines.append(f"| {label} | {rho} | {ci} | {rc['n']} |")
     return "\n".join(lines) + "\n"
 
 
