@@ -70,7 +70,7 @@ def test_sample_draws_feasible_designs_deterministically(name: str, text: str) -
 
 def test_sample_refuses_bad_n_and_says_when_it_cannot_find_enough() -> None:
     space = get_space("deepmad-fmnist")
-    with pytest.raises(SpecError, match=r"-n: expected an integer in \[1, 10000\]"):
+    with pytest.raises(SpecError, match=r"-n: expected an integer in \[1, 1000\]"):
         sample(space, space.budget, 0)
     with pytest.raises(SpecError, match="found 0 of 2 random designs"):
         sample(space, Budget.parse("macs=10K"), 2, max_draws=5)

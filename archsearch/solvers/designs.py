@@ -239,7 +239,7 @@ def sample(space: Any, budget: Budget | None = None, n: int = 10, *, seed: int =
     Args:
         space: A registered space.
         budget: Default the space's.
-        n: Designs to return (1 to 10,000).
+        n: Designs to return (1 to 1,000).
         seed: Seed of ``numpy.random.default_rng``; the same seed gives the same designs.
         resolution: Input resolution (default the space's).
         max_draws: Draws before giving up (default ``200 * n``).
@@ -253,8 +253,8 @@ def sample(space: Any, budget: Budget | None = None, n: int = 10, *, seed: int =
     Raises:
         SpecError: Bad ``n`` or ``seed``, or fewer than ``n`` designs found in ``max_draws`` draws.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10_000:
-        raise SpecError(f"-n: expected an integer in [1, 10000], got {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 1000:
+        raise SpecError(f"-n: expected an integer in [1, 1000], got {n!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
         raise SpecError(f"--seed: expected an integer in [0, 2**32), got {seed!r}")
     fam = _family(space)
