@@ -91,7 +91,8 @@ def test_sweep_adds_a_front(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     "argv, needle",
     [
-        (["solve", "--budget", "flops=1G"], "unknown key 'flops'"),
+        (["solve", "--budget", "gflops=1G"], "unknown key 'gflops'"),
+        (["solve", "--space", "nvit", "--budget", "flops=1G"], "'flops' is not counted by the nvit-program solver"),
         (["solve", "--budget", "macs=-1G"], "macs"),
         (["solve", "--budget", "latency=3parsecs"], "latency"),
         (["solve", "--space", "nope"], "known spaces"),

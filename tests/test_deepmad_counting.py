@@ -22,7 +22,7 @@ from archsearch.cost.cnn import deepmad_se_channels
 from archsearch.errors import SpecError
 from archsearch.objectives import deepmad_score
 from archsearch.solvers.deepmad_program import DeepMADProgram
-from archsearch.space import DEEPMAD_R50, CNNSpec, StageSpec, StemSpec, get_space, load_spec, se_channels
+from archsearch.space import DEEPMAD_R50, Budget, CNNSpec, StageSpec, StemSpec, get_space, load_spec, se_channels
 
 
 def _auto(spec: CNNSpec) -> CNNSpec:
@@ -226,10 +226,13 @@ def test_a_max_pool_stem_counts_zero_and_resnet50_sits_beside_deepmad_r50() -> N
     assert deepmad_params(r50) == cnn_params(r50)
 
 
-def test_deepmad_program_refuses_the_forced_projection() -> None:
+def test_deepmad_program_takes_only_the_shortcuts_of_its_space() -> None:
     space = get_space("deepmad-r50")
     prog = DeepMADProgram(space, space.budget)
-    with pytest.raises(SpecError, match="shortcut='conv' are not supported by the DeepMAD program"):
+    with pytest.raises(SpecError, match="every stage of space 'deepmad-r50' has shortcut='auto'"):
         prog.from_spec(DEEPMAD_R50)
+    forced = DeepMADProgram(space.replace(shortcut="conv"), Budget(flops=5_000_000_000))
+    ev = forced.evaluate(forced.from_spec(DEEPMAD_R50))
+    assert ev.flops == 4_087_263_656 and ev.macs == 4_041_529_408 and ev.params == 24_208_144
     design = prog.from_spec(_auto(DEEPMAD_R50))
     assert design.L == (1, 11, 12, 13, 15)

@@ -603,3 +603,26 @@ def test_top_k_lists_distinct_networks() -> None:
     with torch.device("meta"):
         ma, mb = build_model(prog.to_spec(a)), build_model(prog.to_spec(b))
     assert [tuple(p.shape) for p in ma.parameters()] == [tuple(p.shape) for p in mb.parameters()]
+
+
+@pytest.mark.parametrize("penalty", [True, False], ids=["penalty", "no-penalty"])
+def test_solver_matches_brute_force_in_the_reference_codes_space_and_counting(penalty: bool) -> None:
+    """The DeepMAD reference code's rules: a projection on every superblock's first block, inner widths of at
+    least smart_round(out/10), and a budget in its FLOPs, which bind here (tested against enumeration)."""
+    from archsearch.cost.cnn import cnn_macs, deepmad_flops
+
+    space = _tiny("k1kxk1", shortcut="conv", bottleneck_rule="deepmad", bottleneck_ratio=(0.0625, 0.5),
+                  widths=(8, 128), kernels=(3,), depths=(1, 2), first_depth_max=1, rho0=0.6, budget=Budget(params=60_000))
+    ruled = DeepMADProgram(space, space.budget)
+    loose = DeepMADProgram(space.replace(bottleneck_rule="ratio"), space.budget)
+    assert ruled.b_range(120) == (16, 56) and loose.b_range(120) == (8, 56)  # smart_round(12) = 16 binds there
+    _, free = _optimum(space, space.budget, penalty=penalty)
+    prog = DeepMADProgram(space, space.budget)
+    limit = int(0.8 * prog.flops(free[0]))
+    budget = space.budget.replace(flops=limit)
+    res = _check_solve(space, budget, penalty=penalty)
+    best = res.best
+    assert best.extra["flops"] == deepmad_flops(best.spec) <= limit < prog.flops(free[0])
+    assert all(s.shortcut == "conv" for s in best.spec.stages) and best.macs == cnn_macs(best.spec)
+    assert all(s.bottleneck >= max(8, round(s.out_channels / 80) * 8) for s in best.spec.stages)
+    assert free[1].score > res.best.score + 1e-6

@@ -119,7 +119,10 @@ def _solver_names() -> list[str]:
 
 
 def _solve_once(space: Any, budget: Budget, args: argparse.Namespace) -> Any:
+    from archsearch.solvers.base import check_budget_keys
+
     solver, options = _solver_for(space, args)
+    check_budget_keys(type(solver), budget, space.name)
     return solver.solve(space, budget, top_k=args.top_k, resolution=args.resolution, **options)
 
 
@@ -177,8 +180,9 @@ def cmd_solve(args: argparse.Namespace) -> int:
     obj = result.to_dict()
     for cand in obj["candidates"]:
         extra = cand.pop("extra", None) or {}
-        if "latency_ms" in extra:
-            cand["latency_ms"] = extra["latency_ms"]
+        for key in ("latency_ms", "flops"):
+            if key in extra:
+                cand[key] = extra[key]
     if front:
         obj["front"] = front
     if args.out:

@@ -12,7 +12,7 @@ from archsearch.space.budget import Budget
 __all__ = [
     "OPTIMAL", "FEASIBLE", "INFEASIBLE", "STATUSES", "GAP_OPTIMAL",
     "Candidate", "SolverStats", "SolveResult", "BaseSolver", "register_solver", "get_solver", "list_solvers", "relative_gap",
-    "latency_provenance",
+    "latency_provenance", "check_budget_keys",
 ]
 
 OPTIMAL = "optimal"
@@ -135,12 +135,14 @@ class BaseSolver:
         families: Spec families whose spaces it solves.
         gives_bound: Whether results carry a finite upper bound.
         options: Keyword options of :meth:`solve` beyond ``top_k`` and ``resolution``.
+        budget_keys: The budget keys its programs count (:func:`check_budget_keys`).
     """
 
     name: ClassVar[str] = ""
     families: ClassVar[tuple[str, ...]] = ()
     gives_bound: ClassVar[bool] = True
     options: ClassVar[tuple[str, ...]] = ()
+    budget_keys: ClassVar[tuple[str, ...]] = ("macs", "params", "latency", "memory")
 
     def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float = 30.0) -> None:
         """Args:
@@ -155,6 +157,15 @@ class BaseSolver:
 
     def solve(self, space: Any, budget: Budget, **options: Any) -> SolveResult:
         raise NotImplementedError
+
+
+def check_budget_keys(solver: type[BaseSolver], budget: Budget, space: str) -> None:
+    """Refuses a budget key the solver's programs do not count, in one line naming it and the accepted keys."""
+    for key, _ in budget.items():
+        if key not in solver.budget_keys:
+            raise SpecError(f"--budget: {key!r} is not counted by the {solver.name} solver (space {space}); it accepts "
+                            f"{list(solver.budget_keys)}" + ("; 'flops' is the DeepMAD reference code's count, for deepmad-* "
+                                                            "spaces" if key == "flops" else ""))
 
 
 _SOLVERS: dict[str, type[BaseSolver]] = {}

@@ -194,7 +194,7 @@ class _Relaxation:
         cons += [self.delta >= self.dl_lo, self.delta <= self.dl_hi,
                  self.D >= cp.exp(self.delta), self.D <= cp.multiply(self.sec_slope, self.delta) + self.sec_icpt]
         # inner-width ratio in M space (kernels at their range ends)
-        lo_r, hi_r = prog.space.bottleneck_ratio
+        lo_r, hi_r = prog.space.min_inner_ratio(), prog.space.bottleneck_ratio[1]  # the least b/out of any design
         cons += [self.M[:, col["b"]] >= lo_r * self.M[:, col["c"]], self.M[:, col["b"]] <= hi_r * self.M[:, col["c"]]]
         self.k2_lo, self.k2_hi = cp.Parameter(n, nonneg=True), cp.Parameter(n, nonneg=True)
         if prog.bottleneck:  # b^2 k^2 vs c b
@@ -211,7 +211,7 @@ class _Relaxation:
         # budget rows whose repeated-block part is linear in M: (constraint, per-M coefficients) for the
         # cost hidden by a loose depth link (see :meth:`link_slack`)
         self.budget_rows: list[tuple[Any, Any]] = []
-        for limit, lc, rows_, rep, rep_d in ((b.macs, self.lc_macs, self.first_macs, self.rep_macs, None),
+        for limit, lc, rows_, rep, rep_d in ((prog.macs_limit, self.lc_macs, self.first_macs, self.rep_macs, None),
                                             (b.params, self.lc_params, self.first_params, self.rep_params, self.rep_params_d)):
             if limit is None:
                 continue
@@ -361,7 +361,7 @@ class _Relaxation:
         """Cost coefficients: first-block posynomials, repeated-block M and D terms (kernels in z)."""
         prog, n, col = self.prog, self.prog.n, self.col
         b = prog.budget
-        bm, bp = float(b.macs or 1), float(b.params or 1)
+        bm, bp = float(prog.macs_limit or 1), float(b.params or 1)
         macs = [prog.r0**2 * prog.cin0 * prog.ks**2]
         params = [prog.cin0 * prog.ks**2 + 2]
         rep_m = np.zeros((n, len(self.mono)))
@@ -370,7 +370,8 @@ class _Relaxation:
         se_p, se_m, se_c = (17.0, 16.0, 8.0) if prog.se else (0.0, 0.0, 0.0)
         for i in range(n):
             ri2, ro2 = prog.r_in[i] ** 2, prog.r_out[i] ** 2
-            sc = 1.0 if prog.strides[i] != 1 else 0.0  # a stride-1 superblock may have no shortcut conv
+            # a stride-1 superblock may have no shortcut conv, unless the space always projects
+            sc = 1.0 if prog.strides[i] != 1 or prog.force_projection else 0.0
             if prog.bottleneck:
                 macs += [ri2, ro2, ro2, sc * ro2]
                 params += [1.0, 4.0, 1.0, 1.0, 2 + 2 * sc, sc]
@@ -431,7 +432,7 @@ class _Relaxation:
             p, o, y, k = f"x{i}", f"x{i + 1}", f"y{i}", f"k{i}"
             ri2, ro2 = prog.r_in[i] ** 2, prog.r_out[i] ** 2
             if prog.bottleneck:
-                sc = 1.0 if prog.strides[i] != 1 else 0.0
+                sc = 1.0 if prog.strides[i] != 1 or prog.force_projection else 0.0
                 unit(block, [(0, e(), 1.0), (PW, e(**{p: 1, y: 1}), ri2), (PW, e(**{o: 1, y: 1}), ro2),
                              (PW, e(**{p: 1, o: 1}), sc * ro2), (KXK, e(**{y: 2, k: 1 - g}), ro2 * 9.0**g),
                              (ACT, e(**{p: 1}), (1 + sc) * ri2), (ACT, e(**{y: 1}), 2 * ri2 + 2 * ro2),
@@ -474,7 +475,7 @@ class _Relaxation:
                 (i, [e(**{y: 1}), e(**{o: 1})], [(2 * ro2, True), (ro2, True)]),
                 (i, [e(**{y: 1}), e(**{o: 1})], [(ro2, True), (2 * ro2, True)]),
             ]
-            if prog.bottleneck and prog.strides[i] != 1:
+            if prog.bottleneck and (prog.strides[i] != 1 or prog.force_projection):
                 out.append((i, [e(**{p: 1}), e(**{o: 1})], [(ri2, False), (2 * ro2, False)]))
         out.append((0, [e(x0=1), e()], [(prog.r0**2, False), (prog.cin0 * prog.resolution**2, False)]))
         return out
@@ -1032,6 +1033,7 @@ class DeepMADSolver(BaseSolver):
     families = ("cnn",)
     gives_bound = True
     options = ("rho0", "depth_penalty", "entropy")
+    budget_keys = ("macs", "params", "latency", "memory", "flops")
 
     def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float | None = None, max_nodes: int = 1000,
                  backend: str | None = "CLARABEL", verbose: bool = False, polish_share: float = 0.1,
@@ -1226,7 +1228,8 @@ class DeepMADSolver(BaseSolver):
             spec = prog.to_spec(d, name=f"{sp.name}-{rank + 1}")
             cands.append(Candidate(spec, ev.score, ev.macs, ev.params, ev.rho,
                                    {"entropy": ev.entropy, "penalty": ev.penalty, "memory": ev.memory,
-                                    **({"latency_ms": ev.latency} if prog.latency_model is not None else {})}))
+                                    **({"latency_ms": ev.latency} if prog.latency_model is not None else {}),
+                                    **({"flops": ev.flops} if budget.flops is not None else {})}))
         return SolveResult(status, sp.name, budget, cands, bound, gap, stats)
 
     @staticmethod

@@ -54,6 +54,7 @@ class Evaluation(NamedTuple):
     feasible: bool
     violation: float
     latency: float = 0.0  # predicted ms (0 when the budget has no latency limit)
+    flops: int = 0  # the DeepMAD reference code's FLOPs (0 when the budget has no flops limit)
 
 
 class DeepMADProgram:
@@ -61,7 +62,8 @@ class DeepMADProgram:
 
     Args:
         space: A CNN template.
-        budget: MACs/params/memory/latency limits. Latency needs the space's calibration
+        budget: MACs/params/memory/latency/flops limits (flops: the DeepMAD reference code's count,
+            :meth:`flops`). Latency needs the space's calibration
             (``archsearch calibrate``); it is checked on every evaluated design (feasibility and
             repair) and enters the branch-and-bound relaxation as a posynomial row.
         rho0: Effectiveness bound; default the space's.
@@ -87,6 +89,10 @@ class DeepMADProgram:
             self.latency_model = require_latency_model(space.name)
         self.space = space
         self.budget = budget
+        # a bound on the exact MACs: the MACs budget and, since conv MACs are part of the reference FLOPs,
+        # a FLOPs budget (the relaxation's MACs row carries both; the FLOPs themselves are checked exactly)
+        limits = [v for v in (budget.macs, budget.flops) if v is not None]
+        self.macs_limit = min(limits) if limits else None
         self.rho0 = float(space.rho0 if rho0 is None else rho0)
         if not (0 < self.rho0 <= 100):
             raise SpecError(f"rho: expected a number in (0, 100], got {rho0!r}")
@@ -96,6 +102,7 @@ class DeepMADProgram:
         self.use_penalty = bool(depth_penalty)
         self.f = 0.5 if entropy == "code" else 1.0
         self.bottleneck = space.block == "k1kxk1"
+        self.force_projection = getattr(space, "shortcut", "auto") == "conv"
         self.se = space.se
         self.n = len(space.strides)
         self.strides = tuple(space.strides)
@@ -129,6 +136,10 @@ class DeepMADProgram:
         lo_r, hi_r = self.space.bottleneck_ratio
         m = self.m
         lo = max(m, math.ceil(lo_r * c / m - 1e-9) * m)
+        if getattr(self.space, "bottleneck_rule", "ratio") == "deepmad":
+            from archsearch.space.search_space import deepmad_smart_round
+
+            lo = max(lo, deepmad_smart_round(c / 10))
         hi = max(lo, math.floor(hi_r * c / m + 1e-9) * m)
         return lo, hi
 
@@ -154,7 +165,8 @@ class DeepMADProgram:
     def to_spec(self, d: Design, *, name: str = "") -> CNNSpec:
         stages, prev = [], d.c0
         for i in range(self.n):
-            stages.append(StageSpec(self.space.block, prev, d.c[i], d.b[i], d.k[i], self.strides[i], d.L[i], self.se))
+            stages.append(StageSpec(self.space.block, prev, d.c[i], d.b[i], d.k[i], self.strides[i], d.L[i], self.se,
+                                    shortcut="conv" if self.force_projection else "auto"))
             prev = d.c[i]
         stem = StemSpec(d.c0, self.cin0, self.ks, self.space.stem_stride)
         return CNNSpec(stem, tuple(stages), self.resolution, self.num_classes, name)
@@ -163,8 +175,9 @@ class DeepMADProgram:
         st = spec.stages
         if len(st) != self.n or any(s.block != self.space.block for s in st) or getattr(spec.stem, "pool", False):
             raise SpecError(f"spec: does not follow the template of space {self.space.name!r}")
-        if any(s.shortcut != "auto" for s in st):  # evaluate()'s closed form has the "auto" shortcuts only
-            raise SpecError("spec: stages with shortcut='conv' are not supported by the DeepMAD program yet; use 'auto'")
+        wanted = "conv" if self.force_projection else "auto"
+        if any(s.shortcut != wanted for s in st):  # evaluate()'s closed form has the space's shortcuts only
+            raise SpecError(f"spec: every stage of space {self.space.name!r} has shortcut={wanted!r}")
         return Design(spec.stem.out_channels, tuple(s.out_channels for s in st), tuple(s.bottleneck for s in st),
                       tuple(s.kernel for s in st), tuple(s.depth for s in st))
 
@@ -188,7 +201,7 @@ class DeepMADProgram:
             ri2, ro2 = ri * ri, ro * ro
             rest = L - 1
             if self.bottleneck:
-                sc = s != 1 or cin != out
+                sc = s != 1 or cin != out or self.force_projection
                 macs += ri2 * cin * b + ro2 * (k2 * b * b + b * out) + (ro2 * cin * out if sc else 0)
                 params += cin * b + 4 * b + k2 * b * b + b * out + 2 * out + ((cin * out + 2 * out) if sc else 0)
                 macs += rest * ro2 * (2 * out * b + k2 * b * b)
@@ -235,12 +248,35 @@ class DeepMADProgram:
         memory = 4 * mem
         b = self.budget
         latency = self.latency(d) if self.latency_model is not None else 0.0
+        flops = self.flops(d) if b.flops is not None else 0
         violation = max(0.0, rho / self.rho0 - 1.0)
-        for value, limit in ((macs, b.macs), (params, b.params), (memory, b.memory), (latency, b.latency_ms)):
+        for value, limit in ((macs, b.macs), (params, b.params), (memory, b.memory), (latency, b.latency_ms),
+                             (flops, b.flops)):
             if limit is not None:
                 violation += max(0.0, value / limit - 1.0)
         feasible = violation <= 1e-12 and rho <= self.rho0 * (1 + 1e-12)
-        return Evaluation(macs, params, memory, entropy, penalty, entropy - penalty, rho, feasible, violation, latency)
+        return Evaluation(macs, params, memory, entropy, penalty, entropy - penalty, rho, feasible, violation, latency, flops)
+
+    def flops(self, d: Design) -> int:
+        """The backbone's FLOPs in the DeepMAD reference code's count, in closed form; equals
+        :func:`archsearch.cost.cnn.deepmad_flops` of :meth:`to_spec` whenever every strided side is even
+        (the reference scales by real sides, this program by ``ceil(side / stride)``)."""
+        total = (self.cin0 * self.ks * self.ks + 3) * d.c0 * self.r0 * self.r0
+        prev = d.c0
+        for i in range(self.n):
+            c, out, b, k2, L = prev, d.c[i], d.b[i], d.k[i] ** 2, d.L[i]
+            ri2, ro2, s = self.r_in[i] ** 2, self.r_out[i] ** 2, self.strides[i]
+            if self.bottleneck:
+                kxk = b * b * k2 + 3 * b
+                total += (c * b + 3 * b) * ri2 + kxk * ro2 + (b * out + 3 * out) * ro2 + (c * ri2 if s == 2 else 0)
+                if s != 1 or c != out or self.force_projection:
+                    total += (c * out + 3 * out) * ro2
+            else:
+                kxk = b * k2 + 3 * b
+                total += (c * b + 3 * b) * ri2 + kxk * ro2 + (b * out + 3 * out) * ro2 + (c * ri2 if s == 2 and c == out else 0)
+            total += (L - 1) * ((out * b + 3 * b) + kxk + (b * out + 3 * out)) * ro2
+            prev = out
+        return total
 
     def latency(self, d: Design) -> float:
         """Predicted whole-model latency (ms) of a design; equals

@@ -2,11 +2,13 @@
 
 The text grammar (one for every command that takes a budget)::
 
-    macs=4.13G,params=25.55M,latency=3ms,memory=50M
+    macs=4.13G,params=25.55M,latency=3ms,memory=50M,flops=4.13G
 
-Counts (``macs``, ``params``, ``memory``) take a decimal K/M/G/T suffix or a bare number;
+Counts (``macs``, ``params``, ``memory``, ``flops``) take a decimal K/M/G/T suffix or a bare number;
 ``latency`` takes a number with ``us``, ``ms`` or ``s``. ``memory`` is peak activation memory
-in bytes (float32, batch 1).
+in bytes (float32, batch 1). ``flops`` is the DeepMAD reference code's count of a CNN backbone
+(:func:`archsearch.cost.cnn.deepmad_flops`: conv MACs plus BatchNorm, ReLU and residual terms), the
+unit of the DeepMAD paper's budgets; only the DeepMAD solver takes it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from archsearch.errors import BudgetError
 
 __all__ = ["Budget", "parse_count", "parse_latency", "format_count", "BUDGET_KEYS"]
 
-BUDGET_KEYS = ("macs", "params", "latency", "memory")
+BUDGET_KEYS = ("macs", "params", "latency", "memory", "flops")
 _COUNT_SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 _LATENCY_UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 _NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?"
@@ -74,15 +76,17 @@ class Budget:
         params: Parameter count.
         latency_ms: Latency at batch 1 on the calibrated device, in milliseconds.
         memory: Peak activation memory in bytes (float32, batch 1).
+        flops: The DeepMAD reference code's FLOPs of the backbone (CNN spaces of the DeepMAD solver).
     """
 
     macs: int | None = None
     params: int | None = None
     latency_ms: float | None = None
     memory: int | None = None
+    flops: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("macs", "params", "memory"):
+        for name in ("macs", "params", "memory", "flops"):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -124,7 +128,8 @@ class Budget:
 
     def items(self) -> Iterator[tuple[str, float]]:
         """Yields the set limits as ``(key, value)`` with the grammar's keys (latency in ms)."""
-        for key, attr in (("macs", "macs"), ("params", "params"), ("latency", "latency_ms"), ("memory", "memory")):
+        for key, attr in (("macs", "macs"), ("params", "params"), ("latency", "latency_ms"), ("memory", "memory"),
+                          ("flops", "flops")):
             value = getattr(self, attr)
             if value is not None:
                 yield key, value
@@ -139,13 +144,16 @@ class Budget:
         return ",".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["flops"] is None:  # files and keys written before the field existed stay unchanged
+            del data["flops"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Budget":
         unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise BudgetError(f"budget: unknown fields {sorted(unknown)}; accepted are macs, params, latency_ms, memory")
+            raise BudgetError(f"budget: unknown fields {sorted(unknown)}; accepted are macs, params, latency_ms, memory, flops")
         return cls(**data)
 
     def to_json(self) -> str:

@@ -10,7 +10,7 @@ from archsearch.errors import SpecError, UnknownNameError
 from archsearch.space.budget import Budget
 from archsearch.space.cnn import BLOCK_TYPES
 
-__all__ = ["BaseSpace", "SearchSpace", "register_space", "get_space", "list_spaces"]
+__all__ = ["BaseSpace", "SearchSpace", "deepmad_smart_round", "register_space", "get_space", "list_spaces"]
 
 _SPACES: dict[str, "BaseSpace"] = {}
 _SEARCHABLE_BLOCKS = tuple(b for b in BLOCK_TYPES if b in ("k1kxk1", "k1dwk1"))
@@ -92,6 +92,12 @@ class SearchSpace(BaseSpace):
         penalty_skip: Superblocks left out of the depth-penalty std (DeepMAD: 2 for bottleneck, 0 for
             depthwise spaces).
         last_stage_weight: Weight alpha of the last stage in the score (DeepMAD: 8).
+        shortcut: ``auto`` (a projection shortcut only where the shape changes) or ``conv``: the first
+            block of every bottleneck superblock projects, as the DeepMAD reference code does.
+        bottleneck_rule: ``ratio`` (inner width within ``bottleneck_ratio`` of the output) or ``deepmad``:
+            also at least ``smart_round(out / 10)`` (out/10 to the nearest multiple of 8, ties to the even
+            multiple, at least 8), the reference mutator's repair rule (TinyNAS ``space_utils.smart_round``,
+            ``super_res_k1kxk1_mutator``).
     """
 
     family: ClassVar[str] = "cnn"
@@ -113,9 +119,15 @@ class SearchSpace(BaseSpace):
     in_channels: int = 3
     penalty_skip: int = 2
     last_stage_weight: float = 8.0
+    shortcut: str = "auto"
+    bottleneck_rule: str = "ratio"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.shortcut not in ("auto", "conv") or (self.shortcut == "conv" and self.block != "k1kxk1"):
+            raise SpecError(f"space.shortcut: expected 'auto', or 'conv' for the k1kxk1 block, got {self.shortcut!r}")
+        if self.bottleneck_rule not in ("ratio", "deepmad"):
+            raise SpecError(f"space.bottleneck_rule: expected 'ratio' or 'deepmad', got {self.bottleneck_rule!r}")
         object.__setattr__(self, "strides", tuple(self.strides))
         object.__setattr__(self, "kernels", tuple(sorted(self.kernels)))
         if self.block not in _SEARCHABLE_BLOCKS:  # the DeepMAD program knows these two; 'basic' specs are built, not searched
@@ -148,10 +160,24 @@ class SearchSpace(BaseSpace):
     def n_superblocks(self) -> int:
         return len(self.strides)
 
+    def min_inner_ratio(self) -> float:
+        """The least ``b / out`` of any design of the space (a valid lower bound for relaxations)."""
+        lo = self.bottleneck_ratio[0]
+        if self.bottleneck_rule == "deepmad":
+            m = self.channel_multiple
+            lo = max(lo, min(deepmad_smart_round(c / 10) / c for c in range(self.widths[0], self.widths[1] + 1, m)))
+        return lo
+
     def summary(self) -> dict[str, Any]:
         row = super().summary()
         row.update(block=self.block, superblocks=len(self.strides), rho0=self.rho0)
         return row
+
+
+def deepmad_smart_round(x: float, base: int = 8) -> int:
+    """``x`` to the nearest multiple of ``base`` (ties to the even multiple, Python's ``round``), at least
+    ``base``: the DeepMAD reference code's rounding of channel counts (TinyNAS ``space_utils.smart_round``)."""
+    return max(base, round(x / base) * base)
 
 
 def register_space(space: BaseSpace | Callable[[], BaseSpace]) -> Any:
