@@ -227,11 +227,11 @@ def test_a_max_pool_stem_counts_zero_and_resnet50_sits_beside_deepmad_r50() -> N
 
 
 def test_deepmad_program_takes_only_the_shortcuts_of_its_space() -> None:
-    space = get_space("deepmad-r50")
+    space = get_space("deepmad-r50-plus")
     prog = DeepMADProgram(space, space.budget)
-    with pytest.raises(SpecError, match="every stage of space 'deepmad-r50' has shortcut='auto'"):
+    with pytest.raises(SpecError, match="every stage of space 'deepmad-r50-plus' has shortcut='auto'"):
         prog.from_spec(DEEPMAD_R50)
-    forced = DeepMADProgram(space.replace(shortcut="conv"), Budget(flops=5_000_000_000))
+    forced = DeepMADProgram(get_space("deepmad-r50"), Budget(flops=5_000_000_000))
     ev = forced.evaluate(forced.from_spec(DEEPMAD_R50))
     assert ev.flops == 4_087_263_656 and ev.macs == 4_041_529_408 and ev.params == 24_208_144
     design = prog.from_spec(_auto(DEEPMAD_R50))

@@ -276,14 +276,19 @@ def test_unknown_space_lists_the_known_ones() -> None:
 ])
 def test_resnet_spaces_follow_the_paper(name: str, macs: int, params: int) -> None:
     space = get_space(name)
-    assert (space.budget.macs, space.budget.params) == (macs, params)
+    assert (space.budget.flops, space.budget.params, space.budget.macs) == (macs, params, None)  # the paper's FLOPs
+    assert space.shortcut == "conv" and space.bottleneck_rule == "deepmad" and space.stem_widths == (16, 32)
+    plus = get_space(f"{name}-plus")  # the wider extension, in exact MACs
+    assert (plus.budget.macs, plus.budget.params, plus.budget.flops) == (macs, params, None)
+    assert plus.shortcut == "auto" and plus.bottleneck_rule == "ratio" and plus.stem_widths == (16, 64)
     assert space.rho0 == 0.3 and space.block == "k1kxk1" and space.strides == (2, 2, 2, 1, 2)
     assert space.kernels == (3, 5) and space.penalty_skip == 2 and space.budget_counts == "backbone"
     assert space.resolution == 224 and space.first_depth_max == 3 and space.last_stage_weight == 8.0
 
 
 def test_r50_budget_equals_the_published_grammar() -> None:
-    assert get_space("deepmad-r50").budget == Budget.parse("macs=4.13G,params=25.55M")
+    assert get_space("deepmad-r50").budget == Budget.parse("flops=4.13G,params=25.55M")
+    assert get_space("deepmad-r50-plus").budget == Budget.parse("macs=4.13G,params=25.55M")
 
 
 def test_mbv2_and_cifar_spaces() -> None:

@@ -432,7 +432,9 @@ class _Relaxation:
             p, o, y, k = f"x{i}", f"x{i + 1}", f"y{i}", f"k{i}"
             ri2, ro2 = prog.r_in[i] ** 2, prog.r_out[i] ** 2
             if prog.bottleneck:
-                sc = 1.0 if prog.strides[i] != 1 or prog.force_projection else 0.0
+                # the predictor's block features leave a forced projection out (cost/latency.py), so the
+                # row does too: it must never exceed the prediction
+                sc = 1.0 if prog.strides[i] != 1 else 0.0
                 unit(block, [(0, e(), 1.0), (PW, e(**{p: 1, y: 1}), ri2), (PW, e(**{o: 1, y: 1}), ro2),
                              (PW, e(**{p: 1, o: 1}), sc * ro2), (KXK, e(**{y: 2, k: 1 - g}), ro2 * 9.0**g),
                              (ACT, e(**{p: 1}), (1 + sc) * ri2), (ACT, e(**{y: 1}), 2 * ri2 + 2 * ro2),
@@ -837,12 +839,15 @@ class _Search:
         return out
 
     def module_key(self, d: Design) -> tuple[Any, ...]:
-        """The sequence of blocks a design builds: (in, out, inner, kernel, stride) per block."""
-        blocks: list[tuple[int, int, int, int, int]] = []
+        """The sequence of blocks a design builds: (in, out, inner, kernel, stride, projection) per block (in a
+        space that always projects, the first block of every superblock projects, so depths moved across a
+        stride-1 boundary make another network)."""
+        blocks: list[tuple[int, int, int, int, int, bool]] = []
         prev = d.c0
-        for i in range(self.prog.n):
-            blocks.append((prev, d.c[i], d.b[i], d.k[i], self.prog.strides[i]))
-            blocks.extend([(d.c[i], d.c[i], d.b[i], d.k[i], 1)] * (d.L[i] - 1))
+        for i in range(self.prog.n):  # (in, out, inner, kernel, stride, projection shortcut)
+            s = self.prog.strides[i]
+            blocks.append((prev, d.c[i], d.b[i], d.k[i], s, s != 1 or prev != d.c[i] or self.prog.force_projection))
+            blocks.extend([(d.c[i], d.c[i], d.b[i], d.k[i], 1, False)] * (d.L[i] - 1))
             prev = d.c[i]
         return (d.c0, tuple(blocks))
 

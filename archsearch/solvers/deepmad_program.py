@@ -89,10 +89,6 @@ class DeepMADProgram:
             self.latency_model = require_latency_model(space.name)
         self.space = space
         self.budget = budget
-        # a bound on the exact MACs: the MACs budget and, since conv MACs are part of the reference FLOPs,
-        # a FLOPs budget (the relaxation's MACs row carries both; the FLOPs themselves are checked exactly)
-        limits = [v for v in (budget.macs, budget.flops) if v is not None]
-        self.macs_limit = min(limits) if limits else None
         self.rho0 = float(space.rho0 if rho0 is None else rho0)
         if not (0 < self.rho0 <= 100):
             raise SpecError(f"rho: expected a number in (0, 100], got {rho0!r}")
@@ -123,6 +119,12 @@ class DeepMADProgram:
             for i in range(start, end + 1):
                 self.stage_of[i] = s
         self.alpha = [1.0] * (len(self.ends) - 1) + [space.last_stage_weight]
+        # a bound on the exact MACs for the relaxation's MACs row: the MACs budget and, where every strided
+        # side is even (so the reference's real sides are the exact ones), a FLOPs budget too, since the
+        # conv MACs are part of the reference FLOPs; the FLOPs themselves are checked exactly on designs
+        sides_exact = self.resolution % space.stem_stride == 0 and all(r % s == 0 for r, s in zip(self.r_in, self.strides))
+        limits = [v for v in (budget.macs, budget.flops if sides_exact else None) if v is not None]
+        self.macs_limit = min(limits) if limits else None
         self.count_head = space.budget_counts == "model"
         self.num_classes = space.num_classes
 
@@ -258,14 +260,18 @@ class DeepMADProgram:
         return Evaluation(macs, params, memory, entropy, penalty, entropy - penalty, rho, feasible, violation, latency, flops)
 
     def flops(self, d: Design) -> int:
-        """The backbone's FLOPs in the DeepMAD reference code's count, in closed form; equals
-        :func:`archsearch.cost.cnn.deepmad_flops` of :meth:`to_spec` whenever every strided side is even
-        (the reference scales by real sides, this program by ``ceil(side / stride)``)."""
-        total = (self.cin0 * self.ks * self.ks + 3) * d.c0 * self.r0 * self.r0
+        """The backbone's FLOPs in the DeepMAD reference code's count, in closed form per superblock; equals
+        :func:`archsearch.cost.cnn.deepmad_flops` of :meth:`to_spec` (the reference scales every term by the
+        real side ``resolution / total stride``, so this does too, with exact fractions)."""
+        from fractions import Fraction
+
+        side = Fraction(self.resolution, self.space.stem_stride)
+        total = (self.cin0 * self.ks * self.ks + 3) * d.c0 * side * side
         prev = d.c0
         for i in range(self.n):
             c, out, b, k2, L = prev, d.c[i], d.b[i], d.k[i] ** 2, d.L[i]
-            ri2, ro2, s = self.r_in[i] ** 2, self.r_out[i] ** 2, self.strides[i]
+            s = self.strides[i]
+            ri2, ro2 = side * side, (side / s) ** 2
             if self.bottleneck:
                 kxk = b * b * k2 + 3 * b
                 total += (c * b + 3 * b) * ri2 + kxk * ro2 + (b * out + 3 * out) * ro2 + (c * ri2 if s == 2 else 0)
@@ -275,8 +281,8 @@ class DeepMADProgram:
                 kxk = b * k2 + 3 * b
                 total += (c * b + 3 * b) * ri2 + kxk * ro2 + (b * out + 3 * out) * ro2 + (c * ri2 if s == 2 and c == out else 0)
             total += (L - 1) * ((out * b + 3 * b) + kxk + (b * out + 3 * out)) * ro2
-            prev = out
-        return total
+            side, prev = side / s, out
+        return round(total)
 
     def latency(self, d: Design) -> float:
         """Predicted whole-model latency (ms) of a design; equals

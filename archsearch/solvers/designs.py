@@ -14,7 +14,8 @@ a solve, so run directories of baselines and samples are read by every later com
   named in each family's docstring below) to the budget: ``uniform``: one width multiplier on every
   width, the stem included, with the reference depths; ``width``: the multiplier on the stage widths
   only (the stem keeps the reference width); ``depth``: one multiplier on every depth with the
-  reference widths. The multiplier is the largest on a 1 % geometric grid whose design fits every
+  reference widths (a stem saturates at the top of its range). The multiplier is the largest on a 1 %
+  geometric grid whose design fits every
   budget; costs grow monotonically with it (widths are rounded up or down to the channel grid
   monotonically), so bisection finds it exactly.
 * :func:`sample` draws designs uniformly over the space's variables, then *repairs* each one: its
@@ -101,7 +102,8 @@ def _family(space: Any) -> DesignFamily:
 
 def _fits(cand: Candidate, budget: Budget) -> bool:
     for value, limit in ((cand.macs, budget.macs), (cand.params, budget.params),
-                         (cand.extra.get("memory"), budget.memory), (cand.extra.get("latency_ms"), budget.latency_ms)):
+                         (cand.extra.get("memory"), budget.memory), (cand.extra.get("latency_ms"), budget.latency_ms),
+                         (cand.extra.get("flops"), budget.flops)):
         if limit is not None and (value is None or value > limit):
             return False
     return True
@@ -337,8 +339,8 @@ def _on_template(space: Any, spec: Any) -> bool:
     return (not getattr(spec.stem, "pool", False) and spec.stem.stride == space.stem_stride
             and spec.stem.kernel == space.stem_kernel and spec.stem.in_channels == space.in_channels
             and tuple(s.stride for s in spec.stages) == tuple(space.strides)
-            and all(s.block == space.block and s.se == space.se and getattr(s, "shortcut", "auto") == "auto"
-                    for s in spec.stages))
+            and all(s.block == space.block and s.se == space.se
+                    and getattr(s, "shortcut", "auto") == getattr(space, "shortcut", "auto") for s in spec.stages))
 
 
 def _cnn_score(space: Any, spec: Any, budget: Budget, options: dict[str, Any]) -> Candidate:
@@ -352,6 +354,8 @@ def _cnn_score(space: Any, spec: Any, budget: Budget, options: dict[str, Any]) -
         extra: dict[str, Any] = {"entropy": ev.entropy, "penalty": ev.penalty, "memory": ev.memory}
         if budget.latency_ms is not None:
             extra["latency_ms"] = ev.latency
+        if budget.flops is not None:
+            extra["flops"] = ev.flops
         return Candidate(spec, ev.score, ev.macs, ev.params, ev.rho, extra)
     sc = deepmad_score(spec, last_stage_weight=space.last_stage_weight, penalty_skip=space.penalty_skip,
                        depth_penalty_on=options.get("depth_penalty", True), entropy=options.get("entropy", "code"))
@@ -406,7 +410,7 @@ def _cnn_reference(space: Any, resolution: int | None) -> Any:
     specs, prev = [], c0
     for (out, b, k, L), s in zip(stages, space.strides):
         k = k if k in kernels else kernels[0]
-        specs.append(StageSpec(space.block, prev, out, b, k, s, L, space.se))
+        specs.append(StageSpec(space.block, prev, out, b, k, s, L, space.se, shortcut=space.shortcut))
         prev = out
     return CNNSpec(StemSpec(c0, space.in_channels, space.stem_kernel, space.stem_stride), tuple(specs),
                    resolution or space.resolution, space.num_classes, f"{space.name}-reference")
@@ -427,10 +431,9 @@ def _cnn_scale(space: Any, base: Any, kind: str, m: float) -> Any:
             return hi if saturate else None
         return max(value, lo)
 
-    c0 = fit(base.stem.out_channels if kind in ("width", "depth") else _grid_round(m * base.stem.out_channels, g),
-             *space.stem_widths)
-    if c0 is None:
-        return None
+    # the stem saturates at the top of its range (a paper space caps it at 32 where ResNet-50 has 64)
+    c0 = min(max(base.stem.out_channels if kind in ("width", "depth") else _grid_round(m * base.stem.out_channels, g),
+                 space.stem_widths[0]), space.stem_widths[1])
     stages, prev = [], c0
     for st in base.stages:
         if kind == "depth":
@@ -443,8 +446,8 @@ def _cnn_scale(space: Any, base: Any, kind: str, m: float) -> Any:
                 return None
             out, b, L = o, _grid_round(m * st.bottleneck, g), st.depth
             if saturate:
-                lo_r, hi_r = space.bottleneck_ratio
-                b = min(max(b, max(g, math.ceil(lo_r * out / g - 1e-9) * g)), max(g, math.floor(hi_r * out / g + 1e-9) * g))
+                lo, hi = _cnn_program(space, Budget(macs=10**18), {}, base.resolution).b_range(out)
+                b = min(max(b, lo), hi)
         stages.append(dataclasses.replace(st, in_channels=prev, out_channels=out, bottleneck=b, depth=L))
         prev = out
     stem = dataclasses.replace(base.stem, out_channels=c0)
@@ -464,14 +467,15 @@ def _cnn_draw(space: Any, rng: np.random.Generator, resolution: int | None) -> A
         return int(rng.integers(a // g, max(a, b) // g + 1)) * g
 
     c0 = on_grid(*space.stem_widths)
+    prog = _cnn_program(space, Budget(macs=10**18), {}, resolution)
     stages, prev = [], c0
     for i, s in enumerate(space.strides):
         out = on_grid(max(space.widths[0], prev), min(space.widths[1], space.max_width_ratio * prev))
-        b = on_grid(space.bottleneck_ratio[0] * out, space.bottleneck_ratio[1] * out)
+        b = on_grid(*prog.b_range(out))
         k = int(rng.choice(space.kernels))
         hi = space.first_depth_max if i == 0 else space.depths[1]
         L = int(rng.integers(space.depths[0], hi + 1))
-        stages.append(StageSpec(space.block, prev, out, b, k, s, L, space.se))
+        stages.append(StageSpec(space.block, prev, out, b, k, s, L, space.se, shortcut=space.shortcut))
         prev = out
     return CNNSpec(StemSpec(c0, space.in_channels, space.stem_kernel, space.stem_stride), tuple(stages),
                    resolution or space.resolution, space.num_classes, "")
@@ -491,7 +495,7 @@ def _cnn_published(space: Any, resolution: int | None) -> Any:
     """ResNet-18/34/50 (He et al., CVPR 2016; exactly timm's ``resnet*``) for the spaces of their budgets."""
     from archsearch.space.resnet import resnet_spec
 
-    depth = {"deepmad-r18": 18, "deepmad-r34": 34, "deepmad-r50": 50}.get(space.name)
+    depth = {"deepmad-r18": 18, "deepmad-r34": 34, "deepmad-r50": 50}.get(space.name.removesuffix("-plus"))
     if depth is None:
         return None
     return resnet_spec(depth, num_classes=space.num_classes, resolution=resolution or space.resolution)

@@ -9,20 +9,26 @@ from __future__ import annotations
 from archsearch.space.budget import Budget
 from archsearch.space.search_space import SearchSpace, register_space
 
-_RESNET = dict(block="k1kxk1", strides=(2, 2, 2, 1, 2), kernels=(3, 5), rho0=0.3, penalty_skip=2)
-
-register_space(SearchSpace(
-    name="deepmad-r18", budget=Budget(macs=1_820_000_000, params=11_690_000),
-    description="DeepMAD ResNet-bottleneck template at the ResNet-18 budget (224 px)", **_RESNET,
-))
-register_space(SearchSpace(
-    name="deepmad-r34", budget=Budget(macs=3_680_000_000, params=21_800_000),
-    description="DeepMAD ResNet-bottleneck template at the ResNet-34 budget (224 px)", **_RESNET,
-))
-register_space(SearchSpace(
-    name="deepmad-r50", budget=Budget(macs=4_130_000_000, params=25_550_000),
-    description="DeepMAD ResNet-bottleneck template at the ResNet-50 budget (224 px)", **_RESNET,
-))
+# The paper's space and counting, as the reference code (TinyNAS) searches it: a projection shortcut on the
+# first block of every superblock, a stem of at most 32 channels, inner widths of at least smart_round(out/10),
+# budgets in the reference code's FLOPs (conv MACs plus BatchNorm, ReLU and residual terms).
+_RESNET = dict(block="k1kxk1", strides=(2, 2, 2, 1, 2), kernels=(3, 5), rho0=0.3, penalty_skip=2, stem_widths=(16, 32),
+               shortcut="conv", bottleneck_rule="deepmad")
+for _name, _flops, _params, _model in (("r18", 1_820_000_000, 11_690_000, "ResNet-18"), ("r34", 3_680_000_000, 21_800_000, "ResNet-34"),
+                                       ("r50", 4_130_000_000, 25_550_000, "ResNet-50")):
+    register_space(SearchSpace(
+        name=f"deepmad-{_name}", budget=Budget(flops=_flops, params=_params),
+        description=f"DeepMAD's ResNet-bottleneck space at the {_model} budget, as the paper's code searches and counts it "
+                    "(224 px)", **_RESNET,
+    ))
+    # archsearch's wider extension: identity shortcuts where the shape is kept, a stem up to 64 channels,
+    # inner widths down to out/12, budgets in exact MACs; never compared with the paper as if it were its space
+    register_space(SearchSpace(
+        name=f"deepmad-{_name}-plus", budget=Budget(macs=_flops, params=_params),
+        description=f"wider than the paper's space (identity shortcuts, stem <= 64, b >= out/12, exact MACs) at the "
+                    f"{_model} budget (224 px)",
+        **{**_RESNET, "stem_widths": (16, 64), "shortcut": "auto", "bottleneck_rule": "ratio"},
+    ))
 # MobileNetV2's stride pattern (Sandler et al., CVPR 2018): stem s2, then 1, 2, 2, 2, 1, 2, 1.
 register_space(SearchSpace(
     name="deepmad-mbv2", block="k1dwk1", strides=(1, 2, 2, 2, 1, 2, 1), kernels=(3, 5, 7),
