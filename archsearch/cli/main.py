@@ -81,8 +81,10 @@ _OPTIONS = (
 )
 
 
-def _solver_for(space: Any, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """The registered solver of a space, and the options of the command line it accepts."""
+def _program_options(space: Any, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The registered solver class of a space, and the program options of the command line it accepts
+    (``--rho``, ``--no-depth-penalty``, ``--entropy``, ``--no-priors``); a given option it does not take is
+    an error naming the solvers that do."""
     from archsearch.solvers import get_solver
 
     if not space.solver:
@@ -95,20 +97,25 @@ def _solver_for(space: Any, args: argparse.Namespace) -> tuple[Any, dict[str, An
         elif given(args):
             users = sorted({n for n in _solver_names() if key in get_solver(n).options})
             raise SpecError(f"{flag}: not an option of {cls.name} (space {space.name}); it applies to the solvers {users}")
+    return cls, options
+
+
+def _solver_for(space: Any, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The registered solver of a space, built with the stops and progress of the command line, and the
+    program options it accepts."""
+    import inspect
+
+    cls, options = _program_options(space, args)
+    takes = inspect.signature(cls.__init__).parameters
     kwargs: dict[str, Any] = {}
     if getattr(args, "max_nodes", None) is not None:
-        import inspect
-
-        if "max_nodes" not in inspect.signature(cls.__init__).parameters:
+        if "max_nodes" not in takes:
             raise SpecError(f"--max-nodes: the {cls.name} solver (space {space.name}) has no node limit")
         kwargs["max_nodes"] = args.max_nodes
     if args.time_limit is not None:
         kwargs["time_limit"] = args.time_limit
-    if getattr(args, "progress_fn", None) is not None:
-        import inspect
-
-        if "progress" in inspect.signature(cls.__init__).parameters:
-            kwargs["progress"] = args.progress_fn
+    if getattr(args, "progress_fn", None) is not None and "progress" in takes:
+        kwargs["progress"] = args.progress_fn
     return cls(gap_tol=args.gap_tol, **kwargs), options
 
 
@@ -254,32 +261,37 @@ def _status(fn: Any, message: str, args: argparse.Namespace) -> Any:
             args.progress_fn = None
 
 
-def _write_run(out: Path, obj: dict[str, Any], result: Any, *, name: str, args: argparse.Namespace, wall: float) -> None:
+def _save_run(out: Path, record: dict[str, Any], rows: list[dict[str, Any]], *, name: str, args: argparse.Namespace,
+              wall: float, provenance: dict[str, Any]) -> None:
+    """Writes a run directory: ``candidates.json`` (``record`` with the run's name and provenance) and
+    ``pareto.csv`` (``rows``, with the run's name first)."""
+    import pandas as pd
+
     out.mkdir(parents=True, exist_ok=True)
-    record = dict(obj)
-    record["name"] = name
-    record["provenance"] = {
+    record = {**record, "name": name, "provenance": {
         # the equivalent command line, however it was invoked (console script, python -m, main([...]) from a notebook)
         "command": "archsearch " + shlex.join(getattr(args, "argv", sys.argv[1:])),
         "versions": _versions(),
-        "seed": args.seed,
-        "solver": result.stats.backend,
-        "nodes": result.stats.nodes,
+        "seed": getattr(args, "seed", None),
+        **provenance,
         "wall_time_s": round(wall, 3),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    }}
     tmp = out / "candidates.json.tmp"
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, out / "candidates.json")  # atomic: an interrupted write never leaves half a file
-    import pandas as pd
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "run", name)
+    frame.to_csv(out / "pareto.csv", index=False)
 
+
+def _write_run(out: Path, obj: dict[str, Any], result: Any, *, name: str, args: argparse.Namespace, wall: float) -> None:
     rows = obj.get("front") and [
         {"budget_" + k: v for k, v in row["budget"].items() if v is not None} | {k: v for k, v in row.items() if k != "budget"}
         for row in obj["front"]
     ] or _pareto_rows(result.candidates)
-    frame = pd.DataFrame(rows)
-    frame.insert(0, "run", name)
-    frame.to_csv(out / "pareto.csv", index=False)
+    _save_run(out, obj, rows, name=name, args=args, wall=wall,
+              provenance={"solver": result.stats.backend, "nodes": result.stats.nodes})
 
 
 def _print_solve_table(result: Any, *, name: str, front: list[dict[str, Any]]) -> None:
@@ -302,18 +314,9 @@ def _print_solve_table(result: Any, *, name: str, front: list[dict[str, Any]]) -
 
 
 def _design_options(space: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """The program options of ``--rho``/``--no-depth-penalty``/``--entropy`` that the space's solver takes."""
-    from archsearch.solvers import get_solver
-
-    accepted = get_solver(space.solver).options if space.solver else ()
-    given = {"rho0": getattr(args, "rho", None), "depth_penalty": not getattr(args, "no_depth_penalty", False),
-             "entropy": getattr(args, "entropy", "code")}
-    defaults = {"rho0": None, "depth_penalty": True, "entropy": "code"}
-    for key, value in given.items():
-        if key not in accepted and value != defaults[key]:
-            flag = {"rho0": "--rho", "depth_penalty": "--no-depth-penalty", "entropy": "--entropy"}[key]
-            raise SpecError(f"{flag}: not an option of the {space.name} space's program")
-    return {k: v for k, v in given.items() if k in accepted}
+    """The program options of the command line that the space's solver takes (scores of designs no solve
+    produced are the solver's own)."""
+    return _program_options(space, args)[1]
 
 
 def _check_out_dir(out: str | None) -> None:
@@ -325,25 +328,10 @@ def _check_out_dir(out: str | None) -> None:
 def _write_designs_run(out: Path, cands: Sequence[Any], *, space: Any, budget: Budget, kind: str, name: str,
                        args: argparse.Namespace, wall: float, extra: dict[str, Any]) -> None:
     """A run directory for designs no solve produced (``baseline``, ``sample``), read like a solve's."""
-    import pandas as pd
-
-    from archsearch.solvers.designs import candidates_record
-
-    out.mkdir(parents=True, exist_ok=True)
-    record = {
-        "status": "feasible", "space": space.name, "budget": budget.to_dict(), "bound": None, "gap": None,
-        "time_s": round(wall, 6), "kind": kind, "candidates": candidates_record(cands), "name": name,
-        "provenance": {"command": "archsearch " + shlex.join(getattr(args, "argv", sys.argv[1:])), "versions": _versions(),
-                       "seed": getattr(args, "seed", None), "solver": kind, "wall_time_s": round(wall, 3),
-                       "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **extra},
-    }
-    tmp = out / "candidates.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, out / "candidates.json")
-    frame = pd.DataFrame(_pareto_rows(cands))
-    frame.insert(0, "run", name)
-    frame.insert(2, "kind", kind)
-    frame.to_csv(out / "pareto.csv", index=False)
+    record = {"status": "feasible", "bound": None, "gap": None, "time_s": round(wall, 6),
+              **_designs_json(cands, space, budget, kind)}
+    rows = [{**row, "kind": kind} for row in _pareto_rows(cands)]
+    _save_run(out, record, rows, name=name, args=args, wall=wall, provenance={"solver": kind, **extra})
 
 
 def _print_designs(cands: Sequence[Any], title: str, caption: str) -> None:
@@ -401,8 +389,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
     space = get_space(args.space)
     budget = Budget.parse(args.budget) if args.budget else space.budget
     _check_out_dir(args.out)
-    if args.seed < 0 or args.seed >= 2**32:
-        raise SpecError(f"--seed: expected an integer in [0, 2**32), got {args.seed}")
     options = _design_options(space, args)
     t0 = time.perf_counter()
     cands = sample(space, budget, args.n, seed=args.seed, resolution=args.resolution, **options)
@@ -1167,7 +1153,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--name", help="run name (default: derived from space, budget and kind)")
         p.add_argument("--out", help="run directory: writes candidates.json and pareto.csv")
         p.add_argument("--format", choices=("table", "json"), default="table")
-        p.set_defaults(func=cmd_baseline if cmd == "baseline" else cmd_sample)
+        p.set_defaults(func=cmd_baseline if cmd == "baseline" else cmd_sample, no_priors=False)
 
     p = sub.add_parser("calibrate", help="time a space's building blocks on this device and fit its latency predictor")
     p.add_argument("--space", required=True, help="search space to calibrate (deepmad-*, nvit, revit*, stvit*, mci, tinyvit* spaces)")
@@ -1208,7 +1194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--entropy", choices=("code", "paper"), default="code", help="with --space: block entropy variant")
     p.add_argument("--verify", action="store_true", help="build the module and compare measured params/MACs (exit 1 on a difference)")
     p.add_argument("--format", choices=("table", "json"), default="table")
-    p.set_defaults(func=cmd_show)
+    p.set_defaults(func=cmd_show, no_priors=False)
 
     p = sub.add_parser("validate", help="train and measure candidates on CPU or GPU; results go to the run's Optuna study")
     p.add_argument("source", help="run directory written by `solve --out`, or a candidates.json (results go to its directory)")
