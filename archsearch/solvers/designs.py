@@ -162,8 +162,9 @@ def _largest(fits: Callable[[float], bool]) -> float | None:
     return 1.01**lo
 
 
-def _scaled(space: Any, fam: DesignFamily, base: ArchSpec, kind: str, budget: Budget, options: dict[str, Any],
-            check_rules: bool) -> tuple[ArchSpec, Candidate, float] | None:
+def _scaled(space: Any, fam: DesignFamily, base: ArchSpec, kind: str, budget: Budget,
+            options: dict[str, Any]) -> tuple[ArchSpec, float] | None:
+    """``base`` scaled by the largest grid multiplier whose design fits ``budget``, and that multiplier."""
     memo: dict[float, tuple[ArchSpec, Candidate] | None] = {}
 
     def at(m: float) -> tuple[ArchSpec, Candidate] | None:
@@ -179,10 +180,7 @@ def _scaled(space: Any, fam: DesignFamily, base: ArchSpec, kind: str, budget: Bu
     m = _largest(fits)
     if m is None:
         return None
-    spec, cand = at(m)  # type: ignore[misc]
-    if check_rules and not fam.rules_ok(space, spec, options):
-        return None
-    return spec, cand, m
+    return at(m)[0], m  # type: ignore[index]
 
 
 def baseline(space: Any, budget: Budget | None = None, *, scale: Scale = "uniform", resolution: int | None = None,
@@ -211,7 +209,7 @@ def baseline(space: Any, budget: Budget | None = None, *, scale: Scale = "unifor
     fam = _family(space)
     budget = space.budget if budget is None else budget
     if budget.is_empty():
-        raise SpecError("--budget: give at least one of macs, params, memory, latency")
+        raise SpecError("--budget: give at least one of macs, params, memory, latency, flops")
     if scale == "published":
         spec = fam.published(space, resolution) if fam.published is not None else None
         if spec is None:
@@ -221,13 +219,13 @@ def baseline(space: Any, budget: Budget | None = None, *, scale: Scale = "unifor
         out.extra.update(kind="baseline", scale=scale, multiplier=1.0)
         return out
     base = fam.reference(space, resolution)
-    found = _scaled(space, fam, base, scale, budget, options, check_rules=False)
+    found = _scaled(space, fam, base, scale, budget, options)
     if found is None:
         smallest = fam.scale(space, base, scale, 1.01**-_GRID)
         small = fam.score(space, smallest, budget, options) if smallest is not None else None
         hint = f" (the smallest {scale} scaling has macs={small.macs} and params={small.params})" if small else ""
         raise SpecError(f"budget {budget.to_text()}: no {scale} scaling of {space.name}'s reference design fits{hint}")
-    spec, cand, m = found
+    spec, m = found
     spec = spec.replace(name=name or f"{space.name}-baseline-{scale}") if hasattr(spec, "name") else spec
     out = score_spec(space, spec, budget=budget, **options)
     out.extra.update(kind="baseline", scale=scale, multiplier=round(m, 6))
@@ -262,7 +260,7 @@ def sample(space: Any, budget: Budget | None = None, n: int = 10, *, seed: int =
     fam = _family(space)
     budget = space.budget if budget is None else budget
     if budget.is_empty():
-        raise SpecError("--budget: give at least one of macs, params, memory, latency")
+        raise SpecError("--budget: give at least one of macs, params, memory, latency, flops")
     rng = np.random.default_rng(seed)
     limit = max_draws if max_draws is not None else 200 * n
     out: list[Candidate] = []
@@ -275,7 +273,7 @@ def sample(space: Any, budget: Budget | None = None, n: int = 10, *, seed: int =
         found = _repaired(space, fam, drawn, budget, options)
         if found is None:
             continue
-        spec, _, m = found
+        spec, m = found
         ident = _identity(spec)
         if ident in seen:
             continue
@@ -292,13 +290,13 @@ def sample(space: Any, budget: Budget | None = None, n: int = 10, *, seed: int =
 
 
 def _repaired(space: Any, fam: DesignFamily, drawn: ArchSpec, budget: Budget,
-              options: dict[str, Any]) -> tuple[ArchSpec, Candidate, float] | None:
+              options: dict[str, Any]) -> tuple[ArchSpec, float] | None:
     """The repair of a drawn design: widths scaled by the largest multiplier that fits the budgets; while
     the result breaks a rule (typically the effectiveness bound, which deep, thin designs break), the
     deepest stage loses one block and the widths are scaled again; None when no depth is left to take."""
     spec = drawn
     for _ in range(256):
-        found = _scaled(space, fam, spec, "width_all", budget, options, check_rules=False)
+        found = _scaled(space, fam, spec, "width_all", budget, options)
         if found is not None and fam.rules_ok(space, found[0], options):
             return found
         spec = fam.shallower(space, spec) if fam.shallower is not None else None
