@@ -19,14 +19,16 @@ kernel and depth. Structure that the solver uses (see :mod:`archsearch.solvers.d
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Literal, NamedTuple
+from fractions import Fraction
+from typing import Any, Literal, NamedTuple
 
 from archsearch.errors import SpecError
 from archsearch.objectives.deepmad import depth_penalty, stage_ends
 from archsearch.space.budget import Budget
 from archsearch.space.cnn import CNNSpec, StageSpec, StemSpec, conv_out, se_channels
-from archsearch.space.search_space import SearchSpace
+from archsearch.space.search_space import SearchSpace, deepmad_smart_round
 
 __all__ = ["Design", "Evaluation", "DeepMADProgram"]
 
@@ -127,6 +129,7 @@ class DeepMADProgram:
         self.macs_limit = min(limits) if limits else None
         self.count_head = space.budget_counts == "model"
         self.num_classes = space.num_classes
+        self._b_ranges: dict[int, tuple[int, int]] = {}
 
     # ----------------------------------------------------------------- designs
     def stage_side(self, s: int) -> int:
@@ -135,15 +138,16 @@ class DeepMADProgram:
 
     def b_range(self, c: int) -> tuple[int, int]:
         """Allowed inner widths for output width ``c`` (multiples of the channel multiple)."""
-        lo_r, hi_r = self.space.bottleneck_ratio
-        m = self.m
-        lo = max(m, math.ceil(lo_r * c / m - 1e-9) * m)
-        if getattr(self.space, "bottleneck_rule", "ratio") == "deepmad":
-            from archsearch.space.search_space import deepmad_smart_round
-
-            lo = max(lo, deepmad_smart_round(c / 10))
-        hi = max(lo, math.floor(hi_r * c / m + 1e-9) * m)
-        return lo, hi
+        cached = self._b_ranges.get(c)
+        if cached is None:
+            lo_r, hi_r = self.space.bottleneck_ratio
+            m = self.m
+            lo = max(m, math.ceil(lo_r * c / m - 1e-9) * m)
+            if getattr(self.space, "bottleneck_rule", "ratio") == "deepmad":
+                lo = max(lo, deepmad_smart_round(c / 10))
+            hi = max(lo, math.floor(hi_r * c / m + 1e-9) * m)
+            cached = self._b_ranges[c] = (lo, hi)
+        return cached
 
     def is_valid(self, d: Design) -> bool:
         sp, m = self.space, self.m
@@ -262,16 +266,15 @@ class DeepMADProgram:
     def flops(self, d: Design) -> int:
         """The backbone's FLOPs in the DeepMAD reference code's count, in closed form per superblock; equals
         :func:`archsearch.cost.cnn.deepmad_flops` of :meth:`to_spec` (the reference scales every term by the
-        real side ``resolution / total stride``, so this does too, with exact fractions)."""
-        from fractions import Fraction
-
-        side = Fraction(self.resolution, self.space.stem_stride)
-        total = (self.cin0 * self.ks * self.ks + 3) * d.c0 * side * side
+        real side ``resolution / total stride``, so this does too, exactly: every squared side is an integer
+        numerator over one common denominator, :attr:`_flops_sides`, and the sum is rounded once)."""
+        (stem2, *sides), den = self._flops_sides
+        total = (self.cin0 * self.ks * self.ks + 3) * d.c0 * stem2
         prev = d.c0
         for i in range(self.n):
             c, out, b, k2, L = prev, d.c[i], d.b[i], d.k[i] ** 2, d.L[i]
             s = self.strides[i]
-            ri2, ro2 = side * side, (side / s) ** 2
+            ri2, ro2 = sides[i]
             if self.bottleneck:
                 kxk = b * b * k2 + 3 * b
                 total += (c * b + 3 * b) * ri2 + kxk * ro2 + (b * out + 3 * out) * ro2 + (c * ri2 if s == 2 else 0)
@@ -281,8 +284,21 @@ class DeepMADProgram:
                 kxk = b * k2 + 3 * b
                 total += (c * b + 3 * b) * ri2 + kxk * ro2 + (b * out + 3 * out) * ro2 + (c * ri2 if s == 2 and c == out else 0)
             total += (L - 1) * ((out * b + 3 * b) + kxk + (b * out + 3 * out)) * ro2
-            side, prev = side / s, out
-        return round(total)
+            prev = out
+        return round(Fraction(total, den))
+
+    @functools.cached_property
+    def _flops_sides(self) -> tuple[tuple[Any, ...], int]:
+        """The reference's squared real sides (``(resolution / total stride)^2``) as integer numerators over
+        one common denominator: ``((stem, (in_1, out_1), ...), denominator)``."""
+        side = Fraction(self.resolution, self.space.stem_stride)
+        squares = [side * side]
+        for s in self.strides:
+            squares.append((side / s) ** 2)
+            side = side / s
+        den = math.lcm(*(q.denominator for q in squares))
+        nums = [q.numerator * (den // q.denominator) for q in squares]
+        return (nums[0], *((nums[i], nums[i + 1]) for i in range(self.n))), den
 
     def latency(self, d: Design) -> float:
         """Predicted whole-model latency (ms) of a design; equals
