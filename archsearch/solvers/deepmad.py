@@ -171,10 +171,10 @@ class _Relaxation:
         self.D = cp.Variable(n)
         self.mono = ["cb", "bbk", "b", "c"] if prog.bottleneck else ["cb", "bk", "b", "c"]
         J = len(self.mono)
-        self.M = cp.Variable((n, J), nonneg=True)
+        self.M = cp.Variable((n, J))  # no attribute: the compiled form reads it as it is
         col = {name: j for j, name in enumerate(self.mono)}
         self.col = col
-        cons = []
+        cons = [self.M >= 0]
         rows = np.array([[self._mono_row(i, name) for name in self.mono] for i in range(n)])  # (n, J, nz)
         for i in range(n):
             cons.append(self.M[i] >= cp.exp(rows[i] @ z + self.delta[i] - math.log(self.KAPPA)))
@@ -326,6 +326,18 @@ class _Relaxation:
         self.cutoff = cp.Parameter()
         self.tighten_problem = cp.Problem(cp.Minimize(self.direction @ cp.hstack([z, self.D, logsum / 100.0])),
                                           cons + [objective >= self.cutoff / 1000.0])
+        # Clarabel (the default backend) is called directly on the compiled conic data, which halves the
+        # time per relaxation (:mod:`archsearch.solvers.conic`); any other backend goes through cvxpy
+        self.read_vars = {"z": z, "D": self.D, "M": self.M, "u": self.u, "logsum": logsum}
+        self.dual_cons = self.box_cons + [con for con, _ in self.budget_rows]
+        self.compiled = self.compiled_tighten = None
+        if solver is None or solver.upper() == "CLARABEL":
+            from archsearch.solvers.conic import CompiledProblem
+
+            self.compiled = CompiledProblem(self.problem, list(self.read_vars.values()), self.dual_cons)
+            self.compiled_tighten = CompiledProblem(self.tighten_problem)
+        self.sol: dict[str, np.ndarray] = {}  # values of :attr:`read_vars` at the last solve of :attr:`problem`
+        self._duals: dict[int, Any] = {}
 
     # exponent rows are over z = [x_stem, x_1..x_n, y_1..y_n, kappa_1..kappa_n]
     def _e(self, **idx: float) -> list[float]:
@@ -585,26 +597,41 @@ class _Relaxation:
         self.solves += 1
         # a failed or inconclusive solve must never prune: retry with more iterations, then report
         # UNSOLVED so the caller keeps the parent's bound
-        status = None
+        status, objective = None, None
         for options in ({}, {"max_iter": 2000, "tol_feas": 1e-7, "tol_gap_rel": 1e-7}):
-            try:
-                with warnings.catch_warnings():  # inaccurate statuses are handled below
-                    warnings.simplefilter("ignore", UserWarning)
-                    self.problem.solve(solver=self.solver, **options)
-                status = self.problem.status
-            except cp.error.SolverError:
-                status = None
+            status, objective = self._run(self.problem, self.compiled, options)
             if status in ("optimal", "optimal_inaccurate", "infeasible"):
                 break
         self.last_status = status
+        self.sol, self._duals = {}, {}
         if status == "infeasible":
             return None
-        if status not in ("optimal", "optimal_inaccurate") or self.z.value is None:
+        if status not in ("optimal", "optimal_inaccurate") or objective is None:
             return UNSOLVED
-        value = 1000.0 * float(self.problem.value)
+        if self.compiled is not None:
+            self.sol = {k: np.asarray(self.compiled.value_of(v), float) for k, v in self.read_vars.items()}
+            self._duals = {con.id: self.compiled.dual_of(con) for con in self.dual_cons}
+        else:
+            self.sol = {k: np.asarray(v.value, float) for k, v in self.read_vars.items()}
+            self._duals = {con.id: con.dual_value for con in self.dual_cons}
+        value = 1000.0 * objective
         if status == "optimal_inaccurate":
             value += 1e-3 * abs(value)  # keep the bound on the safe side
-        return value, np.asarray(self.z.value, float)
+        return value, self.sol["z"]
+
+    def _run(self, problem: Any, compiled: Any, options: dict[str, Any]) -> tuple[str | None, float | None]:
+        """Solves ``problem`` at its parameters' values (directly with Clarabel when ``compiled``); returns
+        its cvxpy status (``None`` on a solver error) and objective value."""
+        if compiled is not None:
+            status = compiled.solve(**options)
+            return (None if status == "solver_error" else status), compiled.value
+        try:
+            with warnings.catch_warnings():  # inaccurate statuses are handled by the callers
+                warnings.simplefilter("ignore", UserWarning)
+                problem.solve(solver=self.solver, **options)
+        except self.cp.error.SolverError:
+            return None, None
+        return problem.status, (None if problem.value is None else float(problem.value))
 
     def reduced_cost_box(self, node: _Node, value: float, cutoff: float) -> _Node | None:
         """Reduced-cost bound tightening after a solve of ``node`` with relaxed value ``value``.
@@ -621,7 +648,7 @@ class _Relaxation:
             return None
         slack = value - cutoff + 1e-6 * max(1.0, abs(value))  # on the safe side of the solver's tolerance
         n, m = self.prog.n, self.prog.m
-        duals = [c.dual_value for c in self.box_cons]
+        duals = [self._duals.get(c.id) for c in self.box_cons]
         if any(d is None for d in duals):
             return node
         d_lo, d_hi, z_lo, z_hi = (1000.0 * np.asarray(d, float) for d in duals)
@@ -712,13 +739,8 @@ class _Relaxation:
         direction = np.zeros(self.nz + self.prog.n + self.n_stages)
         direction[col] = sign
         _assign(self.direction, direction)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                self.tighten_problem.solve(solver=self.solver)
-        except self.cp.error.SolverError:
-            return None
-        return float(self.tighten_problem.value) if self.tighten_problem.status == "optimal" else None
+        status, value = self._run(self.tighten_problem, self.compiled_tighten, {})
+        return value if status == "optimal" else None
 
     def bound_entropy(self, root: _Node, cutoff: float = -math.inf) -> None:
         """Upper bounds ``E_s^U`` of every stage's cumulative entropy over the box ``root`` (one solve each),
@@ -746,13 +768,12 @@ class _Relaxation:
 
     def depths(self) -> np.ndarray:
         """Relaxed depths ``1 + D`` of the last solution."""
-        return 1.0 + np.asarray(self.D.value, float)
+        return 1.0 + self.sol["D"]
 
     def stage_slack(self, node: _Node) -> np.ndarray:
         """Per-stage McCormick slack ``alpha_s (A_s^U - A_s(z)) (E_s - E_s^L)`` at the last solution."""
         prog = self.prog
-        z = self.z.value
-        logsum = self.logsum.value
+        z, logsum = self.sol["z"], self.sol["logsum"]
         zl, zu = self.box(node)
         out = []
         for s, end in enumerate(prog.ends):
@@ -766,12 +787,12 @@ class _Relaxation:
         dual values (objective per budget fraction). Where the depth range is wide the secant bound on
         ``D`` lets ``M`` fall far below ``D m(z)``; only a depth split closes it."""
         n = self.prog.n
-        z, D, M = self.z.value, self.D.value, self.M.value
+        z, D, M = self.sol["z"], self.sol["D"], self.sol["M"]
         true_m = np.maximum(D, 0.0)[:, None] * np.exp(self.mono_rows @ z) / self.KAPPA  # (n, J)
         hidden = np.maximum(true_m - M, 0.0)
         out = np.zeros(n)
         for con, rep in self.budget_rows:
-            dual = con.dual_value
+            dual = self._duals.get(con.id)
             coef = rep.value if hasattr(rep, "value") else rep
             if dual is None or coef is None:
                 continue
@@ -781,7 +802,7 @@ class _Relaxation:
     def depth_slack(self, node: _Node) -> np.ndarray:
         """Per-superblock overestimate ``u_i - D_i v_i(z)`` at the last solution, weighted by its stages."""
         prog, n = self.prog, self.prog.n
-        z, u, D = self.z.value, self.u.value, self.D.value
+        z, u, D = self.sol["z"], self.sol["u"], self.sol["D"]
         zl, zu = self.box(node)
         a_up = self.a_up.value
         out = np.zeros(n)
@@ -1366,7 +1387,7 @@ class DeepMADSolver(BaseSolver):
             var = stage_vars[s]
             if node.whi[var] > node.wlo[var]:
                 scores.append((float(slack), "w", var))
-        D = relax.D.value
+        D = relax.sol["D"]
         ny = 2.0 if prog.bottleneck else 1.0
         for i, slack in enumerate(relax.link_slack()):
             if node.hi[i] > node.lo[i] and slack > 0:
