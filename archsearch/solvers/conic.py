@@ -84,6 +84,7 @@ class CompiledProblem:
             if con.id not in offsets:
                 raise ValueError(f"constraint {con} does not keep its identity in the conic form")
             self._dual_rows[con.id] = offsets[con.id]
+        self._settings: dict[tuple[Any, ...], Any] = {}
         self.status: str | None = None
         self.value: float | None = None
         self.iterations = 0
@@ -93,8 +94,7 @@ class CompiledProblem:
     def _param_vector(self) -> np.ndarray:
         vec = np.zeros(self._nparam + 1)
         for param, col, size in self._params:
-            value = param.value
-            vec[col: col + size] = np.ravel(value, order="F") if size > 1 else value
+            vec[col: col + size] = param.value.ravel(order="F") if size > 1 else param.value
         vec[-1] = 1.0  # the constant column
         return vec
 
@@ -114,10 +114,14 @@ class CompiledProblem:
         import clarabel
 
         q, a, b, offset = self.data()
-        opts = clarabel.DefaultSettings()
-        opts.verbose = False
-        for key, val in settings.items():
-            setattr(opts, key, val)
+        key = tuple(sorted(settings.items()))
+        opts = self._settings.get(key)
+        if opts is None:
+            opts = clarabel.DefaultSettings()
+            opts.verbose = False
+            for name, val in settings.items():
+                setattr(opts, name, val)
+            self._settings[key] = opts
         try:
             sol = clarabel.DefaultSolver(self._p, q, a, b, self._cones, opts).solve()
         except Exception:  # a solver failure is a status, as cvxpy's SolverError is for the caller
