@@ -859,6 +859,12 @@ class _Search:
                     break
         return out
 
+    def bar(self) -> float:
+        """The score a design must beat to enter the top-k list (``-inf`` until it holds k networks). A box
+        whose relaxation does not beat it holds no design worth rounding, repairing or polishing."""
+        top = self.top(self.keep)
+        return top[-1][1].score if len(top) == self.keep else -math.inf
+
     def module_key(self, d: Design) -> tuple[Any, ...]:
         """The sequence of blocks a design builds: (in, out, inner, kernel, stride, projection) per block (in a
         space that always projects, the first block of every superblock projects, so depths moved across a
@@ -1278,6 +1284,8 @@ class DeepMADSolver(BaseSolver):
                 seen[key] = -math.inf
                 if res is not None and res is not UNSOLVED:
                     seen[key] = res[0]  # the penalty is part of the relaxation
+                    if res[0] <= search.bar():  # no design of this structure enters the top k
+                        return seen[key]
                     cand = search.repair(search.round_box(res[1], node), max_steps=10)
                     if cand is not None:
                         search.polish(cand, max_steps=8)
@@ -1338,7 +1346,7 @@ class DeepMADSolver(BaseSolver):
         tried[key] = size
         fixed = node._replace(lo=rounded.L, hi=rounded.L, kernels=tuple((k,) for k in rounded.k))
         res = relax.solve(fixed)
-        if res is None or res is UNSOLVED:
+        if res is None or res is UNSOLVED or res[0] <= search.bar():  # nothing there enters the top k
             return
         before = search.best[1].score if search.best else -math.inf
         cand = search.repair(search.round_box(res[1], fixed), max_steps=10)
