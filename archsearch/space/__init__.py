@@ -3,7 +3,7 @@
 from archsearch.space.base import ArchSpec, get_family, list_families, load_spec, register_family, spec_from_dict
 from archsearch.space.budget import BUDGET_KEYS, Budget, format_count, parse_count, parse_latency
 from archsearch.space.cnn import BLOCK_TYPES, SHORTCUTS, CNNSpec, StageSpec, StemSpec, conv_out, pool_out, se_channels
-from archsearch.space.deepmad_models import DEEPMAD_R50
+from archsearch.space.deepmad_models import DEEPMAD_R18, DEEPMAD_R34, DEEPMAD_R50
 from archsearch.space.resnet import RESNET_DEPTHS, resnet_spec
 from archsearch.space.vit import DEIT, ViTBlockSpec, ViTSpec
 from archsearch.space.stvit import STVIT_DEIT_LAYOUT, STViTSpace, STViTSpec
@@ -13,7 +13,7 @@ from archsearch.space.search_space import BaseSpace, SearchSpace, get_space, lis
 from archsearch.space.vit_templates import ReViTSpace, revit_blocks, revit_spec
 
 __all__ = [
-    "ArchSpec", "BLOCK_TYPES", "BUDGET_KEYS", "DEEPMAD_R50", "SHORTCUTS", "BaseSpace", "Budget", "CNNSpec", "MCI_TEMPLATES", "MCiSpec", "TOKEN_MIXERS", "SearchSpace", "StageSpec",
+    "ArchSpec", "BLOCK_TYPES", "BUDGET_KEYS", "DEEPMAD_R18", "DEEPMAD_R34", "DEEPMAD_R50", "SHORTCUTS", "BaseSpace", "Budget", "CNNSpec", "MCI_TEMPLATES", "MCiSpec", "TOKEN_MIXERS", "SearchSpace", "StageSpec",
     "StemSpec", "conv_out", "format_count", "get_family", "get_space", "list_families", "list_spaces",
     "load_spec", "parse_count", "parse_latency", "register_family", "register_space", "se_channels",
     "spec_from_dict", "DEIT", "STVIT_DEIT_LAYOUT", "STViTSpace", "STViTSpec", "ViTBlockSpec", "ViTSpec",
