@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import sys
@@ -97,7 +98,7 @@ def test_kernel_exponent_weighs_kxk_macs_by_a_power_of_the_kernel_area() -> None
 def test_design_latency_equals_spec_predictor(channel_block: int, kernel_exponent: float) -> None:
     import dataclasses
 
-    for name in ("deepmad-cifar", "deepmad-mbv2"):
+    for name in ("deepmad-cifar", "deepmad-mbv2", "deepmad-r18"):  # r18: the paper's forced projections
         space = get_space(name)
         model = dataclasses.replace(_model(name), channel_block=channel_block, kernel_exponent=kernel_exponent)
         prog = DeepMADProgram(space, Budget())
@@ -355,3 +356,23 @@ def test_solve_with_latency_budget_keeps_candidates_within_it(capsys, budget) ->
         spec = CNNSpec.from_dict(cand["spec"])
         assert predict_latency(spec, model) <= lat * (1 + 1e-9)
         assert cand["latency_ms"] == pytest.approx(predict_latency(spec, model))
+
+
+def test_a_forced_projection_is_counted_as_the_module_runs_it() -> None:
+    """A stride-1 bottleneck of equal widths has no projection unless its superblock forces one
+    (``shortcut="conv"``, the DeepMAD reference): then the 1x1 conv's MACs, weights and activations count."""
+    cfg = dict(c_in=64, c_out=64, bottleneck=16, kernel=3, stride=1, r_in=8)
+    plain, forced = block_features("k1kxk1", **cfg), block_features("k1kxk1", **cfg, projection=True)
+    assert forced[1] - plain[1] == pytest.approx(64 * 64 * 64 / 1e6)  # pointwise MACs of the projection
+    assert forced[5] - plain[5] == pytest.approx(64 * 64 / 1e6)  # its weights
+    from archsearch.space import DEEPMAD_R50
+
+    model = _model("deepmad-r50")
+    st = list(DEEPMAD_R50.stages)  # superblock 4 (stride 1) made 1024 -> 1024: projected only when forced
+    st[2], st[3] = dataclasses.replace(st[2], out_channels=1024), dataclasses.replace(st[3], in_channels=1024)
+    forced = dataclasses.replace(DEEPMAD_R50, stages=tuple(st))
+    auto = dataclasses.replace(forced, stages=tuple(dataclasses.replace(x, shortcut="auto") for x in st))
+    extra = model.unit_ms("k1kxk1", block_features("k1kxk1", c_in=1024, c_out=1024, bottleneck=104, kernel=5, stride=1, r_in=14,
+                                                   projection=True))
+    extra -= model.unit_ms("k1kxk1", block_features("k1kxk1", c_in=1024, c_out=1024, bottleneck=104, kernel=5, stride=1, r_in=14))
+    assert extra > 0 and predict_latency(forced, model) == pytest.approx(predict_latency(auto, model) + extra, rel=1e-12)

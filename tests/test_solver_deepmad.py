@@ -494,17 +494,20 @@ def _latency_model(space: SearchSpace, channel_block: int = 1, kernel_exponent: 
 
 
 @pytest.mark.parametrize("channel_block,kernel_exponent", [(1, 0.0), (16, 0.0), (1, 0.3), (1, -0.2)])
-@pytest.mark.parametrize("block", ["k1kxk1", "k1dwk1"])
+@pytest.mark.parametrize("block", ["k1kxk1", "k1dwk1", "k1kxk1-projected"])
 def test_latency_row_never_overestimates_a_design(block: str, channel_block: int, kernel_exponent: float) -> None:
     """The row evaluated at a design (M = D m(z), its depths) is at most the design's predicted latency,
-    and equal where the design has every term the row keeps (no stride-1 superblock changing width),
-    with a channel block every width a multiple of it (the predictor rounds the others up), and with a
-    kernel exponent every repeated block at the kernel of least weight per MAC."""
+    and equal where the design has every term the row keeps (no stride-1 superblock changing width; in a
+    space that projects every first block, every design), with a channel block every width a multiple of
+    it (the predictor rounds the others up), and with a kernel exponent every repeated block at the kernel
+    of least weight per MAC."""
     import numpy as np
 
     from archsearch.solvers.deepmad import _Relaxation
 
-    space = _tiny(block)
+    projected = block.endswith("-projected")
+    block = block.removesuffix("-projected")
+    space = _tiny(block, shortcut="conv") if projected else _tiny(block)
     _latency_model(space, channel_block, kernel_exponent)
     prog = DeepMADProgram(space, Budget(latency_ms=1.0))
     relax = _Relaxation(prog, None)
@@ -519,6 +522,7 @@ def test_latency_row_never_overestimates_a_design(block: str, channel_block: int
         predicted = prog.latency(d)
         assert row <= predicted * (1 + 1e-9)
         exact = d.c[0] != d.c0 if block == "k1kxk1" else d.c[0] == d.c0  # the stride-1 superblock's optional term
+        exact = exact and not projected  # a forced projection is in every design and in the row
         rounded = any(w % channel_block for w in (d.c0, *d.c, *d.b))
         rounded |= kernel_exponent != 0 and any(L > 1 and k != k_exact for L, k in zip(d.L, d.k))
         if not exact and not rounded:

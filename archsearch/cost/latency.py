@@ -97,14 +97,17 @@ def _features(convs: Sequence[tuple[float, ...]], extra_elems: float = 0.0) -> t
 
 
 def block_features(block: str, *, c_in: int, c_out: int, bottleneck: int, kernel: int, stride: int, r_in: int,
-                   se: bool = False, channel_block: int = 1, kernel_exponent: float = 0.0) -> tuple[float, ...]:
+                   se: bool = False, channel_block: int = 1, kernel_exponent: float = 0.0,
+                   projection: bool = False) -> tuple[float, ...]:
     """Features of one block (see :data:`FEATURES`); the residual sum's elements count once. The convs'
     MACs count channels rounded up to ``channel_block`` (:attr:`LatencyModel.channel_block`), a kxk MAC
-    ``(k^2 / 9)^-kernel_exponent`` (:attr:`LatencyModel.kernel_exponent`)."""
+    ``(k^2 / 9)^-kernel_exponent`` (:attr:`LatencyModel.kernel_exponent`). ``projection``: a bottleneck
+    whose shortcut is a 1x1 conv even at stride 1 and equal widths (``StageSpec.shortcut="conv"``, the
+    first block of a DeepMAD reference superblock); the conv is counted as the module runs it."""
     b, r_out, cb, g = bottleneck, conv_out(r_in, stride), channel_block, kernel_exponent
     if block == "k1kxk1":
         convs = [_conv(c_in, b, 1, 1, 1, r_in, cb), _conv(b, b, kernel, stride, 1, r_in, cb, g), _conv(b, c_out, 1, 1, 1, r_out, cb)]
-        if stride != 1 or c_in != c_out:
+        if stride != 1 or c_in != c_out or projection:
             convs.append(_conv(c_in, c_out, 1, stride, 1, r_in, cb))
         return _features(convs, 2.0 * c_out * r_out * r_out)
     if block == "k1dwk1":
@@ -149,7 +152,8 @@ def cnn_units(spec: CNNSpec, channel_block: int = 1, kernel_exponent: float = 0.
             stride = st.stride if first else 1
             yield st.block, block_features(st.block, c_in=st.in_channels if first else st.out_channels, c_out=st.out_channels,
                                            bottleneck=st.bottleneck, kernel=st.kernel, stride=stride, r_in=r, se=st.se,
-                                           channel_block=channel_block, kernel_exponent=kernel_exponent)
+                                           channel_block=channel_block, kernel_exponent=kernel_exponent,
+                                           projection=first and st.shortcut == "conv")
             r = conv_out(r, stride)
     if spec.num_classes:
         yield "head", head_features(channels=spec.out_channels, side=r, num_classes=spec.num_classes)

@@ -444,9 +444,9 @@ class _Relaxation:
             p, o, y, k = f"x{i}", f"x{i + 1}", f"y{i}", f"k{i}"
             ri2, ro2 = prog.r_in[i] ** 2, prog.r_out[i] ** 2
             if prog.bottleneck:
-                # the predictor's block features leave a forced projection out (cost/latency.py), so the
-                # row does too: it must never exceed the prediction
-                sc = 1.0 if prog.strides[i] != 1 else 0.0
+                # the projection where every design has one (a stride, or the space forces it on every first
+                # block); where only some designs have it the row leaves it out, never exceeding the prediction
+                sc = 1.0 if (prog.strides[i] != 1 or prog.force_projection) else 0.0
                 unit(block, [(0, e(), 1.0), (PW, e(**{p: 1, y: 1}), ri2), (PW, e(**{o: 1, y: 1}), ro2),
                              (PW, e(**{p: 1, o: 1}), sc * ro2), (KXK, e(**{y: 2, k: 1 - g}), ro2 * 9.0**g),
                              (ACT, e(**{p: 1}), (1 + sc) * ri2), (ACT, e(**{y: 1}), 2 * ri2 + 2 * ro2),

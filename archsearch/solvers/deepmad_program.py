@@ -315,7 +315,8 @@ class DeepMADProgram:
         for i in range(self.n):
             kw = dict(bottleneck=d.b[i], kernel=d.k[i], se=self.se, channel_block=model.channel_block,
                       kernel_exponent=model.kernel_exponent)
-            total += model.unit_ms(block, block_features(block, c_in=prev, c_out=d.c[i], stride=self.strides[i], r_in=self.r_in[i], **kw))
+            total += model.unit_ms(block, block_features(block, c_in=prev, c_out=d.c[i], stride=self.strides[i], r_in=self.r_in[i],
+                                                         projection=self.force_projection, **kw))
             if d.L[i] > 1:
                 total += (d.L[i] - 1) * model.unit_ms(block, block_features(block, c_in=d.c[i], c_out=d.c[i], stride=1,
                                                                             r_in=self.r_out[i], **kw))
