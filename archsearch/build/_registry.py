@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable, TypeVar
 
-from archsearch.errors import UnknownNameError
+from archsearch.errors import UnknownNameError, did_you_mean
 
 __all__ = [
     "register_builder", "get_builder", "list_builders", "register_block", "get_block", "list_blocks",
@@ -44,7 +44,7 @@ def register_builder(family: str) -> Callable[[F], F]:
 
 def get_builder(family: str) -> Callable[..., Any]:
     if family not in _BUILDERS:
-        raise UnknownNameError(f"no model builder for family {family!r}; known families: {list_builders()}")
+        raise UnknownNameError(f"no model builder for family {family!r}{did_you_mean(family, list_builders())}; known families: {list_builders()}")
     return _BUILDERS[family]
 
 
@@ -73,7 +73,7 @@ def register_block(name: str) -> Callable[[C], C]:
 
 def get_block(name: str) -> type:
     if name not in _BLOCKS:
-        raise UnknownNameError(f"block {name!r} has no module; registered blocks: {list_blocks()}")
+        raise UnknownNameError(f"block {name!r} has no module{did_you_mean(name, list_blocks())}; registered blocks: {list_blocks()}")
     return _BLOCKS[name]
 
 

@@ -475,9 +475,11 @@ def _run_space(source: str, spec: Any) -> str | None:
     path = Path(source)
     if not path.is_file():
         return None
+    from archsearch._jsonio import read_json
+
     try:
-        data = json.loads(path.read_text())
-    except (ValueError, OSError):
+        data = read_json(path, what="spec")
+    except ArchsearchError:
         return None
     name = data.get("space") if isinstance(data, dict) and "candidates" in data else None
     if isinstance(name, str) and name in list_spaces():
@@ -987,10 +989,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if not args.model.startswith("timm:"):
         raise SpecError(f"--model: expected timm:NAME (a timm VisionTransformer), got {args.model!r}")
-    try:
-        kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"--model-kwargs: not valid JSON ({exc})") from None
+    from archsearch._jsonio import parse_json
+
+    kwargs = parse_json(args.model_kwargs, source="--model-kwargs") if args.model_kwargs else {}
     if not isinstance(kwargs, dict):
         raise SpecError(f"--model-kwargs: expected a JSON object, got {args.model_kwargs!r}")
     for flag, value in (("--max-batches", args.max_batches), ("--epochs", args.epochs)):

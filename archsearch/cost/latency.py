@@ -510,11 +510,13 @@ class LatencyModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "LatencyModel":
+        from archsearch._jsonio import read_json
+
+        obj = read_json(path, what="latency file")
         try:
-            obj = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise SpecError(f"latency file {path}: cannot be read ({exc})") from None
-        return cls.from_dict(obj)
+            return cls.from_dict(obj)
+        except SpecError as exc:
+            raise SpecError(f"latency file {path}: {str(exc).removeprefix('latency file: ')}") from None
 
 
 def predict_latency(spec: Any, model: LatencyModel) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
-from archsearch.errors import UnknownNameError
+from archsearch.errors import UnknownNameError, did_you_mean
 from archsearch.space.base import ArchSpec
 
 __all__ = ["CostModel", "register_cost_model", "get_cost_model", "params", "macs", "activation_memory", "costs"]
@@ -27,7 +27,7 @@ def register_cost_model(family: str, model: CostModel) -> None:
 
 def get_cost_model(family: str) -> CostModel:
     if family not in _MODELS:
-        raise UnknownNameError(f"no cost model for family {family!r}; known: {sorted(_MODELS)}")
+        raise UnknownNameError(f"no cost model for family {family!r}{did_you_mean(family, _MODELS)}; known: {sorted(_MODELS)}")
     return _MODELS[family]
 
 

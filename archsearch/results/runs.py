@@ -9,11 +9,12 @@ whole model, classifier included) whatever the space's budget convention.
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from archsearch.errors import SpecError
+from archsearch._jsonio import describe, expect, read_json
+from archsearch.errors import ArchsearchError, SpecError
 from archsearch.results.pareto import pareto_ranks
 
 if TYPE_CHECKING:
@@ -29,23 +30,60 @@ COLUMNS = ("run", "space", "family", "objective", "rank", "name", "score", "macs
 
 
 def load_run(path: str | Path) -> dict[str, Any]:
-    """Reads a run's ``candidates.json`` (``path`` is the run directory or the file itself).
+    """Reads a run's ``candidates.json`` (``path`` is the run directory or the file itself), checking the
+    shape of every field the commands read.
 
     Raises:
-        SpecError: No such file, or not a solve result.
+        SpecError: No such file, or not a solve result; the message names the file and the field.
     """
     p = Path(path)
     file = p / "candidates.json" if p.is_dir() else p
     if not file.is_file():
         raise SpecError(f"run: no candidates.json at {p} (expected a run directory written by `archsearch solve --out`)")
-    try:
-        data = json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"run: {file} is not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("candidates"), list):
-        raise SpecError(f"run: {file} is not a solve result (no 'candidates' list)")
+    data = read_json(file, what="run")
+    if not isinstance(data.get("candidates"), list):
+        raise SpecError(f"run {file}: not a solve result; expected a 'candidates' list, got "
+                        f"{describe(data.get('candidates')) if 'candidates' in data else 'none'}")
+    _check_record(data, f"run {file}")
     data.setdefault("name", p.name if p.is_dir() else p.parent.name)
     return data
+
+
+# field -> (JSON types accepted, description) of a run record's top level and of its candidates
+_RECORD_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "name": ((str,), "a string"), "space": ((str,), "a string"), "status": ((str,), "a string"),
+    "kind": ((str,), "a string"), "budget": ((dict,), "an object"), "provenance": ((dict,), "an object"),
+    "front": ((list,), "a list"), "proposals": ((list,), "a list"), "bound": ((int, float), "a number or null"),
+    "gap": ((int, float), "a number or null"), "time_s": ((int, float), "a number or null"),
+}
+_CANDIDATE_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "score": ((int, float), "a number or null"), "macs": ((int, float), "a number or null"),
+    "params": ((int, float), "a number or null"), "rho": ((int, float), "a number or null"),
+    "latency_ms": ((int, float), "a number or null"), "flops": ((int, float), "a number or null"),
+    "extra": ((dict,), "an object"),
+}
+
+
+def _check_record(data: dict[str, Any], source: str) -> None:
+    for key, (kinds, accepted) in _RECORD_FIELDS.items():
+        expect(data.get(key), kinds, f"{source}: {key}", accepted, optional=True)
+    for i, row in enumerate(data.get("front") or []):
+        expect(row, dict, f"{source}: front[{i}]", "an object")
+        expect(row.get("budget"), dict, f"{source}: front[{i}].budget", "an object", optional=True)
+    for i, cand in enumerate(data["candidates"]):
+        where = f"{source}: candidates[{i}]"
+        expect(cand, dict, where, "an object with a 'spec' object and a 'score'")
+        if "spec" not in cand:
+            raise SpecError(f"{where}: no 'spec'; expected an object with a 'spec' object and a 'score'")
+        expect(cand["spec"], dict, f"{where}.spec", "a spec object")
+        for key, (kinds, accepted) in _CANDIDATE_FIELDS.items():
+            value = expect(cand.get(key), kinds, f"{where}.{key}", accepted, optional=True)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SpecError(f"{where}.{key}: expected a finite number, got {value!r}")
+
+
+def _record_file(p: Path) -> Path:
+    return p / "candidates.json" if p.is_dir() else p
 
 
 def _objective(data: dict[str, Any]) -> str:
@@ -56,7 +94,7 @@ def _objective(data: dict[str, Any]) -> str:
     try:
         return get_space(str(data.get("space", ""))).solver
     except UnknownNameError:
-        solver = str(data.get("provenance", {}).get("solver", "")).split("/")[0]
+        solver = str((data.get("provenance") or {}).get("solver", "")).split("/")[0]
         return solver or str(data.get("space", ""))
 
 
@@ -88,10 +126,13 @@ def candidate_frame(paths: Iterable[str | Path]) -> "pd.DataFrame":
         data = load_run(path)
         p = Path(path)
         for rank, cand in enumerate(data["candidates"], 1):
-            spec = spec_from_dict(cand["spec"])
+            try:
+                spec = spec_from_dict(cand["spec"])
+            except ArchsearchError as exc:
+                raise SpecError(f"run {_record_file(p)}: candidates[{rank - 1}].spec: {exc}") from None
             rows.append({
                 "run": data["name"], "space": data.get("space", ""), "family": spec.family, "objective": _objective(data),
-                "rank": rank, "name": getattr(spec, "name", "") or f"{data['name']}-{rank}", "score": float(cand["score"]),
+                "rank": rank, "name": getattr(spec, "name", "") or f"{data['name']}-{rank}", "score": float("nan") if cand.get("score") is None else float(cand["score"]),
                 "macs": cost.macs(spec, with_head=True), "params": cost.params(spec, with_head=True),
                 "budget_macs": cand.get("macs"), "budget_params": cand.get("params"), "rho": cand.get("rho"),
                 "latency_ms": cand.get("latency_ms", float("nan")), "spec": cand["spec"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from archsearch.errors import SpecError, UnknownNameError
+from archsearch.errors import SpecError, UnknownNameError, did_you_mean
 from archsearch.space.base import ArchSpec
 from archsearch.space.budget import Budget
 
@@ -186,6 +186,6 @@ def list_solvers() -> list[str]:
 
 def get_solver(name: str) -> type[BaseSolver]:
     if name not in _SOLVERS:
-        raise UnknownNameError(f"solver {name!r} is not registered; known solvers: {list_solvers()}")
+        raise UnknownNameError(f"solver {name!r} is not registered{did_you_mean(name, list_solvers())}; known solvers: {list_solvers()}")
     return _SOLVERS[name]
 

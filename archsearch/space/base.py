@@ -9,7 +9,8 @@ import typing
 from pathlib import Path
 from typing import Any, Callable, ClassVar, TypeVar
 
-from archsearch.errors import SpecError, UnknownNameError
+from archsearch._jsonio import describe, expect, expect_number, parse_json, read_json
+from archsearch.errors import ArchsearchError, SpecError, UnknownNameError, did_you_mean
 
 __all__ = ["ArchSpec", "register_family", "list_families", "get_family", "load_spec", "spec_from_dict", "check_int"]
 
@@ -36,7 +37,7 @@ def list_families() -> list[str]:
 
 def get_family(name: str) -> type["ArchSpec"]:
     if name not in _FAMILIES:
-        raise UnknownNameError(f"family {name!r} is not registered; known families: {list_families()}")
+        raise UnknownNameError(f"family {name!r} is not registered{did_you_mean(name, list_families())}; known families: {list_families()}")
     return _FAMILIES[name]
 
 
@@ -50,23 +51,50 @@ def check_int(owner: str, field: str, value: Any, lo: int, hi: int | None = None
         raise SpecError(f"{owner}.{field}: expected an integer in {rng}{mult}, got {value!r}")
 
 
+#: Largest magnitude of an integer field (channels, depths, sizes): far above any real network, far below
+#: the sizes whose arithmetic would run for minutes.
+MAX_INT_FIELD = 10**9
+
+
+def _scalar(tp: Any, value: Any, where: str) -> Any:
+    """``value`` when it is a JSON value of the scalar type ``tp``, else a :class:`SpecError` saying what is accepted."""
+    if tp is bool:
+        return expect(value, bool, where, "true or false")
+    if tp is int:
+        expect(value, int, where, "an integer")
+        if abs(value) > MAX_INT_FIELD:
+            raise SpecError(f"{where}: expected an integer of magnitude at most {MAX_INT_FIELD:.0e}, got {describe(value)}")
+        return value
+    if tp is float:
+        return expect_number(value, where)
+    if tp is str:
+        return expect(value, str, where, "a string")
+    if typing.get_origin(tp) is typing.Literal:
+        options = typing.get_args(tp)
+        if isinstance(value, bool) or value not in options:
+            raise SpecError(f"{where}: expected one of {list(options)}, got {describe(value)}")
+        return value
+    return value
+
+
 def _from_value(tp: Any, value: Any, where: str) -> Any:
-    """Converts JSON data to the annotated type (nested dataclasses, tuples, optionals)."""
+    """Converts JSON data to the annotated type (nested dataclasses, tuples, optionals), checking each
+    value's JSON type so that a wrong one is a :class:`SpecError` naming the field."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
         return _from_value(args[0], value, where) if len(args) == 1 else value
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+    if dataclasses.is_dataclass(tp):
+        expect(value, dict, where, "a JSON object")
         return _dataclass_from_dict(tp, value, where)
     if origin is tuple:
         args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise SpecError(f"{where}: expected a list, got {type(value).__name__}")
+        expect(value, (list, tuple), where, "a list")
         item = args[0] if args else Any
         return tuple(_from_value(item, v, f"{where}[{i}]") for i, v in enumerate(value))
-    return value
+    return _scalar(tp, value, where)
 
 
 def _dataclass_from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -75,11 +103,17 @@ def _dataclass_from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     unknown = set(data) - set(fields) - {"family"}
     if unknown:
         raise SpecError(f"{where}: unknown fields {sorted(unknown)}; accepted: {sorted(fields)}")
+    missing = sorted(k for k, f in fields.items() if k not in data and f.default is dataclasses.MISSING
+                     and f.default_factory is dataclasses.MISSING)
+    if missing:
+        raise SpecError(f"{where}: missing fields {missing}; a {cls.__name__} needs {sorted(fields)}")
     kwargs = {k: _from_value(hints[k], v, f"{where}.{k}") for k, v in data.items() if k in fields}
     try:
         return cls(**kwargs)
-    except TypeError as exc:  # missing required fields
-        raise SpecError(f"{where}: {exc}") from None
+    except ArchsearchError:
+        raise
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:  # a value the class's own checks did not foresee
+        raise SpecError(f"{where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
 class ArchSpec:
@@ -97,6 +131,7 @@ class ArchSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ArchSpec":
+        expect(data, dict, f"{cls.family or 'spec'} spec", "a JSON object")
         family = data.get("family", cls.family)
         if cls.family and family != cls.family:
             raise SpecError(f"spec.family: expected {cls.family!r}, got {family!r}")
@@ -107,7 +142,7 @@ class ArchSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "ArchSpec":
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(parse_json(text, source=f"{cls.family or 'spec'} JSON"))
 
     def replace(self, **changes: Any) -> "ArchSpec":
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
@@ -124,27 +159,45 @@ class ArchSpec:
 def spec_from_dict(data: dict[str, Any]) -> ArchSpec:
     """Reads a spec of any registered family from its dict (dispatching on ``family``)."""
     if not isinstance(data, dict) or "family" not in data:
-        raise SpecError(f"spec: expected a JSON object with a 'family' field (one of {list_families()})")
-    return get_family(data["family"]).from_dict(data)
+        raise SpecError(f"spec: expected a JSON object with a 'family' field (one of {list_families()}), got {describe(data)}")
+    family = data["family"]
+    if not isinstance(family, str):
+        raise SpecError(f"spec.family: expected a string, one of {list_families()}, got {describe(family)}")
+    return get_family(family).from_dict(data)
+
+
+def _candidate_spec(data: dict[str, Any], source: str) -> Any:
+    """The spec of the first candidate of a solve result (``candidates.json``)."""
+    cands = expect(data["candidates"], list, f"{source}: candidates", "a list of candidates")
+    if not cands:
+        raise SpecError(f"{source}: the file holds a solve result with no candidates")
+    first = expect(cands[0], dict, f"{source}: candidates[0]", "an object with a 'spec' object")
+    if "spec" not in first:
+        raise SpecError(f"{source}: candidates[0] has no 'spec'; expected an object with a 'spec' object")
+    return expect(first["spec"], dict, f"{source}: candidates[0].spec", "a spec object")
 
 
 def load_spec(path_or_text: str | Path) -> ArchSpec:
     """Loads a spec from a JSON file path or a JSON string.
 
     A file holding a solve result (``candidates.json``) is accepted too: its first candidate is read.
+
+    Raises:
+        SpecError: The file or text is not a spec (or solve result) of a registered family; the message
+            names the file and the field.
     """
     text = str(path_or_text)
-    if not text.lstrip().startswith("{"):
-        path = Path(text)
-        if not path.is_file():
-            raise SpecError(f"spec: file not found: {text}")
-        text = path.read_text()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"spec: not valid JSON ({exc})") from None
+    if text.lstrip().startswith("{"):
+        source = "spec"
+        data = parse_json(text, source=source)
+    else:
+        source = f"spec {text}"
+        data = read_json(text, what="spec")
     if isinstance(data, dict) and "candidates" in data and "family" not in data:
-        if not data["candidates"]:
-            raise SpecError("spec: the file holds a solve result with no candidates")
-        data = data["candidates"][0]["spec"]
-    return spec_from_dict(data)
+        data = _candidate_spec(data, source)
+    try:
+        return spec_from_dict(data)
+    except ArchsearchError as exc:
+        if source == "spec":
+            raise
+        raise SpecError(f"{source}: {exc}") from None

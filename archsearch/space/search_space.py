@@ -6,7 +6,7 @@ import dataclasses
 import json
 from typing import Any, Callable, ClassVar, Literal
 
-from archsearch.errors import SpecError, UnknownNameError
+from archsearch.errors import SpecError, UnknownNameError, did_you_mean
 from archsearch.space.budget import Budget
 from archsearch.space.cnn import BLOCK_TYPES
 
@@ -199,7 +199,7 @@ def list_spaces() -> list[str]:
 def get_space(name: str) -> BaseSpace:
     _load_builtin()
     if name not in _SPACES:
-        raise UnknownNameError(f"space {name!r} is not registered; known spaces: {sorted(_SPACES)}")
+        raise UnknownNameError(f"space {name!r} is not registered{did_you_mean(name, _SPACES)}; known spaces: {sorted(_SPACES)}")
     return _SPACES[name]
 
 

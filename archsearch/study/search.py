@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from archsearch.errors import SpecError
+from archsearch.errors import ArchsearchError, SpecError
 from archsearch.space.budget import Budget
 from archsearch.study.proposals import propose
 from archsearch.study.queue import SearchQueue, open_storage
@@ -155,8 +155,12 @@ def _read_record(run_dir: Path) -> dict[str, Any] | None:
     file = run_dir / "candidates.json"
     if not file.is_file():
         return None
+    from archsearch._jsonio import read_json
+
     try:
-        data = json.loads(file.read_text())
-    except json.JSONDecodeError:
+        data = read_json(file, what="run")
+    except ArchsearchError:  # not a record this search can resume: treated as another run
         return None
-    return data if isinstance(data, dict) and isinstance(data.get("proposals"), list) else None
+    proposals = data.get("proposals")
+    ok = isinstance(proposals, list) and all(isinstance(p, dict) and isinstance(p.get("spec"), dict) for p in proposals)
+    return data if ok else None

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from archsearch.errors import ArchsearchError, UnknownNameError
+from archsearch.errors import ArchsearchError, UnknownNameError, did_you_mean
 
 __all__ = [
     "BatchTransform", "DatasetError", "DatasetInfo", "FolderSplit", "ImageData", "Split", "TensorSplit",
@@ -205,7 +205,7 @@ def get_dataset(name: str, *, seed: int = 0, root: str | Path | None = None, res
             raise DatasetError("--dataset imagefolder:PATH: expected a folder path after 'imagefolder:', got none")
         return _imagefolder(Path(arg), seed=seed, resolution=resolution or 224, workers=workers)
     if key not in _DATASETS or arg:
-        raise UnknownNameError(f"--dataset: unknown dataset {name!r}; known: {list_datasets()}")
+        raise UnknownNameError(f"--dataset: unknown dataset {name!r}{did_you_mean(name, list_datasets())}; known: {list_datasets()}")
     return _DATASETS[key](root=root, seed=seed, resolution=resolution, workers=workers)
 
 

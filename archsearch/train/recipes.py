@@ -6,7 +6,7 @@ import dataclasses
 import math
 from typing import Any, Callable, Literal
 
-from archsearch.errors import SpecError, UnknownNameError
+from archsearch.errors import SpecError, UnknownNameError, did_you_mean
 
 __all__ = ["Recipe", "get_recipe", "list_recipes", "lr_factor", "register_recipe"]
 
@@ -98,7 +98,7 @@ def list_recipes() -> list[str]:
 
 def get_recipe(name: str) -> Recipe:
     if name not in _RECIPES:
-        raise UnknownNameError(f"--recipe: unknown recipe {name!r}; known: {list_recipes()}")
+        raise UnknownNameError(f"--recipe: unknown recipe {name!r}{did_you_mean(name, list_recipes())}; known: {list_recipes()}")
     return _RECIPES[name]
 
 

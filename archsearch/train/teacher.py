@@ -364,12 +364,11 @@ def _save_progress(records: np.memmap, header: dict[str, Any], out: Path) -> dic
 
 
 def _read_header(path: Path) -> dict[str, Any]:
-    try:
-        header = json.loads((path / HEADER).read_text())
-    except FileNotFoundError:
-        raise CacheError(f"--distill {path}: not a teacher cache (no {HEADER}); make one with `archsearch teacher`") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CacheError(f"--distill {path}: unreadable {HEADER} ({exc})") from None
+    from archsearch._jsonio import read_json
+
+    if not (path / HEADER).exists():
+        raise CacheError(f"--distill {path}: not a teacher cache (no {HEADER}); make one with `archsearch teacher`")
+    header = read_json(path / HEADER, what="--distill", error=CacheError)
     if not isinstance(header, dict) or header.get("format") != CACHE_FORMAT:
         raise CacheError(f"--distill {path}: {HEADER} is not an archsearch teacher cache header")
     if header.get("version") != CACHE_VERSION:
