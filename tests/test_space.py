@@ -67,7 +67,9 @@ def test_budget_latency_units(text: str, ms: float) -> None:
 def test_budget_keys_are_case_and_space_insensitive_and_unset_keys_are_none() -> None:
     b = Budget.parse(" MACS = 1G , params=2M ")
     assert (b.macs, b.params, b.latency_ms, b.memory) == (1_000_000_000, 2_000_000, None, None)
-    assert Budget.parse("macs=1G,,params=2M") == b  # an empty item is skipped
+    for text in ("macs=1G,,params=2M", "macs=1G,", ",macs=1G"):  # an empty item is a typo, not a default
+        with pytest.raises(BudgetError, match="empty field"):
+            Budget.parse(text)
 
 
 @pytest.mark.parametrize("text, needles", [

@@ -14,6 +14,7 @@ unit of the DeepMAD paper's budgets; only the DeepMAD solver takes it.
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import json
 import math
 import re
@@ -21,7 +22,7 @@ from typing import Any, Iterator
 
 from archsearch.errors import BudgetError
 
-__all__ = ["Budget", "parse_count", "parse_latency", "format_count", "BUDGET_KEYS"]
+__all__ = ["Budget", "parse_count", "parse_latency", "format_count", "BUDGET_KEYS", "MAX_COUNT", "MAX_LATENCY_MS"]
 
 BUDGET_KEYS = ("macs", "params", "latency", "memory", "flops")
 _COUNT_SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
@@ -29,31 +30,52 @@ _LATENCY_UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 _NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?"
 
 
+#: Largest count accepted in a budget (1e18 MACs is a million times the largest published vision model).
+MAX_COUNT = 10**18
+#: Largest latency accepted, in milliseconds (about eleven days).
+MAX_LATENCY_MS = 1e9
+_COUNT_RULE = "a positive whole count in [1, 1e18] with an optional K, M, G or T suffix (e.g. 4.13G, 200K, 5000000)"
+_LATENCY_RULE = f"a positive time of at most 1e9 ms with a unit in {sorted(_LATENCY_UNIT_MS)} (e.g. 3ms)"
+
+
+def _shown(text: str) -> str:
+    text = text.strip()
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
 def parse_count(field: str, text: str) -> int:
-    """Parses ``4.13G``, ``25.55M``, ``512K`` or ``1000000`` into an integer count."""
+    """Parses ``4.13G``, ``25.55M``, ``512K`` or ``1000000`` into an integer count, exactly.
+
+    Raises:
+        BudgetError: Not a number with a known suffix, not a whole count (``4.6``), or outside
+            ``[1, MAX_COUNT]``.
+    """
     m = re.fullmatch(rf"\s*({_NUMBER})\s*([A-Za-z]*)\s*", text)
     if m is None or m.group(2).upper() not in _COUNT_SUFFIX:
-        raise BudgetError(
-            f"budget field {field!r}: cannot read {text!r}; expected a positive number with an optional "
-            "K, M, G or T suffix (e.g. 4.13G)"
-        )
-    value = float(m.group(1)) * _COUNT_SUFFIX[m.group(2).upper()]
-    if not math.isfinite(value) or value <= 0:
-        raise BudgetError(f"budget field {field!r}: must be positive, got {text!r}")
-    return int(round(value))
+        raise BudgetError(f"budget field {field!r}: cannot read {_shown(text)}; expected {_COUNT_RULE}")
+    # decimal arithmetic, precise enough for every literal the length check lets through: 4.13G is
+    # 4130000000 exactly, and 4.6 is refused rather than silently read as 5
+    with decimal.localcontext(decimal.Context(prec=200, Emax=10**6, Emin=-10**6)):
+        try:
+            value = decimal.Decimal(m.group(1)) * int(_COUNT_SUFFIX[m.group(2).upper()])
+        except decimal.DecimalException:  # an exponent beyond 1e1000000
+            value = decimal.Decimal(0)
+        if len(m.group(1)) > 100 or not 1 <= value <= MAX_COUNT:
+            raise BudgetError(f"budget field {field!r}: {_shown(text)} is out of range; expected {_COUNT_RULE}")
+        if value != value.to_integral_value():
+            raise BudgetError(f"budget field {field!r}: {_shown(text)} is {value.normalize():f}, not a whole count; "
+                              f"expected {_COUNT_RULE}")
+    return int(value)
 
 
 def parse_latency(text: str) -> float:
     """Parses ``3ms``, ``250us`` or ``0.01s`` into milliseconds."""
     m = re.fullmatch(rf"\s*({_NUMBER})\s*([a-zA-Z]*)\s*", text)
     if m is None or m.group(2) not in _LATENCY_UNIT_MS:
-        raise BudgetError(
-            f"budget field 'latency': cannot read {text!r}; expected a positive number with a unit "
-            f"in {sorted(_LATENCY_UNIT_MS)} (e.g. 3ms)"
-        )
+        raise BudgetError(f"budget field 'latency': cannot read {_shown(text)}; expected {_LATENCY_RULE}")
     value = float(m.group(1)) * _LATENCY_UNIT_MS[m.group(2)]
-    if not math.isfinite(value) or value <= 0:
-        raise BudgetError(f"budget field 'latency': must be positive, got {text!r}")
+    if not (math.isfinite(value) and 0 < value <= MAX_LATENCY_MS):
+        raise BudgetError(f"budget field 'latency': {_shown(text)} is out of range; expected {_LATENCY_RULE}")
     return value
 
 
@@ -90,14 +112,17 @@ class Budget:
             value = getattr(self, name)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise BudgetError(f"budget field {name!r}: must be a positive count, got {value!r}")
+            whole = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value) and value == int(value))
+            if isinstance(value, bool) or not whole or not 1 <= value <= MAX_COUNT:
+                raise BudgetError(f"budget field {name!r}: must be a positive whole count of at most 1e18, "
+                                  f"got {value!r}")
             object.__setattr__(self, name, int(value))
         if self.latency_ms is not None:
             if isinstance(self.latency_ms, bool) or not isinstance(self.latency_ms, (int, float)) or not (
-                self.latency_ms > 0 and math.isfinite(self.latency_ms)
+                math.isfinite(self.latency_ms) and 0 < self.latency_ms <= MAX_LATENCY_MS
             ):
-                raise BudgetError(f"budget field 'latency': must be a positive time, got {self.latency_ms!r}")
+                raise BudgetError("budget field 'latency': must be a positive time of at most 1e9 ms, "
+                                  f"got {self.latency_ms!r}")
             object.__setattr__(self, "latency_ms", float(self.latency_ms))
 
     @classmethod
@@ -108,7 +133,8 @@ class Budget:
         values: dict[str, Any] = {}
         for item in text.split(","):
             if not item.strip():
-                continue
+                raise BudgetError(f"budget: empty field in {_shown(text)}; expected key=value pairs separated by single "
+                                  f"commas, keys in {list(BUDGET_KEYS)}")
             key, sep, raw = item.partition("=")
             key = key.strip().lower()
             if not sep:
@@ -151,6 +177,9 @@ class Budget:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Budget":
+        if not isinstance(data, dict):
+            raise BudgetError(f"budget: expected an object with fields macs, params, latency_ms, memory, flops, "
+                              f"got {type(data).__name__}")
         unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise BudgetError(f"budget: unknown fields {sorted(unknown)}; accepted are macs, params, latency_ms, memory, flops")
