@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from archsearch import __version__
+from archsearch.cli._args import Parser, check_names, check_numbers
 from archsearch.cli._output import err, fmt, print_json, print_table
 from archsearch.errors import ArchsearchError, BudgetError, SpecError
 from archsearch.space.budget import BUDGET_KEYS, Budget, format_count, parse_count, parse_latency
@@ -1104,7 +1105,7 @@ def _report_hint(run: str | Path) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="archsearch", description="Optimization-driven architecture search for efficient vision models.")
+    parser = Parser(prog="archsearch", description="Optimization-driven architecture search for efficient vision models.")
     parser.add_argument("--version", action="version", version=f"archsearch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -1262,22 +1263,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    if getattr(args, "top_k", 1) < 1:
-        raise SpecError(f"--top-k: expected an integer >= 1, got {args.top_k}")
-    if getattr(args, "max_nodes", None) is not None and not 1 <= args.max_nodes <= 10**9:
-        raise SpecError(f"--max-nodes: expected an integer in [1, 1e9], got {args.max_nodes}")
-    time_limit = getattr(args, "time_limit", None)
-    if time_limit is not None and not time_limit > 0:  # also refuses NaN
-        raise SpecError(f"--time-limit: expected a positive number of seconds, got {args.time_limit}")
-    gap = getattr(args, "gap_tol", 0.0)
-    if not (0 <= gap < 1):
-        raise SpecError(f"--gap-tol: expected a number in [0, 1), got {gap}")
-    rho = getattr(args, "rho", None)
-    if rho is not None and not (0 < rho <= 100):
-        raise SpecError(f"--rho: expected a number in (0, 100], got {rho}")
-    res = getattr(args, "resolution", None)
-    if res is not None and not (8 <= res <= 4096):
-        raise SpecError(f"--resolution: expected an integer in [8, 4096], got {res}")
+    """Arguments checked before any work or heavy import: every number in its range, every registered
+    name (space, dataset, recipe) and the budget's grammar (:mod:`archsearch.cli._args`)."""
+    check_numbers(args)
+    check_names(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,18 +1,35 @@
-"""Training and measuring candidates: datasets, recipes and the trainer (CPU, CUDA, DDP, AMP)."""
+"""Training and measuring candidates: datasets, recipes and the trainer (CPU, CUDA, DDP, AMP).
 
-from archsearch.train.datasets import (
-    BatchTransform, DatasetError, DatasetInfo, ImageData, default_data_dir, get_dataset, list_datasets, register_dataset,
-)
-from archsearch.train.recipes import Recipe, get_recipe, list_recipes, lr_factor, register_recipe
-from archsearch.train.teacher import CacheError, OnlineTeacher, TeacherCache, build_cache, load_teacher
-from archsearch.train.trainer import (
-    EpochRecord, TargetProvider, TrainResult, init_distributed, measure_latency, peak_memory_bytes, resolve_device,
-    soft_cross_entropy, train,
-)
+The names below are imported on first use (PEP 562), so that ``archsearch.train.datasets`` and
+``archsearch.train.recipes`` (registries the CLI checks arguments against) import without torch.
+"""
 
-__all__ = [
-    "BatchTransform", "CacheError", "DatasetError", "DatasetInfo", "EpochRecord", "ImageData", "OnlineTeacher", "Recipe",
-    "TargetProvider", "TeacherCache", "TrainResult", "build_cache", "default_data_dir", "get_dataset", "get_recipe",
-    "init_distributed", "list_datasets", "list_recipes", "load_teacher", "lr_factor", "measure_latency", "peak_memory_bytes",
-    "register_dataset", "register_recipe", "resolve_device", "soft_cross_entropy", "train",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "datasets": ("BatchTransform", "DatasetError", "DatasetInfo", "ImageData", "check_dataset", "default_data_dir", "get_dataset",
+                 "list_datasets", "register_dataset"),
+    "recipes": ("Recipe", "get_recipe", "list_recipes", "lr_factor", "register_recipe"),
+    "teacher": ("CacheError", "OnlineTeacher", "TeacherCache", "build_cache", "load_teacher"),
+    "trainer": ("EpochRecord", "TargetProvider", "TrainResult", "init_distributed", "measure_latency", "peak_memory_bytes",
+                "resolve_device", "soft_cross_entropy", "train"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

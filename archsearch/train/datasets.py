@@ -24,21 +24,25 @@ import dataclasses
 import gzip
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from archsearch.errors import ArchsearchError, UnknownNameError, did_you_mean
 
 __all__ = [
     "BatchTransform", "DatasetError", "DatasetInfo", "FolderSplit", "ImageData", "Split", "TensorSplit",
-    "default_data_dir", "get_dataset", "list_datasets", "register_dataset", "replay_augmentation",
+    "check_dataset", "default_data_dir", "get_dataset", "list_datasets", "register_dataset", "replay_augmentation",
 ]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where a dataset is loaded or transformed, not with this module: the registry (names,
+# lookups and their errors) stays torch-free so that the CLI checks `--dataset` in milliseconds
 
 
 class DatasetError(ArchsearchError):
@@ -91,6 +95,8 @@ class TensorSplit:
         return len(self.labels)
 
     def batches(self, indices: Sequence[int], batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        import torch
+
         idx = torch.as_tensor(indices, dtype=torch.long)
         for i in range(0, len(idx), batch_size):
             sel = idx[i:i + batch_size]
@@ -99,6 +105,8 @@ class TensorSplit:
 
 def _seed_worker(worker_id: int) -> None:
     # Each loader worker derives its seeds from the loader's generator (torch seeds its own RNG).
+    import torch
+
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     import random
@@ -128,6 +136,7 @@ class FolderSplit:
         return pil_to_tensor(resize(img, [self.size, self.size], antialias=True)), label
 
     def batches(self, indices: Sequence[int], batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        import torch
         from torch.utils.data import DataLoader
 
         gen = torch.Generator().manual_seed(self.seed)
@@ -137,7 +146,10 @@ class FolderSplit:
             yield images, labels.long()
 
 
-class _Indexed(torch.utils.data.Dataset):
+class _Indexed:
+    """A folder split's images at ``indices`` as a map-style dataset (what ``DataLoader`` needs; no torch
+    base class, so this module imports without torch)."""
+
     def __init__(self, split: FolderSplit, indices: list[int]) -> None:
         self.split, self.indices = split, indices
 
@@ -198,15 +210,31 @@ def get_dataset(name: str, *, seed: int = 0, root: str | Path | None = None, res
         UnknownNameError: No such dataset.
         DatasetError: The files cannot be found, read or downloaded.
     """
+    check_dataset(name)
     key, _, arg = name.partition(":")
     root = Path(root) if root is not None else default_data_dir()
     if key == "imagefolder":
+        return _imagefolder(Path(arg), seed=seed, resolution=resolution or 224, workers=workers)
+    return _DATASETS[key](root=root, seed=seed, resolution=resolution, workers=workers)
+
+
+def check_dataset(name: str) -> None:
+    """Checks a dataset name without loading anything (nor importing torch): a registered name, or
+    ``imagefolder:PATH`` with an existing folder.
+
+    Raises:
+        UnknownNameError: No such dataset (the message suggests the closest names).
+        DatasetError: ``imagefolder:`` without a path, or with one that is not a directory.
+    """
+    key, _, arg = name.partition(":")
+    if key == "imagefolder":
         if not arg:
             raise DatasetError("--dataset imagefolder:PATH: expected a folder path after 'imagefolder:', got none")
-        return _imagefolder(Path(arg), seed=seed, resolution=resolution or 224, workers=workers)
+        if not Path(arg).is_dir():
+            raise DatasetError(f"--dataset imagefolder:{arg}: no such directory")
+        return
     if key not in _DATASETS or arg:
         raise UnknownNameError(f"--dataset: unknown dataset {name!r}{did_you_mean(name, list_datasets())}; known: {list_datasets()}")
-    return _DATASETS[key](root=root, seed=seed, resolution=resolution, workers=workers)
 
 
 def _stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -216,6 +244,8 @@ def _stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 def _in_memory(name: str, num_classes: int, pad: int, flip: bool, train: tuple[Any, Any], test: tuple[Any, Any]) -> ImageData:
     """An :class:`ImageData` from uint8 arrays (N, H, W) or (N, H, W, C) and labels."""
+
+    import torch
 
     def to_nchw(a: Any) -> torch.Tensor:
         t = torch.as_tensor(np.ascontiguousarray(a), dtype=torch.uint8)
@@ -336,6 +366,8 @@ class BatchTransform:
                  channels_last: bool = False) -> None:
         if channels not in (1, 3) and channels != info.channels:
             raise DatasetError(f"spec: {channels} input channels do not fit {info.name} ({info.channels} channels)")
+        import torch
+
         self.info, self.channels, self.resolution = info, channels, resolution
         self.device, self.channels_last = device, channels_last
         self.mean = torch.tensor(info.mean, device=device).view(1, -1, 1, 1)
@@ -353,6 +385,9 @@ class BatchTransform:
                 function of ``seeds[i]`` alone (:func:`replay_augmentation`), so a teacher and a
                 student see the same augmented image whatever batch it falls in.
         """
+        import torch
+        import torch.nn.functional as F
+
         x = images.to(self.device, non_blocking=True).float().div_(255)
         x = (x - self.mean) / self.std
         if train and seeds is not None:
@@ -370,6 +405,8 @@ class BatchTransform:
         return x
 
     def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        import torch
+
         n = x.shape[0]
         p = self.info.pad
         oy = torch.randint(0, 2 * p + 1, (n,), device=x.device, generator=gen) if p else None
@@ -379,6 +416,9 @@ class BatchTransform:
 
     def _apply(self, x: torch.Tensor, oy: torch.Tensor | None, ox: torch.Tensor | None,
                flip: torch.Tensor | None) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
         n, _, h, w = x.shape
         p = self.info.pad
         if p and oy is not None and ox is not None:
@@ -417,7 +457,7 @@ def replay_augmentation(seeds: torch.Tensor | np.ndarray, *, pad: int, flip: boo
     Returns:
         ``oy``, ``ox`` (int64, in [0, 2 * pad]) and ``flip`` (bool), each of shape (N,).
     """
-    s = np.asarray(seeds.cpu() if isinstance(seeds, torch.Tensor) else seeds).astype(np.int64).astype(np.uint32)
+    s = np.asarray(seeds.cpu() if hasattr(seeds, "cpu") else seeds).astype(np.int64).astype(np.uint32)
     with np.errstate(over="ignore"):
         h1 = _mix32(s ^ np.uint32(0x9E3779B9))
         h2 = _mix32(h1)

@@ -1,0 +1,152 @@
+"""The command line's arguments, checked before any work and any heavy import.
+
+* :class:`Parser`: argparse with one-line errors (``archsearch solve: error: ...; see archsearch solve
+  --help``) and the closest choice suggested for a mistyped one.
+* :data:`NUMBERS`: the accepted range of every numeric option, one table for all subcommands, so that
+  0, negative, NaN, infinite and absurdly large values get the same message: the flag, the range, the
+  value received.
+* :func:`check_names`: registered names (space, dataset, recipe, ...) looked up in torch-free registries
+  (milliseconds), so that a typo costs no torch import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import math
+import sys
+from typing import Any, NamedTuple, NoReturn
+
+from archsearch.errors import SpecError
+
+__all__ = ["NUMBERS", "Number", "Parser", "check_names", "check_numbers"]
+
+SEED_MAX = 2**32 - 1  # numpy's and scikit-learn's seed range
+
+
+def _num(value: float) -> str:
+    """``1e6`` for a large power of ten, the exact integer otherwise (``4294967295``), else ``%g``."""
+    if value == int(value):
+        text = str(int(value))
+        return f"1e{len(text) - 1}" if len(text) > 6 and text.rstrip("0") == "1" else text
+    return f"{value:g}"
+
+
+class Number(NamedTuple):
+    """The accepted range of a numeric option: ``lo`` <= value <= ``hi`` (strict where ``*_open``)."""
+
+    flag: str
+    integer: bool
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def rule(self) -> str:
+        if self.integer:
+            return f"an integer >= {_num(self.lo)} and <= {_num(self.hi)}"
+        low = f"> {_num(self.lo)}" if self.lo_open else f">= {_num(self.lo)}"
+        high = f"< {_num(self.hi)}" if self.hi_open else f"<= {_num(self.hi)}"
+        return f"a finite number {low} and {high}"
+
+    def accepts(self, value: float) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        above = value > self.lo if self.lo_open else value >= self.lo
+        below = value < self.hi if self.hi_open else value <= self.hi
+        return above and below
+
+
+# argparse destination -> range; an option of the same name means the same in every subcommand
+NUMBERS: dict[str, Number] = {n.flag.lstrip("-").replace("-", "_"): n for n in (
+    Number("--top-k", True, 1, 10**6),
+    Number("--max-nodes", True, 1, 10**9),
+    Number("--time-limit", False, 0, 1e7, lo_open=True),
+    Number("--gap-tol", False, 0, 1, hi_open=True),
+    Number("--rho", False, 0, 100, lo_open=True),
+    Number("--resolution", True, 8, 4096),
+    Number("--seed", True, 0, SEED_MAX),
+    Number("-n", True, 1, 10**5),
+    Number("--batch", True, 1, 2**16),
+    Number("--threads", True, 1, 4096),
+    Number("--samples", True, 1, 10**6),
+    Number("--runs", True, 1, 10**6),
+    Number("--rounds", True, 1, 10**4),
+    Number("--models", True, 1, 10**5),
+    Number("--eval-every", True, 1, 10**6),
+    Number("--epochs", True, 1, 10**6),
+    Number("--max-batches", True, 1, 10**9),
+    Number("--topk", True, 1, 10**5),
+    Number("--batch-size", True, 1, 2**20),
+    Number("--trials", True, 1, 10**5),
+    Number("--sweep-points", True, 0, 4),
+    Number("--heartbeat", True, 1, 86400),
+    Number("--grace-period", True, 1, 10**6),
+    Number("--poll", False, 0, 86400, lo_open=True),
+    Number("--max-trials", True, 1, 10**9),
+    Number("--every", True, 1, 10**9),
+    Number("--steps", True, 1, 10**6),
+    Number("--eta", False, 0, 1e6),
+    Number("--prune-lr", False, 0, 10, lo_open=True),
+    Number("--prune-batch-size", True, 1, 2**20),
+)}
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Every numeric option given (or defaulted) within its range of :data:`NUMBERS`.
+
+    Raises:
+        SpecError: The first option out of range, naming the flag, the range and the value.
+    """
+    for dest, number in NUMBERS.items():
+        value = getattr(args, dest, None)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not number.accepts(value):
+            shown = repr(value) if len(repr(value)) <= 30 else repr(value)[:27] + "..."
+            raise SpecError(f"{number.flag}: expected {number.rule()}, got {shown}")
+
+
+def check_names(args: argparse.Namespace) -> None:
+    """The registered names a command was given, looked up before any heavy import (torch, timm, optuna):
+    ``--space``, ``--latency-space``, ``--dataset``, ``--recipe``, ``--budget``.
+
+    Raises:
+        UnknownNameError: A name that is not registered (the message suggests the closest ones).
+        ArchsearchError: A malformed budget or an ``imagefolder:`` dataset without a folder.
+    """
+    from archsearch.space import get_space
+
+    for dest in ("space", "latency_space"):
+        name = getattr(args, dest, None)
+        if isinstance(name, str):
+            get_space(name)
+    if isinstance(getattr(args, "budget", None), str):
+        from archsearch.space import Budget
+
+        Budget.parse(args.budget)
+    if isinstance(getattr(args, "dataset", None), str):
+        from archsearch.train.datasets import check_dataset
+
+        check_dataset(args.dataset)
+    if isinstance(getattr(args, "recipe", None), str):
+        from archsearch.train.recipes import get_recipe
+
+        get_recipe(args.recipe)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2) and a suggestion for a mistyped choice or subcommand."""
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())
+        sys.stderr.write(f"{self.prog}: error: {text}; see `{self.prog} --help`\n")
+        sys.exit(2)
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is not None and value not in action.choices:
+            choices = [str(c) for c in action.choices]
+            close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}{hint}; choose from {', '.join(choices)}")
+        super()._check_value(action, value)
