@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 from typing import Iterable
 
-__all__ = ["ArchsearchError", "SpecError", "BudgetError", "UnknownNameError", "did_you_mean"]
+__all__ = ["ArchsearchError", "SpecError", "BudgetError", "StorageError", "UnknownNameError", "did_you_mean"]
 
 
 class ArchsearchError(Exception):
@@ -21,6 +21,11 @@ class SpecError(ArchsearchError, ValueError):
 
 class BudgetError(ArchsearchError, ValueError):
     """A budget string or field is malformed."""
+
+
+class StorageError(ArchsearchError):
+    """A study storage cannot be used: an unknown URL scheme, a missing driver, a refused connection or
+    login, a file that is not a study database. The message names the storage with its password masked."""
 
 
 class UnknownNameError(ArchsearchError, KeyError):

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from archsearch import __version__
 from archsearch.cli._args import Parser, check_names, check_numbers
+from archsearch.cli._checks import check_run_target, preflight
 from archsearch.cli._output import err, fmt, print_json, print_table
 from archsearch.errors import ArchsearchError, BudgetError, SpecError
 from archsearch.space.budget import BUDGET_KEYS, Budget, format_count, parse_count, parse_latency
@@ -141,6 +142,14 @@ def _infeasible_message(result: Any, budget: Budget) -> str:
             f"({small.get('params')})" + (f" and latency={small['latency_ms']:.3g}ms" if small.get("latency_ms") is not None else ""))
 
 
+def _unsolved_message(result: Any, budget: Budget, args: argparse.Namespace) -> str:
+    stopped = result.stats.extra.get("stopped")
+    limit = {"time_limit": f"--time-limit {args.time_limit:g} s", "nodes": f"{result.stats.nodes} nodes (--max-nodes)"}.get(
+        stopped, f"the solver's limits ({result.stats.nodes} nodes, {result.stats.solve_time_s:.2f} s)")
+    return (f"no design of space {result.space} was found at {budget.to_text()} within {limit}; nothing was written; "
+            f"raise --time-limit or --max-nodes, or loosen the budget")
+
+
 def _pareto_rows(candidates: Sequence[Any]) -> list[dict[str, Any]]:
     from archsearch.results import non_dominated
 
@@ -160,6 +169,9 @@ def cmd_solve(args: argparse.Namespace) -> int:
         raise BudgetError("--budget: give at least one of macs, params, memory, latency (latency needs a calibrated space)")
     name = args.name or _run_name(space.name, budget)
     sweep = _parse_sweep(args.sweep) if args.sweep else None
+    # a run directory holding a run of other settings is refused before the solve, not after it
+    check_run_target(args.out, overwrite=args.overwrite,
+                     new={"space": space.name, **({} if sweep else {"budget": budget.to_dict()}), "kind": None})
     t0 = time.perf_counter()
     front = []
     if sweep:
@@ -179,6 +191,9 @@ def cmd_solve(args: argparse.Namespace) -> int:
     else:
         result = _status(lambda: _solve_once(space, budget, args), f"solving {space.name} at {budget.to_text()}", args)
     wall = time.perf_counter() - t0
+    if result.status == "unsolved" and not any(r["score"] is not None for r in front):
+        err("error: " + _unsolved_message(result, budget, args))
+        return EXIT_USAGE
     if result.stats.extra.get("stopped") == "time_limit":
         err(f"note: --time-limit {args.time_limit:g} s stopped the search at gap {fmt(result.gap, 'pct')}: this answer "
             f"depends on the machine's speed and load; --max-nodes gives one that does not")
@@ -265,25 +280,37 @@ def _status(fn: Any, message: str, args: argparse.Namespace) -> Any:
 def _save_run(out: Path, record: dict[str, Any], rows: list[dict[str, Any]], *, name: str, args: argparse.Namespace,
               wall: float, provenance: dict[str, Any]) -> None:
     """Writes a run directory: ``candidates.json`` (``record`` with the run's name and provenance) and
-    ``pareto.csv`` (``rows``, with the run's name first)."""
+    ``pareto.csv`` (``rows``, with the run's name first).
+
+    A new directory appears whole or not at all; in an existing one each file is replaced atomically,
+    ``candidates.json`` last. A directory holding another run is refused unless ``--overwrite``.
+    """
     import pandas as pd
 
-    out.mkdir(parents=True, exist_ok=True)
+    from archsearch._files import atomic_write_text, new_directory
+    from archsearch.study.storage import mask_command
+
+    check_run_target(out, overwrite=getattr(args, "overwrite", False), new=record)
     record = {**record, "name": name, "provenance": {
-        # the equivalent command line, however it was invoked (console script, python -m, main([...]) from a notebook)
-        "command": "archsearch " + shlex.join(getattr(args, "argv", sys.argv[1:])),
+        # the equivalent command line, however it was invoked (console script, python -m, main([...]) from a
+        # notebook), passwords of storage URLs masked
+        "command": mask_command(getattr(args, "argv", sys.argv[1:])),
         "versions": _versions(),
         "seed": getattr(args, "seed", None),
         **provenance,
         "wall_time_s": round(wall, 3),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }}
-    tmp = out / "candidates.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, out / "candidates.json")  # atomic: an interrupted write never leaves half a file
     frame = pd.DataFrame(rows)
     frame.insert(0, "run", name)
-    frame.to_csv(out / "pareto.csv", index=False)
+    files = {"pareto.csv": frame.to_csv(index=False), "candidates.json": json.dumps(record, indent=2)}
+    if out.exists():
+        for file, text in files.items():  # candidates.json last: it is what makes the folder a run
+            atomic_write_text(out / file, text)
+        return
+    with new_directory(out) as tmp:
+        for file, text in files.items():
+            (tmp / file).write_text(text, encoding="utf-8")
 
 
 def _write_run(out: Path, obj: dict[str, Any], result: Any, *, name: str, args: argparse.Namespace, wall: float) -> None:
@@ -320,12 +347,6 @@ def _design_options(space: Any, args: argparse.Namespace) -> dict[str, Any]:
     return _program_options(space, args)[1]
 
 
-def _check_out_dir(out: str | None) -> None:
-    """A run directory must be a directory (or not exist yet): checked before any work."""
-    if out and Path(out).exists() and not Path(out).is_dir():
-        raise SpecError(f"--out: {out} exists and is not a directory; give a run directory")
-
-
 def _write_designs_run(out: Path, cands: Sequence[Any], *, space: Any, budget: Budget, kind: str, name: str,
                        args: argparse.Namespace, wall: float, extra: dict[str, Any]) -> None:
     """A run directory for designs no solve produced (``baseline``, ``sample``), read like a solve's."""
@@ -358,7 +379,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
     space = get_space(args.space)
     budget = Budget.parse(args.budget) if args.budget else space.budget
-    _check_out_dir(args.out)
+    check_run_target(args.out, overwrite=args.overwrite, new={"space": space.name, "budget": budget.to_dict(), "kind": "baseline"})
     options = _design_options(space, args)
     t0 = time.perf_counter()
     cand = baseline(space, budget, scale=args.scale, resolution=args.resolution, **options)
@@ -389,7 +410,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     space = get_space(args.space)
     budget = Budget.parse(args.budget) if args.budget else space.budget
-    _check_out_dir(args.out)
+    check_run_target(args.out, overwrite=args.overwrite, new={"space": space.name, "budget": budget.to_dict(), "kind": "random"})
     options = _design_options(space, args)
     t0 = time.perf_counter()
     cands = sample(space, budget, args.n, seed=args.seed, resolution=args.resolution, **options)
@@ -554,9 +575,11 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     if not validated:
         frame = frame.drop(columns=["top1", "top1_std", "seeds", "training"])
     if args.out:
+        from archsearch._files import atomic_write_text
+
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(out, index=False)
+        atomic_write_text(out, frame.to_csv(index=False))
     if args.format == "json":
         print_json(json.loads(frame.to_json(orient="records")))
     elif args.format == "csv":
@@ -689,7 +712,9 @@ def _teacher_spec(path: Path) -> Any:
         _, record = run_location(run_dir)
     except ArchsearchError:
         return None
-    study = ValidationStudy(name=str(record["name"]), storage=default_storage(run_dir), create=False)
+    study = ValidationStudy.read(name=str(record["name"]), storage=default_storage(run_dir))
+    if study is None:
+        return None
     for trial in study.study.get_trials(deepcopy=False):
         if trial.user_attrs.get("key") == path.stem and "spec" in trial.user_attrs:
             return trial.user_attrs["spec"]
@@ -828,7 +853,8 @@ def _worker_loop(args: argparse.Namespace, *, study: str, storage: str, progress
                    checkpoint_dir=args.checkpoint_dir, data_dir=args.data_dir)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reads and writes the study
         return run_worker(**options)
-    queue = SearchQueue(name=study, storage=open_storage(storage, heartbeat_interval=args.heartbeat, grace_period=args.grace_period))
+    queue = SearchQueue(name=study, storage=open_storage(storage, heartbeat_interval=args.heartbeat, grace_period=args.grace_period,
+                                                         create=False))
 
     def on_result(row: dict[str, Any]) -> None:
         progress.result(row)
@@ -841,6 +867,7 @@ def _worker_loop(args: argparse.Namespace, *, study: str, storage: str, progress
 def cmd_search(args: argparse.Namespace) -> int:
     from archsearch.space import get_space
     from archsearch.study import plan_search
+    from archsearch.study.storage import STORAGE_ENV, mask_command, mask_url
 
     space = get_space(args.space)
     budget = Budget.parse(args.budget) if args.budget else space.budget
@@ -860,14 +887,14 @@ def cmd_search(args: argparse.Namespace) -> int:
             trials=args.trials, run_dir=run_dir, name=name, storage=args.storage, study=args.study, top_k=args.top_k,
             sweep_points=args.sweep_points, dataset=args.dataset, recipe=args.recipe, epochs=args.epochs, seed=args.seed,
             max_batches=args.max_batches, latency=not args.no_latency, amp=args.amp, heartbeat_interval=args.heartbeat,
-            grace_period=args.grace_period, on_solve=progress.say,
-            provenance={"command": "archsearch " + " ".join(sys.argv[1:]), "versions": _versions(), "seed": args.seed,
+            grace_period=args.grace_period, on_solve=progress.say, overwrite=args.overwrite,
+            provenance={"command": mask_command(args.argv), "versions": _versions(), "seed": args.seed,
                         "solver": solver.name},
         )
         origins = {o: sum(p["origin"] == o for p in plan.proposals) for o in ("top-k", "sweep", "neighbour")}
         progress.say(f"{'resumed' if plan.resumed else 'proposed'} {len(plan.proposals)} trials "
                      f"({', '.join(f'{n} {o}' for o, n in origins.items())}); {plan.enqueued} enqueued in study "
-                     f"{plan.study!r} at {plan.storage}")
+                     f"{plan.study!r} at {mask_url(plan.storage)}")
         summary = None
         if not args.enqueue_only:
             try:
@@ -878,13 +905,14 @@ def cmd_search(args: argparse.Namespace) -> int:
                 return 130
     if not main_rank:
         return EXIT_OK
-    storage_flag = f" --storage {args.storage}" if args.storage else ""
+    # hints never carry a password: a URL from ARCHSEARCH_STORAGE is left to the variable, another is masked
+    storage_flag = f" --storage {shlex.quote(mask_url(args.storage))}" if args.storage and not args.storage_from_env else ""
     from archsearch.study import SearchQueue, open_storage
 
     counts = SearchQueue(name=plan.study, storage=open_storage(plan.storage, heartbeat_interval=args.heartbeat,
                                                                grace_period=args.grace_period)).counts()
     if args.format == "json":
-        print_json({"run_dir": str(plan.run_dir), "study": plan.study, "storage": plan.storage, "resumed": plan.resumed,
+        print_json({"run_dir": str(plan.run_dir), "study": plan.study, "storage": mask_url(plan.storage), "resumed": plan.resumed,
                     "enqueued": plan.enqueued, "proposals": [{k: p[k] for k in ("key", "name", "origin", "solve_macs", "solve_params", "score")}
                                                              for p in plan.proposals],
                     "counts": counts, "worker": summary.to_dict() if summary else None})
@@ -897,7 +925,9 @@ def cmd_search(args: argparse.Namespace) -> int:
                        caption="pareto: no candidate has a higher top-1 at no more MACs, params and latency")
     err(f"trials: {counts['done']} done, {counts['running']} running, {counts['waiting']} waiting, {counts['failed']} failed")
     if args.enqueue_only or counts["waiting"] or counts["running"]:
-        err(f"workers: archsearch worker --study {plan.study} --storage {plan.storage}")
+        worker_storage = "" if args.storage_from_env else f" --storage {shlex.quote(mask_url(plan.storage))}"
+        err(f"workers: archsearch worker --study {shlex.quote(plan.study)}{worker_storage}"
+            + (f" (the password is masked: set {STORAGE_ENV} instead)" if mask_url(plan.storage) != plan.storage else ""))
     err(f"results: archsearch results {plan.run_dir}{storage_flag}")
     return EXIT_OK
 
@@ -941,9 +971,11 @@ def _add_search_parsers(sub: Any) -> None:
     p.add_argument("--trials", type=int, default=8, help="proposals to train (default 8): top-k, budget sweep, then neighbours")
     p.add_argument("--top-k", type=int, default=3, help="proposals from the solver's ranking at the full budget (default 3)")
     p.add_argument("--sweep-points", type=int, default=2, help="smaller budgets solved, 50%% and 75%% first (default 2, at most 4)")
-    p.add_argument("--storage", help="Optuna storage URL, e.g. postgresql+psycopg2://USER@HOST/DB (default sqlite:///RUN_DIR/study.db)")
+    p.add_argument("--storage", help="Optuna storage URL, e.g. postgresql+psycopg2://USER@HOST/DB (default: $ARCHSEARCH_STORAGE, "
+                                     "which keeps a password off the command line, else sqlite:///RUN_DIR/study.db)")
     p.add_argument("--study", help="study name (default: derived from space and budget)")
     p.add_argument("--out", help="run directory (default runs/STUDY)")
+    p.add_argument("--overwrite", action="store_true", help="replace the candidates.json of another run or search in --out")
     p.add_argument("--enqueue-only", action="store_true", help="enqueue the proposals and leave the training to `archsearch worker`")
     p.add_argument("--dataset", default="digits", help="digits (default, offline), fashion-mnist, cifar10, cifar100 or imagefolder:PATH")
     p.add_argument("--recipe", default="quick", help="training recipe: quick (default) or standard")
@@ -962,7 +994,8 @@ def _add_search_parsers(sub: Any) -> None:
 
     p = sub.add_parser("worker", help="take trials of a search study from its shared queue and train them (any number of machines)")
     p.add_argument("--study", required=True, help="study name (printed by `archsearch search`)")
-    p.add_argument("--storage", required=True, help="Optuna storage URL of the study, e.g. postgresql+psycopg2://USER@HOST/DB")
+    p.add_argument("--storage", help="Optuna storage URL of the study, e.g. postgresql+psycopg2://USER@HOST/DB (default: "
+                                     "$ARCHSEARCH_STORAGE, which keeps a password off the command line; one of them is required)")
     _add_worker_options(p)
     p.set_defaults(func=cmd_worker)
 # -- prune (NViT) ---------------------------------------------------------------------------------
@@ -1116,6 +1149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, default=None, help="input resolution (default: the space's)")
     p.add_argument("--top-k", type=int, default=5, help="candidates to report (default 5)")
     p.add_argument("--out", help="run directory: writes candidates.json and pareto.csv")
+    p.add_argument("--overwrite", action="store_true", help="replace another run in --out (a different one is refused otherwise)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--sweep", help="solve a series of budgets, e.g. macs=0.5G:4G:8 (the other --budget keys stay fixed)")
     p.add_argument("--name", help="run name (default: derived from space and budget)")
@@ -1154,6 +1188,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--entropy", choices=("code", "paper"), default="code", help="block entropy variant of the score")
         p.add_argument("--name", help="run name (default: derived from space, budget and kind)")
         p.add_argument("--out", help="run directory: writes candidates.json and pareto.csv")
+        p.add_argument("--overwrite", action="store_true", help="replace another run in --out (a different one is refused otherwise)")
         p.add_argument("--format", choices=("table", "json"), default="table")
         p.set_defaults(func=cmd_baseline if cmd == "baseline" else cmd_sample, no_priors=False)
 
@@ -1181,7 +1216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run directories written by `solve --out` (or their candidates.json)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--out", help="also write the table to this CSV file")
-    p.add_argument("--storage", help="Optuna storage URL of the validation studies (default: each run's study.db)")
+    p.add_argument("--storage", help="Optuna storage URL of the validation studies, opened read-only (default: $ARCHSEARCH_STORAGE, "
+                                     "else each run's study.db)")
     p.set_defaults(func=cmd_pareto)
 
     p = sub.add_parser("spaces", help="list the search spaces")
@@ -1204,7 +1240,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", default="quick", help="training recipe: quick (default) or standard")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto (default): CUDA when available")
     p.add_argument("--top-k", type=int, default=5, help="validate the first N candidates (default 5)")
-    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///RUN_DIR/study.db)")
+    p.add_argument("--storage", help="Optuna storage URL (default: $ARCHSEARCH_STORAGE, which keeps a password off the command "
+                                     "line, else sqlite:///RUN_DIR/study.db)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data split, weights, shuffling, augmentation (default 0)")
     p.add_argument("--seeds", help="train every candidate once per seed, e.g. 0,1,2 or 0-4 (replaces --seed); "
                                    "results show mean +- std over seeds")
@@ -1245,7 +1282,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("results", help="table of a run's validated candidates, Pareto-optimal ones marked")
     p.add_argument("run", help="run directory (or its candidates.json)")
-    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///RUN_DIR/study.db)")
+    p.add_argument("--storage", help="Optuna storage URL (default: $ARCHSEARCH_STORAGE, which keeps a password off the command "
+                                     "line, else sqlite:///RUN_DIR/study.db)")
     p.add_argument("--per-seed", action="store_true", help="one row per candidate and seed instead of the mean over seeds")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.set_defaults(func=cmd_results)
@@ -1256,7 +1294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run directories written by `solve --out` (or their candidates.json)")
     p.add_argument("-o", "--out", default="report.html", help="HTML file to write (default report.html)")
     p.add_argument("--title", help="page title (default: the run names)")
-    p.add_argument("--storage", help="Optuna storage URL of the validation study (default sqlite:///RUN_DIR/study.db)")
+    p.add_argument("--storage", help="Optuna storage URL of the validation study, opened read-only (default: $ARCHSEARCH_STORAGE, "
+                                     "else sqlite:///RUN_DIR/study.db)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="json: print the written path and size as JSON")
     p.set_defaults(func=cmd_report)
     return parser
@@ -1269,15 +1308,30 @@ def _validate(args: argparse.Namespace) -> None:
     check_names(args)
 
 
+def _masked(text: Any) -> str:
+    from archsearch.study.storage import mask_text
+
+    return mask_text(str(text))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         _validate(args)
+        preflight(args)  # every output path and the storage URL, before any work
         return args.func(args)
     except ArchsearchError as exc:
-        err(f"error: {exc}")
+        err(f"error: {_masked(exc)}")
+        return EXIT_USAGE
+    except Exception as exc:
+        from archsearch.study.storage import is_storage_error
+
+        if not is_storage_error(exc):
+            raise
+        # a database failing after it was opened (a server gone, a file damaged meanwhile): one line, no traceback
+        err(f"error: storage: {_masked(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         err("interrupted")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from archsearch import __version__
+from archsearch.errors import SpecError
 from archsearch.report import plots
 from archsearch.results import COST_AXES, KINDS, ReportData, arch_units, report_data
 from archsearch.space import spec_from_dict
@@ -167,10 +168,13 @@ def write_report(runs: Iterable[str | Path], *, out: str | Path = "report.html",
     Returns:
         The path written.
     """
-    html = render_report(report_data(runs, storage=storage), title=title)
+    from archsearch._files import atomic_write_text
+
     path = Path(out)
+    if path.exists() and not path.is_file():
+        raise SpecError(f"--out: {path} is {'a directory' if path.is_dir() else 'not a regular file'}; give the HTML "
+                        "file to write, e.g. report.html")
+    html = render_report(report_data(runs, storage=storage), title=title)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, html)  # its temporary file sits beside it and goes on any failure
     return path

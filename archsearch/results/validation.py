@@ -45,6 +45,10 @@ def load_validation(source: str | Path, *, storage: str | None = None) -> Valida
     Args:
         source: A run directory (or its ``candidates.json``).
         storage: Optuna storage URL (default ``sqlite:///RUN_DIR/study.db``).
+
+    Raises:
+        StorageError: A study database that cannot be read (empty, damaged, of another application, a
+            refused login): a report must not pass it off as "not validated".
     """
     import pandas as pd
 
@@ -55,12 +59,13 @@ def load_validation(source: str | Path, *, storage: str | None = None) -> Valida
     path = Path(source)
     run_dir = path if path.is_dir() else path.parent
     name = str(load_run(source)["name"])
-    if storage is None and not (run_dir / "study.db").is_file():
+    if storage is None and not (run_dir / "study.db").exists():
         return None
     url = storage or default_storage(run_dir)
-    if not ValidationStudy.exists(name=name, storage=url):
+    study = ValidationStudy.read(name=name, storage=url, flag="--storage" if storage else "study")  # read-only; an unreadable storage raises StorageError
+    if study is None:
         return None
-    trials = ValidationStudy(name=name, storage=url, create=False).rows()
+    trials = study.rows()
     if not trials:
         return None
     results, curves = [], []

@@ -10,7 +10,7 @@ from archsearch.space.base import ArchSpec
 from archsearch.space.budget import Budget
 
 __all__ = [
-    "OPTIMAL", "FEASIBLE", "INFEASIBLE", "STATUSES", "GAP_OPTIMAL",
+    "OPTIMAL", "FEASIBLE", "INFEASIBLE", "UNSOLVED", "STATUSES", "GAP_OPTIMAL",
     "Candidate", "SolverStats", "SolveResult", "BaseSolver", "register_solver", "get_solver", "list_solvers", "relative_gap",
     "latency_provenance", "check_budget_keys",
 ]
@@ -18,7 +18,8 @@ __all__ = [
 OPTIMAL = "optimal"
 FEASIBLE = "feasible"
 INFEASIBLE = "infeasible"
-STATUSES = (OPTIMAL, FEASIBLE, INFEASIBLE)
+UNSOLVED = "unsolved"  # stopped by a limit (time, nodes) before any feasible design was found
+STATUSES = (OPTIMAL, FEASIBLE, INFEASIBLE, UNSOLVED)
 GAP_OPTIMAL = 1e-3
 
 
@@ -81,7 +82,9 @@ class SolveResult:
     """The result of a solve.
 
     Attributes:
-        status: ``optimal`` (gap <= 1e-3), ``feasible`` or ``infeasible``.
+        status: ``optimal`` (gap <= 1e-3), ``feasible``, ``infeasible``, or ``unsolved`` (a limit stopped
+            the search before any feasible design was found; a ``feasible`` or ``optimal`` result without
+            candidates is read as that).
         space: Name of the space solved.
         budget: The budget.
         candidates: Best first; the first one is the solver's answer.
@@ -99,6 +102,12 @@ class SolveResult:
     gap: float
     stats: SolverStats
     smallest: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status in (OPTIMAL, FEASIBLE) and not self.candidates:  # nothing found is not "feasible"
+            self.status = UNSOLVED
+        if self.status not in STATUSES:
+            raise ValueError(f"SolveResult.status: expected one of {list(STATUSES)}, got {self.status!r}")
 
     @property
     def best(self) -> Candidate | None:

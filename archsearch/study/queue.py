@@ -36,7 +36,8 @@ __all__ = ["SearchQueue", "open_storage"]
 SETTINGS_ATTR = "search"
 
 
-def open_storage(url: str, *, heartbeat_interval: int = 10, grace_period: int = 60, max_retry: int = 3) -> Any:
+def open_storage(url: str, *, heartbeat_interval: int = 10, grace_period: int = 60, max_retry: int = 3,
+                 create: bool = True) -> Any:
     """An ``optuna.storages.RDBStorage`` with heartbeats and stale-trial retries.
 
     Args:
@@ -44,33 +45,28 @@ def open_storage(url: str, *, heartbeat_interval: int = 10, grace_period: int = 
         heartbeat_interval: Seconds between heartbeats of a running trial.
         grace_period: Seconds without a heartbeat after which a running trial is stale.
         max_retry: Times a stale trial is re-enqueued (counting retries of retries).
+        create: Create Optuna's tables in an empty database (``search``); ``False`` (workers): the
+            database must hold them, and no SQLite file is created.
 
     Raises:
-        SpecError: Bad intervals, or a URL whose database driver is missing.
+        SpecError: Bad intervals.
+        StorageError: An unknown database, a missing driver, a refused connection or login, a file that
+            is not an Optuna database (see :func:`archsearch.study.storage.open_rdb`).
     """
     import optuna
+
+    from archsearch.study.storage import open_rdb
 
     if not isinstance(heartbeat_interval, int) or heartbeat_interval < 1:
         raise SpecError(f"--heartbeat: expected an integer number of seconds >= 1, got {heartbeat_interval!r}")
     if not isinstance(grace_period, int) or grace_period <= heartbeat_interval:
         raise SpecError(f"--grace-period: expected an integer number of seconds > the heartbeat interval "
                         f"({heartbeat_interval}), got {grace_period!r}")
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        engine_kwargs["connect_args"] = {"timeout": 60}  # wait for the file lock instead of "database is locked"
-    elif url.startswith("postgresql"):
-        engine_kwargs["pool_pre_ping"] = True  # a server restart or idle timeout must not kill a long worker
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-            )
-        except ImportError as exc:
-            raise SpecError(f"--storage {url}: the database driver is missing ({exc.__cause__ or exc}); "
-                            "for PostgreSQL: pip install psycopg2-binary") from None
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    return open_rdb(url, create=create, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                    heartbeat_stale_trial_callback=retry)
 
 
 class _Heartbeat:
@@ -111,15 +107,20 @@ class SearchQueue:
     def __init__(self, *, name: str, storage: Any, create: bool = False) -> None:
         import optuna
 
+        from archsearch.study.storage import mask_url, storage_errors
+
         self.name, self.storage = name, storage
         try:
-            if create:
-                self.study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
-            else:
-                self.study = optuna.load_study(study_name=name, storage=storage)
+            with storage_errors(storage.url):
+                if create:
+                    self.study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
+                                                     load_if_exists=True)
+                else:
+                    self.study = optuna.load_study(study_name=name, storage=storage)
         except KeyError:
-            names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-            raise SpecError(f"--study: no study {name!r} in {storage.url}; studies there: {names}") from None
+            with storage_errors(storage.url):
+                names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+            raise SpecError(f"--study: no study {name!r} in {mask_url(storage.url)}; studies there: {names}") from None
         self._beats: dict[int, _Heartbeat] = {}
 
     # -- the search side ---------------------------------------------------------------------
@@ -199,6 +200,10 @@ class SearchQueue:
             won = result.rowcount == 1
             if won:  # through the model, which knows how this Optuna version stores times
                 session.get(models.TrialModel, trial_id).datetime_start = _dt.datetime.now()
+                # the first heartbeat in the claim's own transaction: a worker killed between the claim and
+                # its heartbeat thread would leave a RUNNING trial without a heartbeat, which is never stale
+                if models.TrialHeartbeatModel.where_trial_id(trial_id, session) is None:
+                    session.add(models.TrialHeartbeatModel(trial_id=trial_id))
             session.commit()
             return won
         except Exception:

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable
 
+from archsearch._files import atomic_write_text
 from archsearch.errors import ArchsearchError, SpecError
 from archsearch.space.budget import Budget
 from archsearch.study.proposals import propose
 from archsearch.study.queue import SearchQueue, open_storage
+from archsearch.study.storage import check_storage
 from archsearch.study.store import candidate_key, default_storage
 
 __all__ = ["SearchPlan", "plan_search"]
@@ -80,6 +81,7 @@ def plan_search(
     grace_period: int = 60,
     provenance: dict[str, Any] | None = None,
     on_solve: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> SearchPlan:
     """Solves (or reads back) the proposals of a search and enqueues them in its study.
 
@@ -98,21 +100,30 @@ def plan_search(
         heartbeat_interval, grace_period: Heartbeat settings of this process's storage.
         provenance: Recorded in ``candidates.json`` (command, versions, ...).
         on_solve: Progress messages of the solves.
+        overwrite: Replace the ``candidates.json`` of another run or search in ``run_dir`` (else an error).
 
     Raises:
-        SpecError: Bad options, an infeasible budget, or a study created with other training settings.
+        SpecError: Bad options, an infeasible budget, a study created with other training settings, or
+            ``run_dir`` holding another run (without ``overwrite``).
+        StorageError: A storage that cannot be used (checked before anything is solved).
     """
     if max_batches is not None and (not isinstance(max_batches, int) or max_batches < 1):
         raise SpecError(f"--max-batches: expected an integer >= 1, got {max_batches!r}")
     rec = _recipe(recipe, epochs)
     out = Path(run_dir)
-    out.mkdir(parents=True, exist_ok=True)
     url = storage or default_storage(out)
+    check_storage(url, create=True, connect=True)  # a bad URL, file or login fails before the solves
     study_name = study or name
     search = {"space": space.name, "budget": budget.to_dict(), "trials": trials, "top_k": top_k,
               "sweep_points": sweep_points, "seed": seed}
     record = _read_record(out)
     resumed = record is not None and record.get("search") == search
+    if not resumed and (out / "candidates.json").exists() and not overwrite:
+        what = (f"the search {record['search']}" if record is not None and isinstance(record.get("search"), dict)
+                else "another run")
+        raise SpecError(f"--out: {out} holds {what}; give another --out, the same search settings to resume it, "
+                        "or --overwrite to replace its candidates.json")
+    out.mkdir(parents=True, exist_ok=True)
     if resumed:
         proposals = record["proposals"]  # type: ignore[index]
     else:
@@ -124,9 +135,7 @@ def plan_search(
         record["candidates"] = [p for p in proposals if p["score"] is not None]  # what `validate` and `pareto` read
         record.update(name=study_name, search=search, proposals=proposals, study=study_name,
                       provenance={**(provenance or {}), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
-        tmp = out / "candidates.json.tmp"
-        tmp.write_text(json.dumps(record, indent=2))
-        os.replace(tmp, out / "candidates.json")  # atomic: an interrupted write never leaves half a file
+        atomic_write_text(out / "candidates.json", json.dumps(record, indent=2))  # never half a file
     settings = {"dataset": dataset, "recipe": rec.name, "recipe_params": rec.to_dict(), "seed": seed,
                 "max_batches": max_batches, "latency": latency, "amp": amp, "run_dir": str(out.resolve()),
                 "space": space.name, "budget": budget.to_dict()}

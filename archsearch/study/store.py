@@ -51,26 +51,46 @@ class ValidationStudy:
         name: Study name (the run's name).
         storage: Optuna storage URL.
         create: Create the study when missing (else a missing study raises ``KeyError``).
+        readonly: Open the storage for reading only (``results``, ``report``, ``pareto``): nothing is
+            created or migrated, an SQLite file is opened in read-only mode (implies ``create=False``).
+        flag: What errors call the storage (``--storage``, or ``study`` for a run's own ``study.db``).
+
+    Raises:
+        StorageError: A storage that cannot be used (see :func:`archsearch.study.storage.open_rdb`).
     """
 
-    def __init__(self, *, name: str, storage: str, create: bool = True) -> None:
+    def __init__(self, *, name: str, storage: str, create: bool = True, readonly: bool = False,
+                 flag: str = "--storage") -> None:
         import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        from archsearch.study.storage import open_rdb, storage_errors
+
+        create = create and not readonly
         self.name, self.storage = name, storage
-        if create:
-            self.study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
-        else:
-            self.study = optuna.load_study(study_name=name, storage=storage)
+        rdb = open_rdb(storage, readonly=readonly, create=create, flag=flag)
+        with storage_errors(storage, flag=flag):
+            if create:
+                self.study = optuna.create_study(study_name=name, storage=rdb, direction="maximize", load_if_exists=True)
+            else:
+                self.study = optuna.load_study(study_name=name, storage=rdb)
+
+    @classmethod
+    def read(cls, *, name: str, storage: str, flag: str = "--storage") -> "ValidationStudy | None":
+        """The study opened read-only, or None when the storage holds no study of that name.
+
+        Raises:
+            StorageError: A storage that cannot be read: no such database, a file that is not an Optuna
+                database, a refused connection or login (never taken for "no study").
+        """
+        try:
+            return cls(name=name, storage=storage, readonly=True, flag=flag)
+        except KeyError:
+            return None
 
     @staticmethod
     def exists(*, name: str, storage: str) -> bool:
-        import optuna
-
-        try:
-            return any(s.study_name == name for s in optuna.get_all_study_summaries(storage))
-        except Exception:  # an unreadable or empty storage holds no study
-            return False
+        """Whether the storage holds the study (read-only; an unusable storage raises ``StorageError``)."""
+        return ValidationStudy.read(name=name, storage=storage) is not None
 
     def _trials(self, *states: Any) -> list["optuna.trial.FrozenTrial"]:
         return self.study.get_trials(deepcopy=False, states=states or None)

@@ -107,7 +107,15 @@ def validate_run(
         SpecError: Bad input (no such run, unknown dataset or recipe, a spec that does not fit the
             dataset, no GPU for ``cuda``). Nothing has trained when it is raised.
         CacheError: A teacher cache that does not fit the dataset, recipe or epochs (raised before training).
+        StorageError: A storage that cannot be used (checked before anything is loaded or trained).
     """
+    from archsearch.study.storage import check_storage
+
+    run_dir, record = run_location(source)
+    url = storage or default_storage(run_dir)
+    flag = "--storage" if storage else "study"
+    check_storage(url, create=True, connect=True, flag=flag)  # a bad file, URL or login fails before torch or data
+
     import torch
 
     from archsearch import cost
@@ -115,7 +123,6 @@ def validate_run(
     from archsearch.space import spec_from_dict
     from archsearch.train import DatasetError, TeacherCache, get_dataset, get_recipe, init_distributed, resolve_device, train
 
-    run_dir, record = run_location(source)
     rec = get_recipe(recipe)
     if epochs is not None:
         if not isinstance(epochs, int) or epochs < 1:
@@ -161,15 +168,14 @@ def validate_run(
         cache.check(data, epochs=rec.epochs, augment=rec.augment)
 
     rank, world = init_distributed(dev)
-    url = storage or default_storage(run_dir)
     if world > 1:  # rank 0 creates the study, the others open it: no two processes create one database
         import torch.distributed as dist
 
-        study = ValidationStudy(name=str(record["name"]), storage=url) if rank == 0 else None
+        study = ValidationStudy(name=str(record["name"]), storage=url, flag=flag) if rank == 0 else None
         dist.barrier()
-        study = study or ValidationStudy(name=str(record["name"]), storage=url, create=False)
+        study = study or ValidationStudy(name=str(record["name"]), storage=url, create=False, flag=flag)
     else:
-        study = ValidationStudy(name=str(record["name"]), storage=url)
+        study = ValidationStudy(name=str(record["name"]), storage=url, flag=flag)
     done = study.finished()  # read by every rank before rank 0 writes anything
     rows = []
     datasets = {seed_list[0]: data}
@@ -241,13 +247,20 @@ def load_results(source: str | Path, *, storage: str | None = None) -> list[dict
 
     Raises:
         SpecError: No such run, or no validated candidates in its study.
+        StorageError: A storage that cannot be read (never taken for "no validated candidates").
     """
+    from archsearch.study.storage import mask_url
+
     run_dir, record = run_location(source)
     url = storage or default_storage(run_dir)
     name = str(record["name"])
-    if storage is None and not (run_dir / "study.db").is_file() or not ValidationStudy.exists(name=name, storage=url):
-        raise SpecError(f"results: no validated candidates for run {name!r} in {url}; run `archsearch validate {source}` first")
-    rows = [_row(r, "done") for r in ValidationStudy(name=name, storage=url, create=False).rows()]
+    # read-only: a missing study.db is not created, an empty or damaged one is an error, never "no candidates"
+    study = None if storage is None and not (run_dir / "study.db").exists() else ValidationStudy.read(
+        name=name, storage=url, flag="--storage" if storage else "study")
+    if study is None:
+        raise SpecError(f"results: no validated candidates for run {name!r} in {mask_url(url)}; run "
+                        f"`archsearch validate {source}` first")
+    rows = [_row(r, "done") for r in study.rows()]
     if not rows:
-        raise SpecError(f"results: the study {name!r} in {url} has no completed trial yet")
+        raise SpecError(f"results: the study {name!r} in {mask_url(url)} has no completed trial yet")
     return rows

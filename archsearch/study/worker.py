@@ -142,7 +142,8 @@ def run_worker(
     settings: dict[str, Any] = {}
     if rank == 0:
         queue = SearchQueue(name=study, storage=open_storage(storage, heartbeat_interval=heartbeat_interval,
-                                                             grace_period=grace_period, max_retry=max_retry))
+                                                             grace_period=grace_period, max_retry=max_retry,
+                                                             create=False))  # a worker never creates a database
         settings = queue.settings
     ckpt_dir: Path | None = None
     data_cache: dict[Any, Any] = {}
