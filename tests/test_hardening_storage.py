@@ -533,3 +533,10 @@ def test_worker_killed_at_10_random_points_then_rerun_keeps_every_finished_trial
     done = _completed(run / "study.db")
     assert sorted(done) == sorted(a["key"] for a in p.proposals) and all(len(v) == 1 for v in done.values())
     assert all(done[k] == [v] for k, v in seen.items())
+
+
+def test_search_checks_its_default_run_directory_too(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    Path("runs").write_text("a file where runs/ would go\n")
+    before = snapshot(run_dir.parent)
+    assert_clean(*run(capsys, ["search", "--space", SPACE, "--budget", "macs=5M", "--device", "cpu"]), needle="--out")
+    assert snapshot(run_dir.parent) == before

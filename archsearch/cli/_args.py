@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
+import os
+import re
 import sys
 from typing import Any, NamedTuple, NoReturn
 
 from archsearch.errors import SpecError
 
-__all__ = ["NUMBERS", "Number", "Parser", "check_names", "check_numbers"]
+__all__ = ["NUMBERS", "PATHS", "Number", "Parser", "check_names", "check_numbers", "check_paths"]
 
 SEED_MAX = 2**32 - 1  # numpy's and scikit-learn's seed range
 
@@ -107,15 +109,44 @@ def check_numbers(args: argparse.Namespace) -> None:
             raise SpecError(f"{number.flag}: expected {number.rule()}, got {shown}")
 
 
+# argparse destination -> what the path is called in messages
+PATHS = {"source": "run", "run": "run", "runs": "run", "spec": "spec", "out": "--out", "data_dir": "--data-dir",
+         "checkpoint_dir": "--checkpoint-dir", "distill": "--distill", "checkpoint": "--checkpoint", "model": "--model"}
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Every path argument one the operating system can look up: no NUL byte, no name longer than 255
+    bytes, at most 4095 bytes in all (else ``os.stat`` itself raises, far from the argument's name).
+
+    Raises:
+        SpecError: The first path that is not, naming the argument.
+    """
+    for dest, what in PATHS.items():
+        values = getattr(args, dest, None)
+        for value in values if isinstance(values, list) else [values]:
+            if not isinstance(value, str):
+                continue
+            shown = repr(value if len(value) <= 40 else value[:37] + "...")
+            raw = os.fsencode(value)
+            if b"\x00" in raw:
+                raise SpecError(f"{what} {shown}: a path with a NUL byte; expected a file or directory path")
+            if len(raw) > 4095 or any(len(part) > 255 for part in raw.split(b"/")):
+                raise SpecError(f"{what} {shown}: path too long; expected names of at most 255 bytes, 4095 in all")
+
+
 def check_names(args: argparse.Namespace) -> None:
     """The registered names a command was given, looked up before any heavy import (torch, timm, optuna):
-    ``--space``, ``--latency-space``, ``--dataset``, ``--recipe``, ``--budget``.
+    ``--space``, ``--latency-space``, ``--dataset``, ``--recipe``, ``--budget``, and the form of ``--device``.
 
     Raises:
         UnknownNameError: A name that is not registered (the message suggests the closest ones).
         ArchsearchError: A malformed budget or an ``imagefolder:`` dataset without a folder.
     """
     from archsearch.space import get_space
+
+    device = getattr(args, "device", None)
+    if isinstance(device, str) and not re.fullmatch(r"auto|cpu|cuda(:[0-9]{1,3})?", device):
+        raise SpecError(f"--device: expected auto, cpu, cuda or cuda:N, got {device[:40]!r}")
 
     for dest in ("space", "latency_space"):
         name = getattr(args, dest, None)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from archsearch import __version__
-from archsearch.cli._args import Parser, check_names, check_numbers
+from archsearch.cli._args import Parser, check_names, check_numbers, check_paths
 from archsearch.cli._checks import check_run_target, preflight
 from archsearch.cli._output import err, fmt, print_json, print_table
 from archsearch.errors import ArchsearchError, BudgetError, SpecError
@@ -636,19 +636,17 @@ def _print_results(frame: Any, title: str, *, caption: str | None = None, status
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from archsearch.results import load_run
+
+    # what is cheap to check is checked before torch is imported (numbers and names: _validate)
+    if not load_run(args.source)["candidates"]:
+        raise SpecError(f"run {args.source}: holds no candidates; expected a run whose solve found designs")
+    seeds = _parse_seeds(args.seeds)
+    if args.distill is not None and not Path(args.distill).is_dir():
+        raise SpecError(f"--distill {args.distill}: no such directory; expected a cache written by `archsearch teacher`")
     from archsearch.study import run_location, validate_run
 
-    if args.epochs is not None and args.epochs < 1:
-        raise SpecError(f"--epochs: expected an integer >= 1, got {args.epochs}")
-    if args.max_batches is not None and args.max_batches < 1:
-        raise SpecError(f"--max-batches: expected an integer >= 1, got {args.max_batches}")
-    if args.eval_every < 1:
-        raise SpecError(f"--eval-every: expected an integer >= 1, got {args.eval_every}")
-    if args.seed < 0 or args.seed >= 2**32:
-        raise SpecError(f"--seed: expected an integer in [0, 2**32), got {args.seed}")
     if args.threads is not None:
-        if args.threads < 1:
-            raise SpecError(f"--threads: expected an integer >= 1, got {args.threads}")
         import torch
 
         torch.set_num_threads(args.threads)
@@ -665,7 +663,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             storage=args.storage, seed=args.seed, epochs=args.epochs, amp=args.amp, compile=args.compile,
             data_dir=args.data_dir, max_batches=args.max_batches, latency=not args.no_latency, progress=progress,
             latency_statistic=args.latency_statistic,
-            on_result=announce, distill=args.distill, seeds=_parse_seeds(args.seeds), eval_every=args.eval_every,
+            on_result=announce, distill=args.distill, seeds=seeds, eval_every=args.eval_every,
         )
     except KeyboardInterrupt:
         err("interrupted: finished candidates are in the study and the current one's last epoch is checkpointed; "
@@ -733,6 +731,10 @@ def cmd_teacher(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if not args.model.startswith("timm:") and args.model.endswith(".json"):
+        from archsearch.space import load_spec
+
+        load_spec(args.model)  # a bad spec file fails here, before torch and the dataset are loaded
     from archsearch.train import DatasetError, build_cache, get_dataset, load_teacher
 
     source = Path(args.model)
@@ -1008,8 +1010,10 @@ def _parse_groups(text: str) -> tuple[int, ...]:
     sizes = dict(zip(names, DEFAULT_GROUPS))
     for part in filter(None, text.split(",")):
         key, _, value = part.partition("=")
-        if key.strip() not in sizes or not value.strip().isdigit() or int(value) < 1:
-            raise SpecError(f"--groups: expected KEY=N with KEY in {list(names)} and N >= 1, got {part!r}")
+        digits = value.strip()
+        if key.strip() not in sizes or not (digits.isascii() and digits.isdigit() and len(digits) <= 6) or int(digits) < 1:
+            raise SpecError(f"--groups: expected KEY=N with KEY in {list(names)} and N an integer in [1, 999999], "
+                            f"got {part[:40]!r}")
         sizes[key.strip()] = int(value)
     return tuple(sizes[n] for n in names)
 
@@ -1305,6 +1309,7 @@ def _validate(args: argparse.Namespace) -> None:
     """Arguments checked before any work or heavy import: every number in its range, every registered
     name (space, dataset, recipe) and the budget's grammar (:mod:`archsearch.cli._args`)."""
     check_numbers(args)
+    check_paths(args)
     check_names(args)
 
 

@@ -65,6 +65,8 @@ _CANDIDATE_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
 
 
 def _check_record(data: dict[str, Any], source: str) -> None:
+    from archsearch.space import spec_from_dict
+
     for key, (kinds, accepted) in _RECORD_FIELDS.items():
         expect(data.get(key), kinds, f"{source}: {key}", accepted, optional=True)
     for i, row in enumerate(data.get("front") or []):
@@ -76,6 +78,10 @@ def _check_record(data: dict[str, Any], source: str) -> None:
         if "spec" not in cand:
             raise SpecError(f"{where}: no 'spec'; expected an object with a 'spec' object and a 'score'")
         expect(cand["spec"], dict, f"{where}.spec", "a spec object")
+        try:  # every command that reads a run builds, costs or trains its specs: a bad one is named here
+            spec_from_dict(cand["spec"])
+        except ArchsearchError as exc:
+            raise SpecError(f"{where}.spec: {exc}") from None
         for key, (kinds, accepted) in _CANDIDATE_FIELDS.items():
             value = expect(cand.get(key), kinds, f"{where}.{key}", accepted, optional=True)
             if isinstance(value, float) and not math.isfinite(value):
@@ -122,6 +128,7 @@ def candidate_frame(paths: Iterable[str | Path]) -> "pd.DataFrame":
     from archsearch.space import spec_from_dict
 
     rows = []
+    paths = list(paths)
     for path in paths:
         data = load_run(path)
         p = Path(path)
@@ -139,7 +146,8 @@ def candidate_frame(paths: Iterable[str | Path]) -> "pd.DataFrame":
                 "path": str(p if p.is_dir() else p.parent),
             })
     if not rows:
-        raise SpecError("runs: no candidates in the given runs")
+        raise SpecError(f"runs: no candidates in {', '.join(str(p) for p in paths)}; expected runs whose "
+                        f"candidates.json lists at least one candidate")
     frame = pd.DataFrame(rows)
     frame["front"] = 0
     for _, group in frame.groupby("objective", sort=False):

@@ -10,10 +10,10 @@ replaces nothing: the finished trial is kept.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from archsearch._files import atomic_write_text
 from archsearch.study.store import ValidationStudy, default_storage
 
 __all__ = ["record_prune"]
@@ -42,9 +42,7 @@ def record_prune(run_dir: str | Path, results: dict[str, Any], *, storage: str |
                         "latency_ms": after["latency_ms"]}],
         "provenance": {"solver": f"prune/{results['criterion']}", "seed": results["seed"], "model": results["model"]},
     }
-    tmp = run_dir / "candidates.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, run_dir / "candidates.json")
+    atomic_write_text(run_dir / "candidates.json", json.dumps(record, indent=2))
     study = ValidationStudy(name=name, storage=storage or default_storage(run_dir))
     attrs = {
         "name": spec.get("name") or name, "family": "vit", "dataset": results["dataset"], "recipe": results["recipe"],

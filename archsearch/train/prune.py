@@ -51,7 +51,7 @@ from torch import nn
 from archsearch.build.vit import ArchsearchViT, load_timm_weights
 from archsearch.cost.latency import predict_latency
 from archsearch.cost.vit import vit_macs, vit_params
-from archsearch.errors import SpecError
+from archsearch.errors import SpecError, did_you_mean
 from archsearch.space.budget import Budget
 from archsearch.space.vit import ViTBlockSpec, ViTSpec
 
@@ -759,7 +759,8 @@ def prune_model(
             raise SpecError(f"--latency-space {latency_space}: its calibration has no ViT blocks; calibrate a ViT space "
                             f"(nvit, revit*) with `archsearch calibrate --space NAME`")
     if name not in timm.list_models():
-        raise SpecError(f"--model timm:{name}: not a timm model (see timm.list_models('vit_*'), timm.list_models('deit_*'))")
+        raise SpecError(f"--model timm:{name}: not a timm model{did_you_mean(name, timm.list_models())} "
+                        f"(see timm.list_models('vit_*'), timm.list_models('deit_*'))")
     data = get_dataset(dataset, seed=seed, root=data_dir)
     info = data.info
     kwargs.setdefault("num_classes", info.num_classes)

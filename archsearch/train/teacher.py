@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from archsearch.errors import ArchsearchError, SpecError
+from archsearch.errors import ArchsearchError, SpecError, did_you_mean
 from archsearch.train.datasets import BatchTransform, ImageData, Split
 
 __all__ = [
@@ -181,7 +181,8 @@ def load_teacher(source: str, *, num_classes: int, checkpoint: str | Path | None
 
         name = source[5:]
         if name not in timm.list_models():
-            raise SpecError(f"--model {source}: unknown timm model {name!r} (see timm.list_models())")
+            raise SpecError(f"--model {source}: unknown timm model {name!r}{did_you_mean(name, timm.list_models())} "
+                            f"(see timm.list_models())")
         kwargs: dict[str, Any] = {"num_classes": num_classes}
         if resolution is not None:
             try:
