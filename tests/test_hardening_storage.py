@@ -150,7 +150,8 @@ def test_a_bad_output_path_is_one_line_before_any_work(case: str, argv: list[str
 def test_report_leaves_no_temporary_file_when_writing_fails(run_dir: Path, capsys: pytest.CaptureFixture[str],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A failure after the check (here the rename) removes the temporary file and keeps the old report."""
-    assert run(capsys, ["report", "run", "-o", "out/report.html"])[0] == 0
+    Path("out").mkdir()
+    Path("out/report.html").write_text("<html>the report of yesterday</html>")
     before = snapshot(run_dir.parent)
 
     def refuse(*args: Any) -> None:
@@ -540,3 +541,34 @@ def test_search_checks_its_default_run_directory_too(run_dir: Path, capsys: pyte
     before = snapshot(run_dir.parent)
     assert_clean(*run(capsys, ["search", "--space", SPACE, "--budget", "macs=5M", "--device", "cpu"]), needle="--out")
     assert snapshot(run_dir.parent) == before
+
+
+def _interrupted_write(db: Path) -> None:
+    """A process SIGKILLed in the middle of a transaction: its rollback journal stays beside the database."""
+    pid = os.fork()
+    if pid == 0:
+        con = sqlite3.connect(db, isolation_level=None)
+        con.execute("PRAGMA cache_size = 1")  # pages spill into the file, the journal holds the old ones
+        con.execute("BEGIN IMMEDIATE")
+        for i in range(200):
+            con.execute("INSERT INTO study_user_attributes (study_id, key, value_json) VALUES (1, ?, ?)", (f"k{i}", "x" * 3000))
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert Path(f"{db}-journal").stat().st_size > 0
+
+
+def test_an_interrupted_write_is_rolled_back_by_the_next_writer_never_by_a_reader(run_dir: Path, template: Path,
+                                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from archsearch.study import ValidationStudy
+
+    shutil.copy(template / "valid.db", run_dir / "study.db")
+    _interrupted_write(run_dir / "study.db")
+    before = snapshot(run_dir)
+    for argv in READERS.values():
+        assert_clean(*run(capsys, argv), needle="interrupted")
+    assert snapshot(run_dir) == before  # the journal too: only a writer may roll it back
+    ValidationStudy(name=RUN_NAME, storage=f"sqlite:///{run_dir / 'study.db'}")  # what validate opens first
+    assert not Path(f"{run_dir / 'study.db'}-journal").exists()
+    code, out, err = run(capsys, ["results", "run"])
+    assert_clean(code, out, err, expect=0)
+    assert "50.00" in out  # the committed trial survived, the interrupted transaction did not

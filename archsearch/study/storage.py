@@ -134,18 +134,26 @@ def sqlite_path(url: str) -> Path | None:
     return Path(db) if db and db != ":memory:" else None
 
 
-def _sqlite_tables(path: Path, flag: str, masked: str) -> set[str]:
-    """The tables of an SQLite file, read in SQLite's read-only mode."""
+def _sqlite_tables(path: Path, flag: str, masked: str, *, readonly: bool) -> set[str]:
+    """The tables of an SQLite file, read in SQLite's read-only mode for a reader; a writer's connection
+    may roll back what an interrupted write left (SQLite's own recovery), a reader's may not."""
     import sqlite3
 
+    mode = "ro" if readonly else "rw"
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)) as con:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode={mode}", uri=True,
+                                                timeout=60)) as con:
             return {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.Error as exc:
+        journal = path.with_name(path.name + "-journal")
+        if "readonly" in str(exc) and journal.is_file() and journal.stat().st_size:
+            raise StorageError(f"{flag} {masked}: a write to {path} was interrupted ({journal.name} is there) and only a "
+                               "writer may roll it back; run the command that writes it (e.g. `archsearch validate`) "
+                               "again, then read it") from None
         raise StorageError(f"{flag} {masked}: {path} is not a readable SQLite database ({exc})") from None
 
 
-def _check_sqlite_file(path: Path, flag: str, masked: str, *, must_exist: bool) -> None:
+def _check_sqlite_file(path: Path, flag: str, masked: str, *, must_exist: bool, readonly: bool) -> None:
     if not path.exists():
         if must_exist:
             raise StorageError(f"{flag} {masked}: no database at {path}")
@@ -163,7 +171,7 @@ def _check_sqlite_file(path: Path, flag: str, masked: str, *, must_exist: bool) 
     with path.open("rb") as file:
         if file.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
             raise StorageError(f"{flag} {masked}: {path} is not an SQLite database (damaged, or another kind of file)")
-    tables = _sqlite_tables(path, flag, masked)
+    tables = _sqlite_tables(path, flag, masked, readonly=readonly)
     _check_tables(tables, flag, masked, must_exist=must_exist, where=str(path), file=True)
 
 
@@ -206,7 +214,7 @@ def open_rdb(url: str, *, readonly: bool = False, create: bool = True, flag: str
     must_exist = readonly or not create
     path = sqlite_path(url) if dialect == "sqlite" else None
     if path is not None:
-        _check_sqlite_file(path, flag, masked, must_exist=must_exist)
+        _check_sqlite_file(path, flag, masked, must_exist=must_exist, readonly=readonly)
         if readonly:
             url = f"sqlite:///file:{quote(str(path.resolve()))}?mode=ro&uri=true"
     engine_kwargs = _engine_kwargs(dialect, driver)
@@ -240,7 +248,7 @@ def check_storage(url: str, *, readonly: bool = False, create: bool = True, conn
     masked = mask_url(url)
     path = sqlite_path(url)
     if path is not None:
-        _check_sqlite_file(path, flag, masked, must_exist=readonly or not create)
+        _check_sqlite_file(path, flag, masked, must_exist=readonly or not create, readonly=readonly)
     elif connect and not url.lower().startswith("sqlite"):
         import sqlalchemy as sa
 
