@@ -572,3 +572,14 @@ def test_an_interrupted_write_is_rolled_back_by_the_next_writer_never_by_a_reade
     code, out, err = run(capsys, ["results", "run"])
     assert_clean(code, out, err, expect=0)
     assert "50.00" in out  # the committed trial survived, the interrupted transaction did not
+
+
+def test_a_password_in_an_old_runs_provenance_never_reaches_the_report(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Runs written before passwords were masked carry one in provenance.command; the report masks it again."""
+    record = json.loads((run_dir / "candidates.json").read_text())
+    record["provenance"]["command"] = f"archsearch search --storage postgresql://u:{SECRET}@db/x --out run"
+    (run_dir / "candidates.json").write_text(json.dumps(record))
+    code, out, err = run(capsys, ["report", "run", "-o", "r.html"])
+    assert_clean(code, out, err, expect=0)
+    html = Path("r.html").read_text()
+    assert SECRET not in html and "postgresql://u:***@db/x" in html

@@ -108,6 +108,7 @@ def run_frame(paths: Iterable[str | Path]) -> "pd.DataFrame":
     import pandas as pd
 
     from archsearch.space.budget import Budget
+    from archsearch.study.storage import mask_text
 
     rows = []
     for path in paths:
@@ -125,7 +126,8 @@ def run_frame(paths: Iterable[str | Path]) -> "pd.DataFrame":
             "gap": _finite(data.get("gap")), "time_s": _finite(data.get("time_s")),
             "wall_time_s": _finite(prov.get("wall_time_s")), "solver": str(prov.get("solver", "")),
             "nodes": prov.get("nodes"), "seed": prov.get("seed"), "created": str(prov.get("created", "")),
-            "command": str(prov.get("command", "")), "versions": dict(prov.get("versions") or {}),
+            # masked again: a run written before passwords were masked must not put one in a report
+            "command": mask_text(str(prov.get("command", ""))), "versions": dict(prov.get("versions") or {}),
             "candidates": len(data["candidates"]), "sweep": len(data.get("front") or []),
         })
     return pd.DataFrame(rows)
