@@ -85,17 +85,28 @@ def _parts(url: str, flag: str) -> tuple[str, str]:
     match = re.match(r"([A-Za-z][A-Za-z0-9_]*)(?:\+([A-Za-z0-9_]+))?://", url) if isinstance(url, str) else None
     if match is None:
         raise StorageError(f"{flag} {mask_url(url)!r}: not a storage URL; accepted: {_ACCEPTED}")
-    dialect = match.group(1).lower()
+    dialect = match.group(1)
     if dialect == "postgres":  # SQLAlchemy 1.4 dropped this alias; say what to write instead
         raise StorageError(f"{flag} {mask_url(url)}: write postgresql://, not postgres://; accepted: {_ACCEPTED}")
     if dialect not in _DRIVERS:
         raise StorageError(f"{flag} {mask_url(url)}: unknown database {dialect!r}; accepted: {_ACCEPTED}")
     default, drivers = _DRIVERS[dialect]
-    driver = (match.group(2) or default).lower()
+    if dialect == "postgresql" and _sqlalchemy_version() >= (2, 1):
+        default = "psycopg"  # SQLAlchemy 2.1's default PostgreSQL driver (psycopg2 before)
+    driver = match.group(2) or default
     if driver not in drivers:
         raise StorageError(f"{flag} {mask_url(url)}: unknown {dialect} driver {driver!r}; accepted: "
                            f"{', '.join(f'{dialect}+{d}' for d in drivers)}")
     return dialect, driver
+
+
+def _sqlalchemy_version() -> tuple[int, ...]:
+    from importlib import metadata
+
+    try:
+        return tuple(int(p) for p in re.findall(r"\d+", metadata.version("sqlalchemy"))[:2])
+    except metadata.PackageNotFoundError:
+        return (0,)
 
 
 def check_url(url: str, *, flag: str = "--storage") -> None:
@@ -112,7 +123,19 @@ def check_url(url: str, *, flag: str = "--storage") -> None:
     except (ImportError, ValueError):  # the parent package of a dotted module is missing
         found = False
     if not found:
-        raise StorageError(f"{flag} {mask_url(url)}: the database driver {module} is not installed; pip install {package}")
+        implicit = "" if "+" in url.split("://", 1)[0] else f" ({dialect}:// means {dialect}+{driver} here; name another driver as {dialect}+DRIVER://)"
+        raise StorageError(f"{flag} {mask_url(url)}: the database driver {module} is not installed{implicit}; "
+                           f"pip install {package}")
+    if dialect != "sqlite":
+        from urllib.parse import urlsplit
+
+        try:
+            port = urlsplit(url).port  # what SQLAlchemy would choke on with a traceback
+        except ValueError as exc:
+            raise StorageError(f"{flag} {mask_url(url)}: not a valid URL ({exc}); expected "
+                               f"{dialect}+{driver}://USER@HOST:PORT/DB with PORT an integer in [1, 65535]") from None
+        if port == 0:
+            raise StorageError(f"{flag} {mask_url(url)}: port 0; expected an integer in [1, 65535]")
     if dialect == "sqlite":
         if not re.match(r"sqlite(\+\w+)?://(/|$)", url):
             raise StorageError(f"{flag} {mask_url(url)}: expected sqlite:///RELATIVE/PATH or sqlite:////ABSOLUTE/PATH")
@@ -231,7 +254,7 @@ def open_rdb(url: str, *, readonly: bool = False, create: bool = True, flag: str
                 tables = set(sa.inspect(engine).get_table_names())
             finally:
                 engine.dispose()
-            _check_tables(tables, flag, masked, must_exist=True, where=masked, file=False)
+            _check_tables(tables, flag, masked, must_exist=True, where="the database", file=False)
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_table_creation=must_exist, **kwargs)
 
 
