@@ -1330,6 +1330,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ArchsearchError as exc:
         err(f"error: {_masked(exc)}")
         return EXIT_USAGE
+    except OSError as exc:
+        if exc.filename is None or not exc.strerror:
+            raise
+        # the system refused a file (a full disk, a mount gone read-only) after the checks passed: one line
+        err(f"error: {exc.filename}: {exc.strerror}" + (f" (-> {exc.filename2})" if exc.filename2 else ""))
+        return EXIT_USAGE
     except Exception as exc:
         from archsearch.study.storage import is_storage_error
 
