@@ -331,6 +331,9 @@ def test_another_run_in_out_is_refused_before_the_work_unless_overwrite(run_dir:
                  ["baseline", "--space", SPACE, "--budget", "macs=6M", "--out", "run"],
                  ["search", "--space", SPACE, "--budget", "macs=5M", "--out", "run", "--device", "cpu"]):
         assert_clean(*run(capsys, argv), needle="--overwrite")
+    # prune resumes its own run in --out and has no --overwrite: another run there is refused all the same
+    assert_clean(*run(capsys, ["prune", "--model", "timm:vit_tiny_patch16_224", "--budget", "macs=1G", "--out", "run"]),
+                 needle="give another --out")
     assert snapshot(run_dir.parent) == before
     # the same run again is no other run
     assert run(capsys, ["baseline", "--space", SPACE, "--budget", "macs=5M", "--name", RUN_NAME, "--out", "run"])[0] == 0

@@ -92,6 +92,8 @@ def preflight(args: argparse.Namespace) -> None:
         value = getattr(args, attr, None)
         if value is not None:
             check_output(flag, str(value), kind)
+    if getattr(args, "command", "") == "prune":  # a prune resumes its own run in --out, never replaces another
+        check_run_target(args.out, overwrite=False, new={"space": "prune"}, flag=None)
     if hasattr(args, "storage"):
         from archsearch.study.storage import STORAGE_ENV, check_url, storage_url
 
@@ -142,14 +144,16 @@ def _read_record(out: Path) -> Any:
         return None
 
 
-def check_run_target(out: str | Path | None, *, overwrite: bool, new: dict[str, Any] | None = None) -> None:
+def check_run_target(out: str | Path | None, *, overwrite: bool, new: dict[str, Any] | None = None,
+                     flag: str | None = "--overwrite") -> None:
     """A run directory may receive a run when it holds none, the same run again, or ``--overwrite`` was given.
 
     Called twice: before the work with ``new`` holding what is known then (e.g. space, budget, kind: a run
     of other settings is refused before anything is solved), and after it with the whole record.
 
     Raises:
-        SpecError: ``out`` holds another run and ``overwrite`` is false.
+        SpecError: ``out`` holds another run and ``overwrite`` is false (``flag``: the option that would
+            replace it, None for commands without one).
     """
     if out is None or overwrite:
         return
@@ -163,6 +167,6 @@ def check_run_target(out: str | Path | None, *, overwrite: bool, new: dict[str, 
             return
         if keys is None and same_run(old, new):
             return
-    raise SpecError(f"--out: {out} holds {_describe(old)}; give another --out, or --overwrite to replace it"
+    raise SpecError(f"--out: {out} holds {_describe(old)}; give another --out" + (f", or {flag} to replace it" if flag else "")
                     + ("" if keys is not None or not isinstance(old, dict) else
                        " (this run found other candidates: a time-limited solve depends on the machine)"))
