@@ -123,7 +123,8 @@ def check_url(url: str, *, flag: str = "--storage") -> None:
     except (ImportError, ValueError):  # the parent package of a dotted module is missing
         found = False
     if not found:
-        implicit = "" if "+" in url.split("://", 1)[0] else f" ({dialect}:// means {dialect}+{driver} here; name another driver as {dialect}+DRIVER://)"
+        implicit = "" if "+" in url.split("://", 1)[0] else \
+            f" ({dialect}:// means {dialect}+{driver} here; name another driver as {dialect}+DRIVER://)"
         raise StorageError(f"{flag} {mask_url(url)}: the database driver {module} is not installed{implicit}; "
                            f"pip install {package}")
     if dialect != "sqlite":
