@@ -18,27 +18,29 @@ from archsearch.errors import SpecError
 
 __all__ = ["OUTPUTS", "check_output", "preflight", "same_run", "check_run_target"]
 
-# command -> (attribute, flag, kind): "run" a run directory, "dir" a folder, "file" a file written whole,
-# "source" a run the command adds its study and checkpoints to
+# command -> (attribute, flag, kind): "run" a run directory, "dir" a folder written in, "file" a file written
+# whole, "source" a run the command adds its study and checkpoints to, "cache" a folder that may already hold
+# what is needed (a dataset cache on a read-only mount is fine: only its kind is checked)
 OUTPUTS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "solve": (("out", "--out", "run"),),
     "baseline": (("out", "--out", "run"),),
     "sample": (("out", "--out", "run"),),
-    "search": (("out", "--out", "run"), ("checkpoint_dir", "--checkpoint-dir", "dir"), ("data_dir", "--data-dir", "dir")),
-    "worker": (("checkpoint_dir", "--checkpoint-dir", "dir"), ("data_dir", "--data-dir", "dir")),
-    "validate": (("source", "source", "source"), ("data_dir", "--data-dir", "dir")),
-    "teacher": (("out", "--out", "dir"), ("data_dir", "--data-dir", "dir")),
-    "prune": (("out", "--out", "run"), ("data_dir", "--data-dir", "dir")),
+    "search": (("out", "--out", "run"), ("checkpoint_dir", "--checkpoint-dir", "dir"), ("data_dir", "--data-dir", "cache")),
+    "worker": (("checkpoint_dir", "--checkpoint-dir", "dir"), ("data_dir", "--data-dir", "cache")),
+    "validate": (("source", "source", "source"), ("data_dir", "--data-dir", "cache")),
+    "teacher": (("out", "--out", "dir"), ("data_dir", "--data-dir", "cache")),
+    "prune": (("out", "--out", "run"), ("data_dir", "--data-dir", "cache")),
     "pareto": (("out", "--out", "file"),),
     "report": (("out", "--out", "file"),),
 }
 
-_WHAT = {"run": "a run directory", "dir": "a directory", "file": "a file", "source": "a run directory"}
+_WHAT = {"run": "a run directory", "dir": "a directory", "file": "a file", "source": "a run directory",
+         "cache": "a directory"}
 
 
 def _probe(folder: Path, flag: str, value: str) -> None:
     """Creates and removes a temporary file in ``folder``: the one test of writability that also holds
-    for root, read-only mounts, /proc and full disks."""
+    for root, read-only mounts and /proc."""
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".archsearch-probe-")
     except OSError as exc:
@@ -66,10 +68,10 @@ def check_output(flag: str, value: str, kind: str) -> None:
             path = path if path.is_dir() else path.parent
             kind = "dir"
         if exists:
-            if kind in ("run", "dir"):
+            if kind in ("run", "dir", "cache"):
                 if not path.is_dir():
                     raise SpecError(f"{flag}: {value} exists and is not a directory; give {_WHAT[kind]} (new or existing)")
-                return _probe(path, flag, value)
+                return None if kind == "cache" else _probe(path, flag, value)
             if path.is_dir():
                 raise SpecError(f"{flag}: {value} is a directory; give the file to write, e.g. "
                                 f"{path / ('report.html' if flag == '--out' and kind == 'file' else 'out')}")
