@@ -720,21 +720,19 @@ def _teacher_spec(path: Path) -> Any:
 
 
 def cmd_teacher(args: argparse.Namespace) -> int:
-    for flag, value, low in (("--epochs", args.epochs, 1), ("--topk", args.topk, 1), ("--batch-size", args.batch_size, 1)):
-        if value < low:
-            raise SpecError(f"{flag}: expected an integer >= {low}, got {value}")
-    if args.resolution is not None and not 8 <= args.resolution <= 4096:
-        raise SpecError(f"--resolution: expected an integer in [8, 4096], got {args.resolution}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise SpecError(f"--threads: expected an integer >= 1, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
+    # numbers and names were checked by _validate; a bad spec file fails here, before torch and the dataset
+    if not args.model.startswith("timm:") and not Path(args.model).is_file():
+        raise SpecError(f"--model: expected timm:NAME, a spec .json or a checkpoint file, got {args.model!r} (no such file)")
     if not args.model.startswith("timm:") and args.model.endswith(".json"):
         from archsearch.space import load_spec
 
-        load_spec(args.model)  # a bad spec file fails here, before torch and the dataset are loaded
+        load_spec(args.model)
+    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
+        raise SpecError(f"--checkpoint: file not found: {args.checkpoint}; expected teacher weights (a torch state dict)")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     from archsearch.train import DatasetError, build_cache, get_dataset, load_teacher
 
     source = Path(args.model)
@@ -1019,22 +1017,17 @@ def _parse_groups(text: str) -> tuple[int, ...]:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    if args.threads is not None:
-        if args.threads < 1:
-            raise SpecError(f"--threads: expected an integer >= 1, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
     if not args.model.startswith("timm:"):
-        raise SpecError(f"--model: expected timm:NAME (a timm VisionTransformer), got {args.model!r}")
+        raise SpecError(f"--model: expected timm:NAME (a timm VisionTransformer), got {args.model[:60]!r}")
     from archsearch._jsonio import parse_json
 
     kwargs = parse_json(args.model_kwargs, source="--model-kwargs") if args.model_kwargs else {}
     if not isinstance(kwargs, dict):
-        raise SpecError(f"--model-kwargs: expected a JSON object, got {args.model_kwargs!r}")
-    for flag, value in (("--max-batches", args.max_batches), ("--epochs", args.epochs)):
-        if value is not None and value < 1:
-            raise SpecError(f"{flag}: expected an integer >= 1, got {value}")
+        raise SpecError(f"--model-kwargs: expected a JSON object, got {args.model_kwargs[:60]!r}")
+    if args.threads is not None:  # torch only now: every argument above is checked in milliseconds
+        import torch
+
+        torch.set_num_threads(args.threads)
     from archsearch.train.prune import PruneConfig, prune_model
 
     config = PruneConfig(criterion=args.criterion, groups=_parse_groups(args.groups or ""), every=args.every,

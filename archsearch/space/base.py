@@ -12,7 +12,7 @@ from typing import Any, Callable, ClassVar, TypeVar
 from archsearch._jsonio import describe, expect, expect_number, parse_json, read_json
 from archsearch.errors import ArchsearchError, SpecError, UnknownNameError, did_you_mean
 
-__all__ = ["ArchSpec", "register_family", "list_families", "get_family", "load_spec", "spec_from_dict", "check_int"]
+__all__ = ["MAX_CLASSES", "ArchSpec", "register_family", "list_families", "get_family", "load_spec", "spec_from_dict", "check_int"]
 
 _FAMILIES: dict[str, type["ArchSpec"]] = {}
 S = TypeVar("S", bound=type)
@@ -51,6 +51,8 @@ def check_int(owner: str, field: str, value: Any, lo: int, hi: int | None = None
         raise SpecError(f"{owner}.{field}: expected an integer in {rng}{mult}, got {value!r}")
 
 
+#: Most classes of a classifier head (ImageNet-21k has 21,841): a head is built, so an absurd count is memory.
+MAX_CLASSES = 100_000
 #: Largest magnitude of an integer field (channels, depths, sizes): far above any real network, far below
 #: the sizes whose arithmetic would run for minutes.
 MAX_INT_FIELD = 10**9

@@ -27,7 +27,7 @@ import dataclasses
 from typing import Any, ClassVar, Literal
 
 from archsearch.errors import SpecError
-from archsearch.space.base import ArchSpec, check_int, register_family
+from archsearch.space.base import MAX_CLASSES, ArchSpec, check_int, register_family
 
 __all__ = ["BLOCK_TYPES", "SHORTCUTS", "StemSpec", "StageSpec", "CNNSpec", "conv_out", "pool_out", "se_channels"]
 
@@ -173,7 +173,7 @@ class CNNSpec(ArchSpec):
         if not self.stages or not all(isinstance(s, StageSpec) for s in self.stages):
             raise SpecError("cnn.stages: expected a non-empty sequence of StageSpec")
         check_int("cnn", "resolution", self.resolution, 8, 4096)
-        check_int("cnn", "num_classes", self.num_classes, 0)
+        check_int("cnn", "num_classes", self.num_classes, 0, MAX_CLASSES)
         prev = self.stem.out_channels
         for i, stage in enumerate(self.stages):
             if stage.in_channels != prev:

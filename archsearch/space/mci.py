@@ -29,7 +29,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 from archsearch.errors import SpecError
-from archsearch.space.base import ArchSpec, check_int, register_family
+from archsearch.space.base import MAX_CLASSES, ArchSpec, check_int, register_family
 
 __all__ = ["MCiSpec", "TOKEN_MIXERS", "MCI_TEMPLATES", "mci_template", "half_up"]
 
@@ -128,7 +128,7 @@ class MCiSpec(ArchSpec):
                 raise SpecError(f"mci.{field}: expected true or false, got {getattr(self, field)!r}")
         check_int("mci", "resolution", self.resolution, 8, 4096)
         check_int("mci", "in_channels", self.in_channels, 1, 64)
-        check_int("mci", "num_classes", self.num_classes, 0)
+        check_int("mci", "num_classes", self.num_classes, 0, MAX_CLASSES)
 
     @property
     def n_stages(self) -> int:

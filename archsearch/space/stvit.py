@@ -37,7 +37,7 @@ import math
 from typing import Any, ClassVar
 
 from archsearch.errors import SpecError
-from archsearch.space.base import ArchSpec, check_int, register_family
+from archsearch.space.base import MAX_CLASSES, ArchSpec, check_int, register_family
 from archsearch.space.search_space import BaseSpace
 from archsearch.space.vit import DEIT, MAX_DIM
 
@@ -115,7 +115,7 @@ class STViTSpec(ArchSpec):
             if not isinstance(getattr(self, field), bool):
                 raise SpecError(f"stvit.{field}: expected true or false, got {getattr(self, field)!r}")
         check_int("stvit", "in_channels", self.in_channels, 1, 64)
-        check_int("stvit", "num_classes", self.num_classes, 0)
+        check_int("stvit", "num_classes", self.num_classes, 0, MAX_CLASSES)
 
     @property
     def grid(self) -> int:

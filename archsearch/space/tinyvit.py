@@ -25,7 +25,7 @@ import math
 from typing import Any, ClassVar
 
 from archsearch.errors import SpecError
-from archsearch.space.base import ArchSpec, check_int, register_family
+from archsearch.space.base import MAX_CLASSES, ArchSpec, check_int, register_family
 
 __all__ = ["TinyViTSpec", "TINYVIT_5M", "TINYVIT_11M", "TINYVIT_21M", "conv_side", "window_count"]
 
@@ -120,7 +120,7 @@ class TinyViTSpec(ArchSpec):
             raise SpecError(f"tinyvit.local_conv_size: expected an odd kernel in [1, 15], got {self.local_conv_size!r}")
         check_int("tinyvit", "resolution", self.resolution, 8, 4096)
         check_int("tinyvit", "in_channels", self.in_channels, 1, 64)
-        check_int("tinyvit", "num_classes", self.num_classes, 0)
+        check_int("tinyvit", "num_classes", self.num_classes, 0, MAX_CLASSES)
 
     @property
     def n_stages(self) -> int:

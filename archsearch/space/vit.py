@@ -17,7 +17,7 @@ import math
 from typing import Any, ClassVar
 
 from archsearch.errors import SpecError
-from archsearch.space.base import ArchSpec, check_int, register_family
+from archsearch.space.base import MAX_CLASSES, ArchSpec, check_int, register_family
 
 __all__ = ["ViTBlockSpec", "ViTSpec", "DEIT"]
 
@@ -99,7 +99,7 @@ class ViTSpec(ArchSpec):
         check_int("vit", "in_channels", self.in_channels, 1, 64)
         if not isinstance(self.class_token, bool):
             raise SpecError(f"vit.class_token: expected true or false, got {self.class_token!r}")
-        check_int("vit", "num_classes", self.num_classes, 0)
+        check_int("vit", "num_classes", self.num_classes, 0, MAX_CLASSES)
 
     @property
     def depth(self) -> int:
