@@ -239,7 +239,10 @@ def test_a_hostile_file_is_one_line_and_exit_2_for_every_command_that_reads_it(
                  ["pareto", run_dir], ["pareto", run_dir / "candidates.json", "--format", "csv"],
                  ["results", run_dir], ["report", run_dir, "-o", out / "r.html"],
                  ["validate", run_dir, "--max-batches", "1", "--epochs", "1", "--no-latency"],
-                 ["pareto", ws.run, run_dir]):
+                 ["pareto", ws.run, run_dir],
+                 # a command that writes a run, pointed at a folder holding this file: refused, the file kept
+                 ["baseline", "--space", "deepmad-cifar", "--out", run_dir],
+                 ["solve", "--space", "deepmad-cifar", "--budget", "macs=5M,params=100K", "--max-nodes", "1", "--out", run_dir]):
         result = call(capsys, argv, keep=keep)
         if argv[0] == "show" and name.startswith(_SPEC_INTACT):
             assert result.rc in (0, 2), (argv, result)  # `show` reads the first candidate's spec and nothing else
@@ -249,6 +252,7 @@ def test_a_hostile_file_is_one_line_and_exit_2_for_every_command_that_reads_it(
             continue
         assert result.rc == 2, (argv, result)
         assert str(spec_file if argv[0] == "show" else run_dir) in result.err, (argv, result)
+        assert argv[0] not in ("baseline", "solve") or "--overwrite" in result.err, (argv, result)
     assert not out.exists()
 
 

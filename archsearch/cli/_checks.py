@@ -138,11 +138,12 @@ def _describe(record: Any) -> str:
 
 
 def _read_record(out: Path) -> Any:
-    import json
+    from archsearch._jsonio import read_json
+    from archsearch.errors import ArchsearchError
 
-    try:
-        return json.loads((out / "candidates.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    try:  # the one reader: a file nested 100 000 deep or of 5000-digit numbers is "not a run", not a traceback
+        return read_json(out / "candidates.json", what="run", expect_object=False)
+    except ArchsearchError:
         return None
 
 
