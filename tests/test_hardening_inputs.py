@@ -593,3 +593,14 @@ def test_hostile_files_for_the_heavy_readers(name: str, ws: argparse.Namespace, 
     saved.write_bytes(data)
     refused(capsys, ["solve", "--space", "deepmad-cifar", "--budget", "macs=5M,latency=3ms", "--max-nodes", "1"],
             keep=(*keep, saved.parent), needle="latency")
+
+
+@pytest.mark.slow
+def test_calibrate_a_grey_image_space(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by hand while fuzzing: whole models of a 1-channel space (deepmad-fmnist) were timed on 3-channel
+    inputs, a RuntimeError after the blocks' timings."""
+    cache = Path(os.environ["ARCHSEARCH_CACHE"])
+    result = call(capsys, ["calibrate", "--space", "deepmad-fmnist", "--samples", "1", "--models", "1", "--rounds", "1",
+                           "--threads", "1", "--format", "json"], keep=(tmp_path,))
+    assert result.rc == 0, result
+    assert json.loads(result.out)["space"] == "deepmad-fmnist" and (cache / "latency" / "cpu" / "deepmad-fmnist.json").is_file()

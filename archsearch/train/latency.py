@@ -679,7 +679,8 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
     wholes, specs = [], []
     for _ in range(models):
         spec = random_spec()
-        c_in = getattr(spec, "in_channels", 3)
+        # ViT-like specs carry in_channels, CNNs their stem's (deepmad-fmnist's grey images: 1)
+        c_in = getattr(spec, "in_channels", None) or getattr(getattr(spec, "stem", None), "in_channels", 3)
         specs.append(spec)
         wholes.append((summed_features(list(model_units(spec))),
                        (build_model(spec).to(dev), torch.randn(batch, c_in, res, res, device=dev))))
