@@ -496,6 +496,15 @@ def test_a_spec_with_an_unknown_family_suggests_the_closest(tmp_path: Path, caps
     assert "did you mean 'tinyvit'" in refused(capsys, ["show", tmp_path / "s.json"], keep=(tmp_path,)).err
 
 
+def test_an_unknown_block_names_its_stage_and_the_closest_block(ws: argparse.Namespace, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    spec = json.loads(ws.spec.read_text())
+    spec["stages"][1]["block"] = "k1dk1"
+    (tmp_path / "s.json").write_text(json.dumps(spec))
+    result = refused(capsys, ["show", tmp_path / "s.json"], keep=(tmp_path,))
+    assert "stages[1]" in result.err and "did you mean 'k1dwk1'" in result.err, result
+
+
 # -------------------------------------------------------------------------- every command, every file
 
 def test_every_subcommand_answers_hostile_arguments(ws: argparse.Namespace, keep: tuple[Path, ...], tmp_path: Path,

@@ -112,8 +112,8 @@ def _dataclass_from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     kwargs = {k: _from_value(hints[k], v, f"{where}.{k}") for k, v in data.items() if k in fields}
     try:
         return cls(**kwargs)
-    except ArchsearchError:
-        raise
+    except ArchsearchError as exc:  # the class's own check: prefixed with where in the file it is
+        raise SpecError(f"{where}: {exc}") from None
     except (TypeError, ValueError, ArithmeticError, LookupError) as exc:  # a value the class's own checks did not foresee
         raise SpecError(f"{where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 

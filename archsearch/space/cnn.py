@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Literal
 
-from archsearch.errors import SpecError
+from archsearch.errors import SpecError, did_you_mean
 from archsearch.space.base import MAX_CLASSES, ArchSpec, check_int, register_family
 
 __all__ = ["BLOCK_TYPES", "SHORTCUTS", "StemSpec", "StageSpec", "CNNSpec", "conv_out", "pool_out", "se_channels"]
@@ -126,7 +126,7 @@ class StageSpec:
 
     def __post_init__(self) -> None:
         if self.block not in BLOCK_TYPES:
-            raise SpecError(f"stage.block: expected one of {list(BLOCK_TYPES)}, got {self.block!r}")
+            raise SpecError(f"stage.block: expected one of {list(BLOCK_TYPES)}, got {self.block!r}{did_you_mean(self.block, BLOCK_TYPES)}")
         check_int("stage", "in_channels", self.in_channels, 1, 16384)
         check_int("stage", "out_channels", self.out_channels, 1, 16384)
         check_int("stage", "bottleneck", self.bottleneck, 1, 65536)
@@ -140,7 +140,7 @@ class StageSpec:
         if self.se and self.block != "k1dwk1":
             raise SpecError(f"stage.se: squeeze-excitation is only offered for the k1dwk1 block, not {self.block!r}")
         if self.shortcut not in SHORTCUTS:
-            raise SpecError(f"stage.shortcut: expected one of {list(SHORTCUTS)}, got {self.shortcut!r}")
+            raise SpecError(f"stage.shortcut: expected one of {list(SHORTCUTS)}, got {self.shortcut!r}{did_you_mean(self.shortcut, SHORTCUTS)}")
         if self.shortcut == "conv" and self.block == "k1dwk1":
             raise SpecError("stage.shortcut: 'conv' is offered for the k1kxk1 and basic blocks, not k1dwk1 "
                             "(DeepMAD's inverted residual never projects its shortcut); use 'auto'")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from archsearch.errors import SpecError
+from archsearch.errors import SpecError, did_you_mean
 from archsearch.space.base import MAX_CLASSES, ArchSpec, check_int, register_family
 
 __all__ = ["MCiSpec", "TOKEN_MIXERS", "MCI_TEMPLATES", "mci_template", "half_up"]
@@ -106,7 +106,7 @@ class MCiSpec(ArchSpec):
             check_int("mci", f"dims[{i}]", d, 1, 16384)
             check_int("mci", f"depths[{i}]", depth, 1, 256)
             if mixer not in TOKEN_MIXERS:
-                raise SpecError(f"mci.token_mixers[{i}]: expected one of {list(TOKEN_MIXERS)}, got {mixer!r}")
+                raise SpecError(f"mci.token_mixers[{i}]: expected one of {list(TOKEN_MIXERS)}, got {mixer!r}{did_you_mean(mixer, TOKEN_MIXERS)}")
             for field, flag in (("pos_embs", pos), ("se_downsamples", se)):
                 if not isinstance(flag, bool):
                     raise SpecError(f"mci.{field}[{i}]: expected true or false, got {flag!r}")
