@@ -519,6 +519,9 @@ def test_every_subcommand_answers_hostile_arguments(ws: argparse.Namespace, keep
     for command in ("pareto", "results", "validate", "report", "show"):
         for bad in ("/no/such/run", "\x7f", "x" * 300, str(ws.root / "run" / "pareto.csv")):
             refused(capsys, [command, bad], keep=keep)
+    for command in ("pareto", "report"):  # a file that is no run is skipped with a note: not before an error
+        refused(capsys, [command, ws.run / "pareto.csv", "/no/such/run", "-o" if command == "report" else "--format",
+                         tmp_path / "r.html" if command == "report" else "json"], keep=keep, needle="/no/such/run")
 
 
 # ------------------------------------------------------------------------------------- subprocesses

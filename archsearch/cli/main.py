@@ -1109,6 +1109,10 @@ def _expand_runs(paths: Sequence[str]) -> list[str]:
         else:
             runs.append(text)
     if skipped and runs:
+        from archsearch.results import load_run
+
+        for run in runs:  # a bad run is the one line of an error, never after a note
+            load_run(run)
         err(f"note: skipped {len(skipped)} file(s) that are not runs: {', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
     elif skipped:
         raise SpecError(f"run: {skipped[0]} is not a run directory or candidates.json")
