@@ -318,7 +318,7 @@ def _mutated_specs(draw: st.DrawFn, spec: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzz_mutated_specs_and_runs(data: st.DataObject, ws: argparse.Namespace, tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
@@ -392,7 +392,7 @@ def test_bad_numbers_are_refused_naming_the_option(command: str, flag: str, inte
             assert "expected" in result.err and " and <" in result.err, (flag, value, result)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzz_numbers(data: st.DataObject, ws: argparse.Namespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Any text for any numeric option: either the option is named in the one-line error, or the
@@ -448,7 +448,7 @@ def test_a_fractional_count_is_never_rounded_in_the_echo(tmp_path: Path, capsys:
     assert Budget.parse("macs=1e18").macs == 10**18
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(text=st.text(alphabet=st.sampled_from(list("macsparmlenytofi=,.:;0123456789eEKMGTus -+\x00é")), max_size=30))
 def test_fuzz_budget_text(text: str) -> None:
     """Budget.parse either refuses with a BudgetError or returns whole counts in [1, 1e18] that are the
