@@ -590,3 +590,16 @@ def test_a_password_in_an_old_runs_provenance_never_reaches_the_report(run_dir: 
     assert_clean(code, out, err, expect=0)
     html = Path("r.html").read_text()
     assert SECRET not in html and "postgresql://u:***@db/x" in html
+
+
+def test_the_real_entry_point_masks_and_answers_in_one_line(run_dir: Path) -> None:
+    """``python -m archsearch`` in its own process: the same one line, exit 2, no password, no traceback."""
+    import sys
+
+    env = {**os.environ, STORAGE_ENV: f"postgresql+psycopg2://u:{SECRET}@127.0.0.1:1/db"}
+    proc = subprocess.run([sys.executable, "-m", "archsearch", "results", "run"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert_clean(proc.returncode, proc.stdout, proc.stderr, needle="cannot connect")
+    proc = subprocess.run([sys.executable, "-m", "archsearch", "report", "run", "-o", "/dev/null"], capture_output=True,
+                          text=True, timeout=120)
+    assert_clean(proc.returncode, proc.stdout, proc.stderr, needle="not a regular file")
