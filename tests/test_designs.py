@@ -113,7 +113,8 @@ def test_cli_design_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytes
              (["baseline", "--space", "deepmad-fmnist", "--budget", "macs=10K"], "no uniform scaling"),
              (["sample", "--space", "deepmad-fmnist", "-n", "0"], "-n: expected"),
              (["sample", "--space", "deepmad-fmnist", "--seed", "-1"], "--seed: expected"),
-             (["show", str(tmp_path / "file"), "--space", "nope"], "spec"),
+             (["show", str(tmp_path / "file"), "--space", "deepmad-fmnist"], "spec"),
+             (["show", str(tmp_path / "file"), "--space", "nope"], "nope"),  # names are checked before files are read
              (["baseline", "--space", "nvit", "--no-depth-penalty"], "--no-depth-penalty")]
     for argv, needle in cases:
         assert main(argv) == 2, argv
