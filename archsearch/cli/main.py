@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from archsearch import __version__
 from archsearch.cli._args import Parser, check_names, check_numbers, check_paths
-from archsearch.cli._checks import check_run_target, preflight
+from archsearch.cli._checks import check_output, check_run_target, preflight
 from archsearch.cli._output import err, fmt, print_json, print_table
 from archsearch.errors import ArchsearchError, BudgetError, SpecError
 from archsearch.space.budget import BUDGET_KEYS, Budget, format_count, parse_count, parse_latency
@@ -877,6 +877,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise SpecError(f"--trials: expected an integer >= 1, got {args.trials}")
     name = args.study or _run_name(space.name, budget)
     run_dir = Path(args.out or Path("runs") / name)
+    if not args.out:
+        check_output("--out", str(run_dir), "run")  # the default run directory, checked as a given one is
     solver, options = _solver_for(space, args)
     _set_threads(args.threads)
     main_rank = os.environ.get("RANK", "0") == "0"
