@@ -641,3 +641,58 @@ def test_solver_matches_brute_force_in_the_reference_codes_space_and_counting(pe
     assert all(s.shortcut == "conv" for s in best.spec.stages) and best.macs == cnn_macs(best.spec)
     assert all(s.bottleneck >= max(8, round(s.out_channels / 80) * 8) for s in best.spec.stages)
     assert free[1].score > res.best.score + 1e-6
+
+
+@pytest.mark.parametrize("name", ["deepmad-r50", "deepmad-r18", "deepmad-mbv2"])
+def test_relaxation_never_cuts_off_a_design(name: str) -> None:
+    """Every cut of the relaxation (the inner-width rule's chord and totals, the W cones, the FLOPs row) is valid:
+    for random designs of the paper's spaces, the relaxation of the box holding only that design, and of random
+    boxes around it, is feasible and at least its score."""
+    import random
+
+    from archsearch.solvers.deepmad import UNSOLVED, _Node, _Relaxation, _root
+    from archsearch.solvers.designs import sample
+
+    space = get_space(name)
+    prog = DeepMADProgram(space, space.budget)
+    relax = _Relaxation(prog, "CLARABEL")
+    root = _root(prog)
+    relax.bound_entropy(root)
+    rng = random.Random(0)
+    solved = unsolved = 0
+    for cand in sample(space, n=4, seed=1):
+        d = prog.from_spec(cand.spec)
+        score = prog.evaluate(d).score
+        point = _Node(lo=d.L, hi=d.L, kernels=tuple((k,) for k in d.k), wlo=(d.c0,) + d.c, whi=(d.c0,) + d.c,
+                      blo=d.b, bhi=d.b)
+        boxes = [point]
+        for _ in range(2):
+            def widen(lo: tuple[int, ...], hi: tuple[int, ...], rlo: tuple[int, ...], rhi: tuple[int, ...], step: int):
+                return (tuple(max(a, x - step * rng.randint(0, 20)) for a, x in zip(rlo, lo)),
+                        tuple(min(b, x + step * rng.randint(0, 20)) for b, x in zip(rhi, hi)))
+            lo, hi = widen(d.L, d.L, root.lo, root.hi, 1)
+            wlo, whi = widen((d.c0,) + d.c, (d.c0,) + d.c, root.wlo, root.whi, prog.m)
+            blo, bhi = widen(d.b, d.b, root.blo, root.bhi, prog.m)
+            boxes.append(_Node(lo, hi, tuple(tuple(space.kernels) if rng.random() < 0.5 else (k,) for k in d.k),
+                               wlo, whi, blo, bhi))
+        for box in boxes:
+            res = relax.solve(box)
+            assert res is not None, (d, box)  # never proven infeasible
+            if res is UNSOLVED:  # no bound, no pruning (a box of one design is then evaluated exactly)
+                unsolved += 1
+                continue
+            assert res[0] >= score - 1e-6 * abs(score), (d, box, res[0], score)
+            solved += 1
+    assert solved >= 3 * unsolved
+
+
+def test_solver_matches_brute_force_where_the_inner_width_rule_cuts_bind() -> None:
+    """Outputs of 120-256 channels, where the relaxation's inner-width cuts (the chord of log(out/10 - 4), the
+    repeated blocks' totals and their b^2 k^2 cone) bind: the solve still equals enumeration."""
+    space = _tiny("k1kxk1", shortcut="conv", bottleneck_rule="deepmad", bottleneck_ratio=(0.0625, 0.25),
+                  stem_widths=(64, 64), widths=(120, 256), kernels=(3,), depths=(1, 3), first_depth_max=1, rho0=0.6,
+                  budget=Budget(params=100_000))
+    prog = DeepMADProgram(space, space.budget)
+    assert prog.b_range(208) == (24, 48) and prog.b_range(200)[0] == 16  # smart_round(20.8) = 24; 20 ties to 16
+    best = prog.from_spec(_check_solve(space, space.budget, penalty=True).best.spec)
+    assert best.c[1] >= 200 and best.b[1] == prog.b_range(best.c[1])[0]  # the rule binds at a wide output

@@ -44,6 +44,8 @@ class CompiledProblem:
         from cvxpy import settings as s
         from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import dims_to_solver_cones
 
+        if not problem.is_dpp():  # its compiled data would hold the parameters' values at compilation
+            raise ValueError("CompiledProblem needs a DPP problem (cvxpy's Disciplined Parametrized Programming)")
         for param in problem.parameters():  # the compilation needs values; any will do
             if param.value is None:
                 param.value = np.ones(param.shape)
@@ -103,7 +105,8 @@ class CompiledProblem:
         import scipy.sparse as sp
 
         vec = self._param_vector()
-        a = sp.csc_array((-(self._ta @ vec), self._a_indices, self._a_indptr), shape=self.shape)
+        a = sp.csc_array((-(self._ta @ vec), self._a_indices.copy(), self._a_indptr.copy()), shape=self.shape)
+        a.eliminate_zeros()  # as cvxpy passes it (explicit zeros change Clarabel's path; it failed on some nodes)
         b = np.zeros(self.shape[0])
         b[self._b_rows] = self._tb @ vec
         qd = self._tq @ vec

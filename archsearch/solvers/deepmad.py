@@ -198,11 +198,35 @@ class _Relaxation:
         cons += [self.delta >= self.dl_lo, self.delta <= self.dl_hi,
                  self.D >= cp.exp(self.delta), self.D <= cp.multiply(self.sec_slope, self.delta) + self.sec_icpt]
         # inner-width ratio in M space (kernels at their range ends)
-        lo_r, hi_r = prog.space.min_inner_ratio(), prog.space.bottleneck_ratio[1]  # the least b/out of any design
-        cons += [self.M[:, col["b"]] >= lo_r * self.M[:, col["c"]], self.M[:, col["b"]] <= hi_r * self.M[:, col["c"]]]
+        # the least b / out of the box's designs (:meth:`inner_ratio`): the inner-width rule at the box's widths
+        lo_r, hi_r = prog.space.min_inner_ratio(), prog.space.bottleneck_ratio[1]
+        self.lo_ratio, self.lo_ratio_k2 = cp.Parameter(n, nonneg=True), cp.Parameter(n, nonneg=True)
+        self._ratios: dict[int, float] = {}
+        cons += [self.M[:, col["b"]] >= cp.multiply(self.lo_ratio, self.M[:, col["c"]]),
+                 self.M[:, col["b"]] <= hi_r * self.M[:, col["c"]]]
+        if getattr(prog.space, "bottleneck_rule", "ratio") == "deepmad":
+            # b >= smart_round(out / 10) >= max(8, out / 10 - 4) (to the nearest multiple of 8): linear in the
+            # repeated blocks' totals; and in log space y >= g(x) = log(e^x / 10 - 4), concave, so its chord
+            # over the box's range of x (from x = log 120, where g = log 8, below which b >= 8 binds) lies
+            # below it: y >= slope x + icpt. The ratio rows bind only at the box's narrowest output; R50's
+            # fixed-structure relaxation put b = 82 at out = 982 with them alone (the rule asks 96), and its
+            # value falls 52 731 -> 52 390 with the chord (the best design of that structure: 51 907)
+            cons.append(self.M[:, col["b"]] >= 0.1 * self.M[:, col["c"]] - (4.0 / self.KAPPA) * self.D)
+            # which the b^2 k^2 totals must pay: (D b)^2 k^2 <= D (D b^2 k^2), a rotated cone in the totals,
+            # M_b^2 K k_lo^2 <= (D + off) M_bbk (off = 1 where D may be 0: looser, still valid, and off
+            # the cone's boundary)
+            self.quad_inv, self.quad_off = cp.Parameter(n, nonneg=True), cp.Parameter(n, nonneg=True)
+            d_off = cp.Variable(n)  # D + off, a variable so that the cone holds no parameter (DPP)
+            cons.append(d_off == self.D + self.quad_off)
+            for i in range(n):
+                # scaled by sqrt(KAPPA): (D b)^2 / D <= D b^2 k^2 / k^2 in units near 1
+                cons.append(cp.quad_over_lin(math.sqrt(self.KAPPA) * self.M[i, col["b"]], d_off[i])
+                            <= self.quad_inv[i] * self.M[i, col["bbk"]])
+            self.rule_slope, self.rule_icpt = cp.Parameter(n, nonneg=True), cp.Parameter(n)
+            cons.append(z[1 + n: 1 + 2 * n] >= cp.multiply(self.rule_slope, z[1: 1 + n]) + self.rule_icpt)
         self.k2_lo, self.k2_hi = cp.Parameter(n, nonneg=True), cp.Parameter(n, nonneg=True)
         if prog.bottleneck:  # b^2 k^2 vs c b
-            cons += [self.M[:, col["bbk"]] >= lo_r * cp.multiply(self.k2_lo, self.M[:, col["cb"]]),
+            cons += [self.M[:, col["bbk"]] >= cp.multiply(self.lo_ratio_k2, self.M[:, col["cb"]]),
                      self.M[:, col["bbk"]] <= hi_r * cp.multiply(self.k2_hi, self.M[:, col["cb"]])]
         # costs: first blocks (log_sum_exp <= log s) + repeated blocks (linear in M, D) <= 1
         self.first_macs, self.first_params = self._first_rows()
@@ -237,6 +261,16 @@ class _Relaxation:
             cons.append(s_ + cp.sum(cp.multiply(rep_lat * self.KAPPA / b.latency_ms, self.M))
                         + (rep_lat_d / b.latency_ms) @ self.D <= 1)
             self.budget_rows.append((cons[-1], rep_lat * self.KAPPA / b.latency_ms))
+        # FLOPs in the reference code's count (:meth:`DeepMADProgram.flops`): the conv MACs at its real sides
+        # plus BatchNorm and ReLU (3 per output element of every conv); a posynomial like the MACs row. Without
+        # it the relaxation bounded the FLOPs only through the MACs they contain, ~1.5 % less at R50, and its
+        # solutions broke the FLOPs budget when rounded
+        if b.flops is not None:
+            f_rows, f_coefs, rep_f = self._flops_terms()
+            s_ = cp.Variable(pos=True)
+            cons.append(cp.log_sum_exp(np.array(f_rows) @ z + _log_coef(np.array(f_coefs) / b.flops)) <= cp.log(s_))
+            cons.append(s_ + cp.sum(cp.multiply(rep_f * self.KAPPA / b.flops, self.M)) <= 1)
+            self.budget_rows.append((cons[-1], rep_f * self.KAPPA / b.flops))
         self.mem_groups: list[tuple[Any, int, list[tuple[float, bool]]]] = []
         if b.memory is not None:
             for sb, rows_, coefs in self._memory_posynomials():
@@ -258,16 +292,16 @@ class _Relaxation:
         for r, (a, b_, c) in enumerate(self.w_mc):
             rhs = cp.multiply(a, widths) + cp.multiply(b_, d3) + c
             cons.append(self.W <= rhs if r < 2 else self.W >= rhs)
-        # where D may be 0 the cone would sit on its boundary (y = 0), which interior-point solvers reach only
-        # inaccurately: there it is switched off (off = 1, shift large: then it holds for every M >= 0)
-        self.cone_off, self.cone_shift = cp.Parameter(n, nonneg=True), cp.Parameter(n, nonneg=True)
-        self.w_coef = []
+        # switched off (on = 0: the cone reads (-1, 1, M + 1), which every M >= 0 satisfies) where D may be 0,
+        # whose cone boundary (y = 0) interior-point solvers reach only inaccurately, and where D is fixed:
+        # there the links above are exact already and the repeated cone leaves Clarabel inaccurate
+        self.cone_on, self.cone_off = cp.Parameter(n, nonneg=True), cp.Parameter(n, nonneg=True)
         for j in range(J):
             row = rows[0, j]  # the same monomial in every superblock: its exponents of (x_o, y, kappa)
             coef = np.array([row[1], row[1 + n], row[1 + 2 * n]])
-            self.w_coef.append(coef)
-            cons.append(cp.constraints.ExpCone(self.W @ coef - math.log(self.KAPPA) * self.D - self.cone_shift,
-                                               self.D + self.cone_off, self.M[:, j] + self.cone_off))
+            cons.append(cp.constraints.ExpCone(
+                cp.multiply(self.cone_on, self.W @ coef - math.log(self.KAPPA) * self.D) - self.cone_off,
+                cp.multiply(self.cone_on, self.D) + self.cone_off, self.M[:, j] + self.cone_off))
         self.u = cp.Variable(n)
         cons.append(self.u <= self.W @ np.array([1.0, ny, 1.0]))
         theta = {"cb": 1.0, "bbk": 0.5} if prog.bottleneck else {"cb": 1.0}
@@ -304,7 +338,9 @@ class _Relaxation:
             e = np.zeros(nz); e[o], e[p] = 1, -1; rows_l.append(e); rhs.append(math.log(prog.space.max_width_ratio))
             e = np.zeros(nz); e[o], e[y] = 1, -1; rows_l.append(e); rhs.append(-math.log(lo_r))  # y >= x + log r_lo
             e = np.zeros(nz); e[y], e[o] = 1, -1; rows_l.append(e); rhs.append(math.log(hi_r))
-        cons.append(np.array(rows_l) @ z <= np.array(rhs))
+        self.rule_rhs = np.array(rhs)
+        self.rule_rhs_param = cp.Parameter(len(rhs))  # the y >= x + log r_lo rows take the box's ratio
+        cons.append(np.array(rows_l) @ z <= self.rule_rhs_param)
         self.zl = cp.Parameter(nz)
         self.zu = cp.Parameter(nz)
         self.box_cons += [z >= self.zl, z <= self.zu]
@@ -419,6 +455,40 @@ class _Relaxation:
         return (np.array(macs, float) / bm, np.array(params, float) / bp,
                 rep_m * self.KAPPA / bm, rep_p * self.KAPPA / bp, rep_pd)
 
+    def _flops_terms(self) -> tuple[list[list[float]], list[float], np.ndarray]:
+        """The reference FLOPs (:meth:`DeepMADProgram.flops`) as posynomial terms: the stem's and every first
+        block's ``(exponent rows, coefficients)`` in ``z``, the repeated blocks' coefficients of the monomials
+        of ``M`` (per block). Terms only some designs of a box have (a projection a stride-1 superblock makes
+        only when its width changes, the inverted residual's pooled shortcut) are left out, so the row never
+        exceeds a design's FLOPs; coefficients are shaded by 1e-12 for the float sides."""
+        prog, n, e, col = self.prog, self.prog.n, self._e, self.col
+        (stem2, *sides), den = prog._flops_sides
+        shade = 1.0 - 1e-12
+        rows, coefs = [e(x0=1)], [(prog.cin0 * prog.ks**2 + 3) * stem2 / den * shade]
+        rep = np.zeros((n, len(self.mono)))
+        for i in range(n):
+            p, o, y, k = f"x{i}", f"x{i + 1}", f"y{i}", f"k{i}"
+            ri2, ro2 = (v / den * shade for v in sides[i])
+            s = prog.strides[i]
+            if prog.bottleneck:
+                terms = [(e(**{p: 1, y: 1}), ri2), (e(**{y: 1}), 3 * ri2 + 3 * ro2), (e(**{y: 2, k: 1}), ro2),
+                         (e(**{o: 1, y: 1}), ro2), (e(**{o: 1}), 3 * ro2)]
+                if s == 2:
+                    terms.append((e(**{p: 1}), ri2))
+                if s != 1 or prog.force_projection:
+                    terms += [(e(**{p: 1, o: 1}), ro2), (e(**{o: 1}), 3 * ro2)]
+                per = {"cb": 2 * ro2, "bbk": ro2, "b": 6 * ro2, "c": 3 * ro2}
+            else:
+                terms = [(e(**{p: 1, y: 1}), ri2), (e(**{y: 1}), 3 * ri2 + 3 * ro2), (e(**{y: 1, k: 1}), ro2),
+                         (e(**{o: 1, y: 1}), ro2), (e(**{o: 1}), 3 * ro2)]
+                per = {"cb": 2 * ro2, "bk": ro2, "b": 6 * ro2, "c": 3 * ro2}
+            for row, coef in terms:
+                rows.append(row)
+                coefs.append(coef)
+            for name, value in per.items():
+                rep[i, col[name]] = value
+        return rows, coefs, rep
+
     def _latency_terms(self) -> tuple[list[list[float]], list[float], np.ndarray, np.ndarray]:
         """The predicted latency (ms) as posynomial terms: the stem, the first block of every superblock
         and the head as ``(exponent rows, coefficients)`` in ``z``; the repeated blocks as coefficients of
@@ -512,6 +582,20 @@ class _Relaxation:
         out.append((0, [e(x0=1), e()], [(prog.r0**2, False), (prog.cin0 * prog.resolution**2, False)]))
         return out
 
+    def inner_ratio(self, width_lo: int) -> float:
+        """The least ``b / out`` of the designs whose output width is at least ``width_lo``: the inner-width
+        rule (``b >= smart_round(out / 10)`` in the DeepMAD spaces) gives about 0.1 at wide outputs where the
+        space's least ratio (:meth:`SearchSpace.min_inner_ratio`, 0.083 at out = 96) is far looser."""
+        ratio = self._ratios.get(width_lo)
+        if ratio is None:
+            sp, m = self.prog.space, self.prog.m
+            start = max(sp.widths[0], -(-width_lo // m) * m)
+            widths = range(start, sp.widths[1] + 1, m)
+            ratio = min((self.prog.b_range(c)[0] / c for c in widths), default=sp.min_inner_ratio())
+            ratio = max(ratio, sp.min_inner_ratio()) * (1 - 1e-12)
+            self._ratios[width_lo] = ratio
+        return ratio
+
     def box(self, node: _Node) -> tuple[np.ndarray, np.ndarray]:
         """Bounds of ``z`` in a node."""
         n = self.prog.n
@@ -534,9 +618,10 @@ class _Relaxation:
         row[o], row[y], row[k] = 1.0, ny, 1.0
         return zl[o] + ny * yl + zl[k], zu[o] + ny * yu + zu[k], row
 
-    def solve(self, node: _Node) -> tuple[float, np.ndarray] | None:
+    def solve(self, node: _Node, ratios: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
         """Returns ``(relaxed objective, z*)`` (the depth penalty included), ``None`` when the relaxation is
-        proven infeasible, or :data:`UNSOLVED` when the backend fails."""
+        proven infeasible, or :data:`UNSOLVED` when the backend fails. ``ratios``: the least ``b / out`` per
+        superblock instead of the box's (a heuristic's choice: then the value bounds nothing)."""
         cp, prog, n = self.cp, self.prog, self.prog.n
         zl, zu = self.box(node)
         if np.any(zl > zu + 1e-12):
@@ -545,6 +630,24 @@ class _Relaxation:
             _assign(param, _log_coef(np.array([0.0 if (rest and node.lo[sb] < 2) else c for c, rest in coefs]) / (prog.budget.memory / 4)))
         _assign(self.k2_lo, np.exp(zl[1 + 2 * n:]))
         _assign(self.k2_hi, np.exp(zu[1 + 2 * n:]))
+        if ratios is None:
+            ratios = np.array([self.inner_ratio(w) for w in node.wlo[1:]])
+        _assign_all((self.lo_ratio, ratios), (self.lo_ratio_k2, ratios * np.exp(zl[1 + 2 * n:])))
+        if getattr(prog.space, "bottleneck_rule", "ratio") == "deepmad":
+            slope, icpt = np.zeros(n), np.full(n, -1e3)
+            for i in range(n):
+                xa, xb = max(zl[1 + i], math.log(120.0)), zu[1 + i]
+                if xb > xa + 1e-9:
+                    ga, gb = math.log(math.exp(xa) / 10 - 4), math.log(math.exp(xb) / 10 - 4)
+                    slope[i] = (gb - ga) / (xb - xa)
+                    icpt[i] = ga - slope[i] * xa - 1e-9
+            _assign_all((self.rule_slope, slope), (self.rule_icpt, icpt))
+            _assign_all((self.quad_inv, np.exp(-zl[1 + 2 * n:]) * (1 + 1e-4)),  # shaded: at a point the cone is tight
+                        (self.quad_off, ((np.array(node.lo) < 1.5) | (  # D may be 0, or out and inner fixed
+                            (zu[1: 1 + n] - zl[1: 1 + n] < 1e-12) & (zu[1 + n: 1 + 2 * n] - zl[1 + n: 1 + 2 * n] < 1e-12))).astype(float)))
+        rule_rhs = self.rule_rhs.copy()
+        rule_rhs[2::4] = -np.log(ratios)
+        _assign(self.rule_rhs_param, rule_rhs)
         d_lo = np.array(node.lo, float) - 1
         d_hi = np.array(node.hi, float) - 1
         dl_lo, dl_hi, slope, icpt = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
@@ -581,18 +684,20 @@ class _Relaxation:
         # McCormick of W = D (x_o, y, kappa): upper D_hi w + lo D - D_hi lo, D_lo w + hi D - D_lo hi; lower
         # D_lo w + lo D - D_lo lo, D_hi w + hi D - D_hi hi
         lo3, hi3 = np.zeros((n, 3)), np.zeros((n, 3))
-        lo_r, hi_r = prog.space.min_inner_ratio(), prog.space.bottleneck_ratio[1]
+        hi_r = prog.space.bottleneck_ratio[1]
         for i in range(n):
             o, y, k = 1 + i, 1 + n + i, 1 + 2 * n + i
-            lo3[i] = zl[o], max(zl[y], zl[o] + math.log(lo_r)), zl[k]
+            lo3[i] = zl[o], max(zl[y], zl[o] + math.log(ratios[i])), zl[k]
             hi3[i] = zu[o], min(zu[y], zu[o] + math.log(hi_r)), zu[k]
         dl3, dh3 = np.repeat(np.maximum(d_lo, 0.0)[:, None], 3, 1), np.repeat(d_hi[:, None], 3, 1)
-        for (a, b_, c), (av, bv, cv) in zip(self.w_mc, ((dh3, lo3, -dh3 * lo3), (dl3, hi3, -dl3 * hi3),
-                                                        (dl3, lo3, -dl3 * lo3), (dh3, hi3, -dh3 * hi3))):
+        # (each piece loosened by 1e-6 so that a fixed depth, where upper and lower pieces meet, leaves the
+        # interior-point solver a strictly feasible W)
+        eps = 1e-6 * (1.0 + dh3 * np.maximum(np.abs(lo3), np.abs(hi3)))
+        for (a, b_, c), (av, bv, cv) in zip(self.w_mc, ((dh3, lo3, -dh3 * lo3 + eps), (dl3, hi3, -dl3 * hi3 + eps),
+                                                        (dl3, lo3, -dl3 * lo3 - eps), (dh3, hi3, -dh3 * hi3 - eps))):
             _assign_all((a, av), (b_, bv), (c, cv))
-        off = (d_lo < 0.5).astype(float)  # D may be 0
-        w_max = np.array([max(float(np.maximum(c, 0) @ hi3[i]) for c in self.w_coef) for i in range(n)])
-        _assign_all((self.cone_off, off), (self.cone_shift, off * (d_hi + 1.0) * (w_max + 40.0)))
+        off = ((d_lo < 0.5) | (d_hi - d_lo < 0.5)).astype(float)  # D may be 0, or D fixed
+        _assign_all((self.cone_on, 1.0 - off), (self.cone_off, off))
         a_up, mc_z, mc_0 = np.zeros(self.n_stages), np.zeros((self.n_stages, self.nz)), np.zeros(self.n_stages)
         for s, end in enumerate(prog.ends):
             idx = 0 if end < 0 else 1 + end
@@ -618,11 +723,21 @@ class _Relaxation:
         self.solves += 1
         # a failed or inconclusive solve must never prune: retry with more iterations, then report
         # UNSOLVED so the caller keeps the parent's bound
-        status, objective = None, None
-        for options in ({}, {"max_iter": 2000, "tol_feas": 1e-7, "tol_gap_rel": 1e-7}):
+        # an infeasibility verdict prunes, so it must come twice: Clarabel calls a few tight boxes infeasible
+        # that another regularisation solves (R18: the box of a single design whose inner-width cone is tight)
+        status, objective, verdicts = None, None, 0
+        for options in ({}, {"static_regularization_constant": 1e-6}, {"max_iter": 2000, "tol_feas": 1e-7, "tol_gap_rel": 1e-7}):
             status, objective = self._run(self.problem, self.compiled, options)
-            if status in ("optimal", "optimal_inaccurate", "infeasible"):
+            verdicts += status == "infeasible"
+            if status in ("optimal", "optimal_inaccurate") or verdicts == 2:
                 break
+        if status == "infeasible" and verdicts < 2:
+            status = None
+        if status not in ("optimal", "optimal_inaccurate", "infeasible") and hasattr(self, "rule_icpt"):
+            # Clarabel stalls on a few boxes with the inner-width chord (R50: depths <= 4); without it the
+            # relaxation is looser but still valid
+            _assign_all((self.rule_slope, np.zeros(n)), (self.rule_icpt, np.full(n, -1e3)))
+            status, objective = self._run(self.problem, self.compiled, {})
         self.last_status = status
         self.sol, self._duals = {}, {}
         if status == "infeasible":
@@ -1158,7 +1273,8 @@ class DeepMADSolver(BaseSolver):
             if res is UNSOLVED:  # keep the parent's bound; split the widest range blindly
                 stats_unsolved[0] += 1
                 children = self._split_widest(node, prog.m)
-                if not children:
+                if not children:  # a box of one design: its exact score stands in for the missing bound
+                    search.evaluate(Design(node.wlo[0], node.wlo[1:], node.blo, tuple(k[0] for k in node.kernels), node.lo))
                     return
             else:
                 # shrink the box around the designs that can still beat the incumbent (reduced costs), and
