@@ -55,6 +55,7 @@ import numpy as np
 
 from archsearch.errors import SpecError
 from archsearch.objectives.deepmad import DEPTH_PENALTY_SCALE
+from archsearch.solvers.base import UNSOLVED as NO_DESIGN  # the status; UNSOLVED below is a relaxation's
 from archsearch.solvers.base import (
     FEASIBLE, GAP_OPTIMAL, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
     latency_provenance, relative_gap,
@@ -1385,7 +1386,7 @@ class DeepMADSolver(BaseSolver):
                                    if prog.latency_model is not None else {})})
         if search.best is None:
             if heap:  # stopped early with open nodes and nothing feasible yet
-                return SolveResult(FEASIBLE, sp.name, budget, [], bound, math.inf, stats)
+                return SolveResult(NO_DESIGN, sp.name, budget, [], bound, math.inf, stats)
             smallest = smallest_costs(space, budget, rho0=prog.rho0, resolution=prog.resolution)
             return SolveResult(INFEASIBLE, sp.name, budget, [], -math.inf, math.inf, stats, smallest)
         best_score = search.best[1].score
