@@ -360,11 +360,11 @@ def test_an_unsolvable_root_relaxation_is_not_pruned(monkeypatch: pytest.MonkeyP
         tightened.append(out)
         return out
 
-    def flaky(self, node):  # the backend fails on the root box that the search starts from
+    def flaky(self, node, *args, **kw):  # the backend fails on the root box that the search starts from
         if tightened and node == tightened[0]:
             failed.append(node)
             return deepmad.UNSOLVED
-        return solve(self, node)
+        return solve(self, node, *args, **kw)
 
     monkeypatch.setattr(deepmad._Relaxation, "tighten", record)
     monkeypatch.setattr(deepmad._Relaxation, "solve", flaky)
