@@ -616,3 +616,17 @@ def test_calibrate_a_grey_image_space(tmp_path: Path, capsys: pytest.CaptureFixt
                            "--threads", "1", "--format", "json"], keep=(tmp_path,))
     assert result.rc == 0, result
     assert json.loads(result.out)["space"] == "deepmad-fmnist" and (cache / "latency" / "cpu" / "deepmad-fmnist.json").is_file()
+
+
+def test_cuda_without_a_driver_is_refused_before_torch(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """``--device cuda`` on a machine with no NVIDIA driver: one line, exit 2, told without importing torch."""
+    from archsearch.cli import _args
+    from archsearch.cli.main import main
+
+    monkeypatch.setattr(_args, "_may_have_cuda", lambda: False)
+    assert main(["calibrate", "--space", "deepmad-cifar", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--device cuda: no CUDA device is available" in err
+    monkeypatch.setattr(_args, "_may_have_cuda", lambda: True)  # a driver: torch decides later, not this check
+    ns = type("A", (), {"device": "cuda:0"})()
+    _args.check_names(ns)

@@ -147,6 +147,9 @@ def check_names(args: argparse.Namespace) -> None:
     device = getattr(args, "device", None)
     if isinstance(device, str) and not re.fullmatch(r"auto|cpu|cuda(:[0-9]{1,3})?", device):
         raise SpecError(f"--device: expected auto, cpu, cuda or cuda:N, got {device[:40]!r}")
+    if isinstance(device, str) and device.startswith("cuda") and not _may_have_cuda():
+        raise SpecError(f"--device {device}: no CUDA device is available (no NVIDIA driver on this machine); "
+                        "use --device cpu or auto")
 
     for dest in ("space", "latency_space"):
         name = getattr(args, dest, None)
@@ -181,3 +184,18 @@ class Parser(argparse.ArgumentParser):
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise argparse.ArgumentError(action, f"invalid choice: {value!r}{hint}; choose from {', '.join(choices)}")
         super()._check_value(action, value)
+
+
+def _may_have_cuda() -> bool:
+    """Whether a CUDA device may exist, told without importing torch: on Linux the NVIDIA driver shows in
+    ``/proc/driver/nvidia`` or as ``/dev/nvidia*`` (WSL2: ``/dev/dxg``); macOS has no CUDA; elsewhere torch
+    decides later."""
+    import glob
+    import os
+    import sys
+
+    if sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux"):
+        return os.path.exists("/proc/driver/nvidia/version") or bool(glob.glob("/dev/nvidia*")) or os.path.exists("/dev/dxg")
+    return True
