@@ -267,9 +267,9 @@ def test_the_storage_may_come_from_the_environment(run_dir: Path, template: Path
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(STORAGE_ENV, f"postgresql+psycopg2://u:{SECRET}@127.0.0.1:1/db")
     code, out, err = run(capsys, ["results", "run"])
-    assert_clean(code, out, err, needle="cannot connect")
+    assert_clean(code, out, err, needle=f"{STORAGE_ENV} postgresql+psycopg2://u:***@127.0.0.1:1/db: cannot connect")
     code, out, err = run(capsys, ["worker", "--study", "s", "--device", "cpu"])  # --storage not needed
-    assert_clean(code, out, err, needle="cannot connect")
+    assert_clean(code, out, err, needle=f"{STORAGE_ENV} postgresql+psycopg2://u:***@127.0.0.1:1/db: cannot connect")
     monkeypatch.setenv(STORAGE_ENV, "bogus://x")
     assert_clean(*run(capsys, ["results", "run"]), needle=f"{STORAGE_ENV} bogus://x: unknown database")
     monkeypatch.setenv(STORAGE_ENV, f"sqlite:///{template / 'valid.db'}")

@@ -109,6 +109,12 @@ def _sqlalchemy_version() -> tuple[int, ...]:
         return (0,)
 
 
+def _source(flag: str, url: str) -> str:
+    """Where a storage URL came from, for messages: :data:`STORAGE_ENV` when ``--storage`` is the flag and
+    the URL is the variable's (a command given neither flag nor URL takes it from there)."""
+    return STORAGE_ENV if flag == "--storage" and url and url == os.environ.get(STORAGE_ENV) else flag
+
+
 def check_url(url: str, *, flag: str = "--storage") -> None:
     """Checks a storage URL without opening it or importing anything heavy: a known database, an
     installed driver, an SQLite path whose folder exists.
@@ -116,6 +122,7 @@ def check_url(url: str, *, flag: str = "--storage") -> None:
     Raises:
         StorageError: Naming ``flag``, the URL (password masked) and what is accepted.
     """
+    flag = _source(flag, url)
     dialect, driver = _parts(url, flag)
     module, package = _DRIVERS[dialect][1][driver]
     try:
@@ -313,6 +320,7 @@ def is_storage_error(exc: BaseException) -> bool:
 def storage_errors(url: str, *, flag: str = "--storage", masked: str | None = None) -> Iterator[None]:
     """Turns the database errors of the block into one-line :class:`StorageError` s naming the storage."""
     masked = masked or mask_url(url)
+    flag = _source(flag, url)
     try:
         yield
     except StorageError:
