@@ -630,3 +630,28 @@ def test_cuda_without_a_driver_is_refused_before_torch(monkeypatch: pytest.Monke
     monkeypatch.setattr(_args, "_may_have_cuda", lambda: True)  # a driver: torch decides later, not this check
     ns = type("A", (), {"device": "cuda:0"})()
     _args.check_names(ns)
+
+
+def test_an_unknown_timm_model_is_refused_from_the_saved_list_without_importing_timm(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """The first check saves the installed timm's model list; later checks read it and never import timm
+    (which imports torch); a damaged list is made again."""
+    import sys
+
+    from archsearch.cli import _args
+    from archsearch.cli.main import main
+    from archsearch.errors import SpecError
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    names = _args.timm_model_names()
+    saved = list((tmp_path / "archsearch").glob("timm-*-models.json"))
+    assert names and "deit_tiny_patch16_224" in names and len(saved) == 1
+    monkeypatch.setitem(sys.modules, "timm", None)  # importing timm now fails: the list must do
+    _args.check_timm_name("deit_tiny_patch16_224", source="timm:deit_tiny_patch16_224")
+    with pytest.raises(SpecError, match="timm:deit_tiny_patch16_22: not a timm model.*did you mean 'deit_tiny_patch16_224'"):
+        _args.check_timm_name("deit_tiny_patch16_22", source="timm:deit_tiny_patch16_22")
+    assert main(["teacher", "--model", "timm:nope_net", "--dataset", "digits", "--out", str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    saved[0].write_bytes(b"\xff\xfe")  # damaged: made again from timm
+    monkeypatch.delitem(sys.modules, "timm")
+    assert _args.timm_model_names() == names

@@ -167,6 +167,9 @@ def check_names(args: argparse.Namespace) -> None:
         from archsearch.train.recipes import get_recipe
 
         get_recipe(args.recipe)
+    model = getattr(args, "model", None)
+    if isinstance(model, str) and model.startswith("timm:"):  # last: it may have to import timm once
+        check_timm_name(model[5:], source=model)
 
 
 class Parser(argparse.ArgumentParser):
@@ -199,3 +202,51 @@ def _may_have_cuda() -> bool:
     if sys.platform.startswith("linux"):
         return os.path.exists("/proc/driver/nvidia/version") or bool(glob.glob("/dev/nvidia*")) or os.path.exists("/dev/dxg")
     return True
+
+
+def timm_model_names() -> list[str] | None:
+    """The installed timm's registered model names without importing it (which imports torch: ~5 s) when a
+    list for this timm version has been saved (``$XDG_CACHE_HOME/archsearch`` or ``~/.cache/archsearch``);
+    otherwise timm is imported once and the list saved. ``None`` when timm is not installed."""
+    import os
+    from importlib import metadata
+    from pathlib import Path
+
+    try:
+        version = metadata.version("timm")
+    except metadata.PackageNotFoundError:
+        return None
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "archsearch"
+    path = root / f"timm-{re.sub(r'[^0-9A-Za-z.+-]', '_', version)}-models.json"
+    if path.is_file():
+        from archsearch._jsonio import read_json
+        from archsearch.errors import ArchsearchError
+
+        try:
+            data = read_json(path, what="timm model list", expect_object=False)
+            if isinstance(data, list) and data and all(isinstance(x, str) for x in data):
+                return data
+        except ArchsearchError:  # a damaged list is made again
+            pass
+    import timm
+
+    names = list(timm.list_models())
+    try:
+        import json
+
+        from archsearch._files import atomic_write_text
+
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(names))
+    except OSError:  # a read-only home: the next check imports timm again
+        pass
+    return names
+
+
+def check_timm_name(name: str, *, source: str) -> None:
+    """Refuses an unknown timm model name in one line, with the closest ones, before torch is imported."""
+    names = timm_model_names()
+    if names is not None and name not in names:
+        from archsearch.errors import did_you_mean
+
+        raise SpecError(f"--model {source}: not a timm model{did_you_mean(name, names)} (see timm.list_models())")
