@@ -543,13 +543,23 @@ def _child_cpu(argv: list[str], **env: str) -> tuple[subprocess.CompletedProcess
     ["teacher", "--model", "timm:resnet18", "--out", "{tmp}/t", "--epochs", "0"],
     ["prune", "--model", "timm:x", "--budget", "macs=5M,,params=1K", "--out", "{tmp}/p"],
     ["calibrate", "--space", "deepmad-cifar", "--models", "0"],
-], ids=["dataset", "seed", "recipe", "no-run", "search-dataset", "teacher-epochs", "prune-budget", "calibrate-models"])
+    ["prune", "--model", "timm:vit_tiny_patch16_224", "--groups", "emb=0", "--budget", "params=3M", "--out", "{tmp}/p"],
+], ids=["dataset", "seed", "recipe", "no-run", "search-dataset", "teacher-epochs", "prune-budget", "calibrate-models",
+        "prune-groups"])
 def test_a_usage_error_costs_under_a_second_of_cpu(argv: list[str], ws: argparse.Namespace, tmp_path: Path) -> None:
     argv = [a.format(run=ws.run, tmp=tmp_path) for a in argv]
     proc, cpu = _child_cpu(argv)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert cpu < 1.0, (argv, f"{cpu:.2f} s of CPU for a usage error")
+
+
+def test_an_unknown_timm_model_costs_under_a_second_once_the_list_is_saved(tmp_path: Path) -> None:
+    argv = ["teacher", "--model", "timm:deit_tiny_patch16_22", "--dataset", "digits", "--out", str(tmp_path / "t")]
+    first, _ = _child_cpu(argv, XDG_CACHE_HOME=str(tmp_path))  # imports timm once, saves its model list
+    proc, cpu = _child_cpu(argv, XDG_CACHE_HOME=str(tmp_path))
+    assert first.returncode == proc.returncode == 2 and "did you mean 'deit_tiny_patch16_224'" in proc.stderr
+    assert cpu < 1.0, f"{cpu:.2f} s of CPU for an unknown timm model"
 
 
 def test_hostile_files_in_a_real_process(ws: argparse.Namespace, tmp_path: Path) -> None:

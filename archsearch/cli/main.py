@@ -1002,20 +1002,20 @@ def _add_search_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_worker)
 # -- prune (NViT) ---------------------------------------------------------------------------------
 
-def _parse_groups(text: str) -> tuple[int, ...]:
-    """``emb=16,heads=2,qk=8,v=8,mlp=16`` (any subset) -> the five group sizes."""
-    from archsearch.train.prune import DEFAULT_GROUPS
+_GROUP_NAMES = ("emb", "heads", "qk", "v", "mlp")
 
-    names = ("emb", "heads", "qk", "v", "mlp")
-    sizes = dict(zip(names, DEFAULT_GROUPS))
+
+def _parse_groups(text: str) -> dict[str, int]:
+    """``emb=16,heads=2,qk=8,v=8,mlp=16`` (any subset) -> the sizes given, checked without importing torch."""
+    sizes: dict[str, int] = {}
     for part in filter(None, text.split(",")):
         key, _, value = part.partition("=")
         digits = value.strip()
-        if key.strip() not in sizes or not (digits.isascii() and digits.isdigit() and len(digits) <= 6) or int(digits) < 1:
-            raise SpecError(f"--groups: expected KEY=N with KEY in {list(names)} and N an integer in [1, 999999], "
+        if key.strip() not in _GROUP_NAMES or not (digits.isascii() and digits.isdigit() and len(digits) <= 6) or int(digits) < 1:
+            raise SpecError(f"--groups: expected KEY=N with KEY in {list(_GROUP_NAMES)} and N an integer in [1, 999999], "
                             f"got {part[:40]!r}")
         sizes[key.strip()] = int(value)
-    return tuple(sizes[n] for n in names)
+    return sizes
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -1026,13 +1026,17 @@ def cmd_prune(args: argparse.Namespace) -> int:
     kwargs = parse_json(args.model_kwargs, source="--model-kwargs") if args.model_kwargs else {}
     if not isinstance(kwargs, dict):
         raise SpecError(f"--model-kwargs: expected a JSON object, got {args.model_kwargs[:60]!r}")
+    groups = _parse_groups(args.groups or "")
     if args.threads is not None:  # torch only now: every argument above is checked in milliseconds
         import torch
 
         torch.set_num_threads(args.threads)
     from archsearch.train.prune import PruneConfig, prune_model
 
-    config = PruneConfig(criterion=args.criterion, groups=_parse_groups(args.groups or ""), every=args.every,
+    from archsearch.train.prune import DEFAULT_GROUPS
+
+    groups = tuple(groups.get(name, size) for name, size in zip(_GROUP_NAMES, DEFAULT_GROUPS))
+    config = PruneConfig(criterion=args.criterion, groups=groups, every=args.every,
                          steps=args.steps, eta=args.eta, lr=args.prune_lr, batch_size=args.prune_batch_size)
     budget = Budget.parse(args.budget)
     quiet = args.format == "json"
