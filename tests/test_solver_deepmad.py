@@ -410,13 +410,18 @@ def test_r50_beats_the_published_model_within_seconds(penalty: bool, published: 
     assert best.rho <= 0.3 and math.isfinite(res.bound) and res.bound >= best.score
 
 
-@pytest.mark.slow  # about 15-30 s
 def test_r50_gap_is_within_one_percent() -> None:
-    space = get_space("deepmad-r50-plus")
-    res = DeepMADSolver(time_limit=60, gap_tol=0.01).solve(space, space.budget, top_k=1)
-    assert math.isfinite(res.bound) and res.gap <= 0.01
+    """Issue 16's goal in the paper's space: at the R50 budget a penalised score of at least 51 000 (published
+    48 884), within the budgets in the reference counting and rho <= 0.3, with a certified gap <= 1 %, in
+    the default node budget (deterministic)."""
+    from archsearch.cost import deepmad_flops, deepmad_params
+
+    space = get_space("deepmad-r50")
+    res = DeepMADSolver(gap_tol=0.01).solve(space, space.budget, top_k=1)
+    assert math.isfinite(res.bound) and res.gap <= 0.01 and res.stats.extra["stopped"] == "gap"
     best = res.best
-    assert best.score >= 48_884.47 and best.macs <= space.budget.macs and best.params <= space.budget.params
+    assert best.score >= 51_000 and best.rho <= 0.3
+    assert deepmad_flops(best.spec) <= space.budget.flops and deepmad_params(best.spec) <= space.budget.params
 
 
 # ------------------------------------------------------------------------------------------- infeasible
