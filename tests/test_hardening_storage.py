@@ -10,17 +10,14 @@ and ``worker`` at random points and checks that no finished trial is lost or dup
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import importlib.util
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import stat
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -372,49 +369,17 @@ def _umask() -> int:
 
 
 # -- 5. a real PostgreSQL server: a wrong password, a password never shown or stored ------------------------
-def _bin_dir() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    return Path(found[-1]).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def postgres_password_url() -> Iterator[str]:
     """A server that checks passwords (scram-sha-256 on TCP); the URL carries the right one (``SECRET``)."""
-    bin_dir = _bin_dir()
-    root = os.geteuid() == 0
-    if bin_dir is None:
+    from _postgres import bin_dir, postgres_server
+
+    if bin_dir() is None:
         pytest.skip("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin)")
     if importlib.util.find_spec("psycopg2") is None:
         pytest.skip("psycopg2 is not installed")
-    as_user = ["runuser", "-u", "postgres", "--"] if root else []
-    base = Path(tempfile.mkdtemp(dir="/tmp", prefix="archsearch-pgpw-"))
-    data, sock, pwfile = base / "data", base / "sock", base / "pw"
-    sock.mkdir()
-    pwfile.write_text(SECRET + "\n")
-    if root:
-        for path in (base, sock, pwfile):
-            shutil.chown(path, "postgres", "postgres")
-    port = _free_port()
-    ctl = [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data)]
-    try:
-        subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
-                        "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync"],
-                       check=True, capture_output=True)
-        subprocess.run([*ctl, "-w", "-t", "60", "-l", str(base / "server.log"), "-o",
-                        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-                       check=True, capture_output=True)
-        subprocess.run([*as_user, str(bin_dir / "createdb"), "-h", str(sock), "-p", str(port), "-U", "postgres",
-                        "archsearch"], check=True, capture_output=True)
-        yield f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:{port}/archsearch"
-    finally:
-        subprocess.run([*ctl, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+    with postgres_server(password=SECRET) as url:
+        yield url
 
 
 def test_postgres_wrong_password_and_no_password_shown_or_stored(postgres_password_url: str, run_dir: Path,

@@ -7,12 +7,7 @@ and removes everything at teardown. CI installs ``postgresql`` (.ci/run), so thi
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -21,49 +16,18 @@ import pytest
 from _search_helpers import check_exactly_once, three_workers_one_killed
 
 
-def _bin_dir() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    return Path(found[-1]).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    bin_dir = _bin_dir()
+    from _postgres import bin_dir as find_bin_dir, postgres_server
+
+    bin_dir = find_bin_dir()
     root = os.geteuid() == 0
     if bin_dir is None:
         if root:  # CI runs as root and .ci/run installs the server: never skip silently there
             pytest.fail("PostgreSQL is not installed (apt-get install postgresql; .ci/run does it)")
         pytest.skip("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin) and not root to install them")
-    as_user = ["runuser", "-u", "postgres", "--"] if root else []
-    base = Path(tempfile.mkdtemp(dir="/tmp", prefix="archsearch-pg-"))
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    if root:
-        for path in (base, sock):
-            shutil.chown(path, "postgres", "postgres")
-    port = _free_port()
-    ctl = [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data)]
-    try:
-        subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                        "--no-sync"], check=True, capture_output=True)
-        subprocess.run([*ctl, "-w", "-t", "60", "-l", str(base / "server.log"), "-o",
-                        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50", "start"],
-                       check=True, capture_output=True)
-        subprocess.run([*as_user, str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-                        "archsearch"], check=True, capture_output=True)
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/archsearch"
-    except subprocess.CalledProcessError as exc:
-        log = (base / "server.log").read_text() if (base / "server.log").is_file() else ""
-        raise RuntimeError(f"{exc.cmd[len(as_user)]} failed: {exc.stderr.decode()[-2000:]}\n{log[-2000:]}") from None
-    finally:
-        subprocess.run([*ctl, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+    with postgres_server(max_connections=50) as url:
+        yield url
 
 
 @pytest.mark.train
