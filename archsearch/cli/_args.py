@@ -194,8 +194,6 @@ def _may_have_cuda() -> bool:
     ``/proc/driver/nvidia`` or as ``/dev/nvidia*`` (WSL2: ``/dev/dxg``); macOS has no CUDA; elsewhere torch
     decides later."""
     import glob
-    import os
-    import sys
 
     if sys.platform == "darwin":
         return False
@@ -208,7 +206,6 @@ def timm_model_names() -> list[str] | None:
     """The installed timm's registered model names without importing it (which imports torch: ~5 s) when a
     list for this timm version has been saved (``$XDG_CACHE_HOME/archsearch`` or ``~/.cache/archsearch``);
     otherwise timm is imported once and the list saved. ``None`` when timm is not installed."""
-    import os
     from importlib import metadata
     from pathlib import Path
 

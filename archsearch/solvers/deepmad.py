@@ -205,7 +205,8 @@ class _Relaxation:
         self._ratios: dict[int, float] = {}
         cons += [self.M[:, col["b"]] >= cp.multiply(self.lo_ratio, self.M[:, col["c"]]),
                  self.M[:, col["b"]] <= hi_r * self.M[:, col["c"]]]
-        if getattr(prog.space, "bottleneck_rule", "ratio") == "deepmad":
+        self.rule_cuts = prog.deepmad_rule
+        if self.rule_cuts:
             # b >= smart_round(out / 10) >= max(8, out / 10 - 4) (to the nearest multiple of 8): linear in the
             # repeated blocks' totals; and in log space y >= g(x) = log(e^x / 10 - 4), concave, so its chord
             # over the box's range of x (from x = log 120, where g = log 8, below which b >= 8 binds) lies
@@ -225,7 +226,7 @@ class _Relaxation:
                             <= self.quad_inv[i] * self.M[i, col["bbk"]])
             self.rule_slope, self.rule_icpt = cp.Parameter(n, nonneg=True), cp.Parameter(n)
             cons.append(z[1 + n: 1 + 2 * n] >= cp.multiply(self.rule_slope, z[1: 1 + n]) + self.rule_icpt)
-        self.k2_lo, self.k2_hi = cp.Parameter(n, nonneg=True), cp.Parameter(n, nonneg=True)
+        self.k2_hi = cp.Parameter(n, nonneg=True)
         if prog.bottleneck:  # b^2 k^2 vs c b
             cons += [self.M[:, col["bbk"]] >= cp.multiply(self.lo_ratio_k2, self.M[:, col["cb"]]),
                      self.M[:, col["bbk"]] <= hi_r * cp.multiply(self.k2_hi, self.M[:, col["cb"]])]
@@ -607,14 +608,19 @@ class _Relaxation:
         zu[1 + 2 * n:] = [2 * math.log(max(k)) for k in node.kernels]
         return zl, zu
 
+    def y_range(self, zl: np.ndarray, zu: np.ndarray, i: int, lo_ratio: float) -> tuple[float, float]:
+        """Range of superblock ``i``'s log inner width over the box, narrowed by ``lo_ratio <= b / out <=``
+        the space's upper ratio."""
+        n, hi_r = self.prog.n, self.prog.space.bottleneck_ratio[1]
+        o, y = 1 + i, 1 + n + i
+        return max(zl[y], zl[o] + math.log(lo_ratio)), min(zu[y], zu[o] + math.log(hi_r))
+
     def v_range(self, zl: np.ndarray, zu: np.ndarray, i: int) -> tuple[float, float, np.ndarray]:
         """Range of ``v_i = x_o + ny y_i + kappa_i`` over the box, and ``v_i`` as ``row . z``."""
         prog, n = self.prog, self.prog.n
         ny = 2.0 if prog.bottleneck else 1.0
-        lo_r, hi_r = prog.space.bottleneck_ratio
         o, y, k = 1 + i, 1 + n + i, 1 + 2 * n + i
-        yl = max(zl[y], zl[o] + math.log(lo_r))
-        yu = min(zu[y], zu[o] + math.log(hi_r))
+        yl, yu = self.y_range(zl, zu, i, prog.space.bottleneck_ratio[0])
         row = np.zeros(self.nz)
         row[o], row[y], row[k] = 1.0, ny, 1.0
         return zl[o] + ny * yl + zl[k], zu[o] + ny * yu + zu[k], row
@@ -623,20 +629,19 @@ class _Relaxation:
         """Returns ``(relaxed objective, z*)`` (the depth penalty included), ``None`` when the relaxation is
         proven infeasible, or :data:`UNSOLVED` when the backend fails. ``ratios``: the least ``b / out`` per
         superblock instead of the box's (a heuristic's choice: then the value bounds nothing). ``prune``:
-        ``None`` prunes the box, so an infeasibility verdict is checked by a second solve; a heuristic that
-        only skips the box passes ``False`` and takes the first verdict."""
+        the caller prunes the box on a ``None`` result, so an infeasibility verdict is checked by a second
+        solve; a heuristic that only skips the box passes ``False`` and takes the first verdict."""
         cp, prog, n = self.cp, self.prog, self.prog.n
         zl, zu = self.box(node)
         if np.any(zl > zu + 1e-12):
             return None
         for param, sb, coefs in self.mem_groups:
             _assign(param, _log_coef(np.array([0.0 if (rest and node.lo[sb] < 2) else c for c, rest in coefs]) / (prog.budget.memory / 4)))
-        _assign(self.k2_lo, np.exp(zl[1 + 2 * n:]))
         _assign(self.k2_hi, np.exp(zu[1 + 2 * n:]))
         if ratios is None:
             ratios = np.array([self.inner_ratio(w) for w in node.wlo[1:]])
         _assign_all((self.lo_ratio, ratios), (self.lo_ratio_k2, ratios * np.exp(zl[1 + 2 * n:])))
-        if getattr(prog.space, "bottleneck_rule", "ratio") == "deepmad":
+        if self.rule_cuts:
             slope, icpt = np.zeros(n), np.full(n, -1e3)
             for i in range(n):
                 xa, xb = max(zl[1 + i], math.log(120.0)), zu[1 + i]
@@ -687,11 +692,10 @@ class _Relaxation:
         # McCormick of W = D (x_o, y, kappa): upper D_hi w + lo D - D_hi lo, D_lo w + hi D - D_lo hi; lower
         # D_lo w + lo D - D_lo lo, D_hi w + hi D - D_hi hi
         lo3, hi3 = np.zeros((n, 3)), np.zeros((n, 3))
-        hi_r = prog.space.bottleneck_ratio[1]
         for i in range(n):
-            o, y, k = 1 + i, 1 + n + i, 1 + 2 * n + i
-            lo3[i] = zl[o], max(zl[y], zl[o] + math.log(ratios[i])), zl[k]
-            hi3[i] = zu[o], min(zu[y], zu[o] + math.log(hi_r)), zu[k]
+            o, k = 1 + i, 1 + 2 * n + i
+            yl, yu = self.y_range(zl, zu, i, ratios[i])
+            lo3[i], hi3[i] = (zl[o], yl, zl[k]), (zu[o], yu, zu[k])
         dl3, dh3 = np.repeat(np.maximum(d_lo, 0.0)[:, None], 3, 1), np.repeat(d_hi[:, None], 3, 1)
         # (each piece loosened by 1e-6 so that a fixed depth, where upper and lower pieces meet, leaves the
         # interior-point solver a strictly feasible W)
@@ -728,15 +732,15 @@ class _Relaxation:
         # UNSOLVED so the caller keeps the parent's bound
         # an infeasibility verdict prunes, so it must come twice: Clarabel calls a few tight boxes infeasible
         # that another regularisation solves (R18: the box of a single design whose inner-width cone is tight)
-        status, objective, verdicts = None, None, 0
+        status, objective, verdicts, needed = None, None, 0, (2 if prune else 1)
         for options in ({}, {"static_regularization_constant": 1e-6}, {"max_iter": 2000, "tol_feas": 1e-7, "tol_gap_rel": 1e-7}):
             status, objective = self._run(self.problem, self.compiled, options)
             verdicts += status == "infeasible"
-            if status in ("optimal", "optimal_inaccurate") or verdicts == (2 if prune else 1):
+            if status in ("optimal", "optimal_inaccurate") or verdicts == needed:
                 break
-        if status == "infeasible" and verdicts < (2 if prune else 1):
+        if status == "infeasible" and verdicts < needed:
             status = None
-        if status not in ("optimal", "optimal_inaccurate", "infeasible") and hasattr(self, "rule_icpt"):
+        if status not in ("optimal", "optimal_inaccurate", "infeasible") and self.rule_cuts:
             # Clarabel stalls on a few boxes with the inner-width chord (R50: depths <= 4); without it the
             # relaxation is looser but still valid
             _assign_all((self.rule_slope, np.zeros(n)), (self.rule_icpt, np.full(n, -1e3)))

@@ -101,6 +101,7 @@ class DeepMADProgram:
         self.f = 0.5 if entropy == "code" else 1.0
         self.bottleneck = space.block == "k1kxk1"
         self.force_projection = getattr(space, "shortcut", "auto") == "conv"
+        self.deepmad_rule = getattr(space, "bottleneck_rule", "ratio") == "deepmad"  # b >= smart_round(out / 10)
         self.se = space.se
         self.n = len(space.strides)
         self.strides = tuple(space.strides)
@@ -143,7 +144,7 @@ class DeepMADProgram:
             lo_r, hi_r = self.space.bottleneck_ratio
             m = self.m
             lo = max(m, math.ceil(lo_r * c / m - 1e-9) * m)
-            if getattr(self.space, "bottleneck_rule", "ratio") == "deepmad":
+            if self.deepmad_rule:
                 lo = max(lo, deepmad_smart_round(c / 10))
             hi = max(lo, math.floor(hi_r * c / m + 1e-9) * m)
             cached = self._b_ranges[c] = (lo, hi)
