@@ -10,7 +10,7 @@ import pytest
 
 from archsearch.solvers.conic import CompiledProblem
 from archsearch.solvers.deepmad import _Relaxation, _root
-from archsearch.solvers.deepmad_program import DeepMADProgram
+from archsearch.solvers.deepmad.program import DeepMADProgram
 from archsearch.space import get_space
 
 

@@ -21,7 +21,7 @@ from archsearch.cost import cnn_layers, cnn_macs, cnn_params, deepmad_flops, dee
 from archsearch.cost.cnn import deepmad_se_channels
 from archsearch.errors import SpecError
 from archsearch.objectives import deepmad_score
-from archsearch.solvers.deepmad_program import DeepMADProgram
+from archsearch.solvers.deepmad.program import DeepMADProgram
 from archsearch.space import DEEPMAD_R50, Budget, CNNSpec, StageSpec, StemSpec, get_space, load_spec, se_channels
 
 

@@ -601,7 +601,7 @@ def test_top_k_lists_distinct_networks() -> None:
     """Two stride-1-joined superblocks of one width split their blocks either way: one network, listed once."""
     from archsearch.build import build_model
     from archsearch.solvers.deepmad import _Search
-    from archsearch.solvers.deepmad_program import DeepMADProgram, Design
+    from archsearch.solvers.deepmad.program import DeepMADProgram, Design
 
     space = get_space("deepmad-r50-plus")  # identity shortcuts where the shape is kept
     prog = DeepMADProgram(space, space.budget)

@@ -5,7 +5,7 @@ from archsearch.solvers.base import (
     list_solvers, register_solver, relative_gap,
 )
 from archsearch.solvers.deepmad import DeepMADSolver, brute_force, smallest_costs, solve_deepmad
-from archsearch.solvers.deepmad_program import DeepMADProgram, Design, Evaluation
+from archsearch.solvers.deepmad.program import DeepMADProgram, Design, Evaluation
 from archsearch.solvers.nvit import NViTProgram, NViTSolver, brute_force_nvit, solve_nvit
 from archsearch.solvers.stvit import STViTEvaluation, STViTSolver, evaluate_design, solve_stvit, stvit_designs
 from archsearch.solvers.tinyvit import ContractionProgram, TinyViTContractionSolver, brute_force_contraction

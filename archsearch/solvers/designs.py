@@ -327,7 +327,7 @@ def _cnn_program(space: Any, budget: Budget, options: dict[str, Any], resolution
 @functools.lru_cache(maxsize=64)
 def _cnn_program_cached(space: Any, budget: Budget, rho0: float | None, depth_penalty: bool, entropy: str,
                         resolution: int | None) -> Any:
-    from archsearch.solvers.deepmad_program import DeepMADProgram
+    from archsearch.solvers.deepmad.program import DeepMADProgram
 
     return DeepMADProgram(space, budget, rho0=rho0, resolution=resolution, depth_penalty=depth_penalty,
                           entropy=entropy)  # type: ignore[arg-type]

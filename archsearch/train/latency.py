@@ -63,7 +63,7 @@ def _mult(rng: random.Random, lo: float, hi: float, m: int) -> int:
 
 def random_cnn_design(space: Any, rng: random.Random, *, max_width: int | None = None) -> Any:
     """A random valid design of a DeepMAD space (widths log-uniform, capped at ``max_width``)."""
-    from archsearch.solvers.deepmad_program import Design, DeepMADProgram
+    from archsearch.solvers.deepmad.program import Design, DeepMADProgram
     from archsearch.space.budget import Budget
 
     prog = DeepMADProgram(space, Budget())
@@ -86,7 +86,7 @@ def random_cnn_design(space: Any, rng: random.Random, *, max_width: int | None =
 def _design_within_budget(space: Any, rng: random.Random, max_width: int | None) -> Any:
     """A random design within the space's MACs and params budgets (100 tries, else the last drawn):
     the blocks worth timing are those the budgeted programs can choose."""
-    from archsearch.solvers.deepmad_program import DeepMADProgram
+    from archsearch.solvers.deepmad.program import DeepMADProgram
     from archsearch.space.budget import Budget
 
     budget = space.budget
@@ -102,7 +102,7 @@ def _design_within_budget(space: Any, rng: random.Random, max_width: int | None)
 def _unit_samples(space: Any, resolution: int, samples: int, rng: random.Random, max_width: int | None) -> list[tuple[str, dict[str, Any]]]:
     """Unit configurations to time: every superblock position gets first and repeated blocks, drawn from
     random designs within the space's budgets."""
-    from archsearch.solvers.deepmad_program import DeepMADProgram
+    from archsearch.solvers.deepmad.program import DeepMADProgram
     from archsearch.space.budget import Budget
 
     prog = DeepMADProgram(space, Budget(), resolution=resolution)
@@ -128,7 +128,7 @@ def _unit_samples(space: Any, resolution: int, samples: int, rng: random.Random,
 
 def _random_model_spec(space: Any, rng: random.Random, resolution: int, max_width: int | None) -> Any:
     """A random design of the space within its MACs and params budgets (100 tries), at ``resolution``."""
-    from archsearch.solvers.deepmad_program import DeepMADProgram
+    from archsearch.solvers.deepmad.program import DeepMADProgram
     from archsearch.space.budget import Budget
 
     spec = DeepMADProgram(space, Budget()).to_spec(_design_within_budget(space, rng, max_width))

@@ -6,7 +6,7 @@ depth penalty) subject to the MACs/params (/memory) budgets, the effectiveness b
 channel multiples and the depth/kernel sets.
 
 A design is ``(c0, c, b, k, L)``: stem width, and per superblock output width, inner width,
-kernel and depth. Structure that the solver uses (see :mod:`archsearch.solvers.deepmad`):
+kernel and depth. Structure that the solver uses (see :mod:`archsearch.solvers.deepmad`, whose files are named for these concepts):
 
 * for fixed depths and kernels, MACs and params are posynomials in the widths, hence convex
   constraints in the log-widths ``z``;
