@@ -65,7 +65,7 @@ def main() -> None:
     import torch
 
     from archsearch import cost
-    from archsearch.build import build_model
+    from archsearch.models import build_model
     from archsearch.space import spec_from_dict
     from archsearch.train import OnlineTeacher, TeacherCache, build_cache, get_dataset, get_recipe, load_teacher, resolve_device, train
 

@@ -51,7 +51,7 @@ def main() -> None:
 
     import torch
 
-    from archsearch.build import build_model
+    from archsearch.models import build_model
     from archsearch.cost import macs
     from archsearch.cost.latency import predict_latency
     from archsearch.space import get_space

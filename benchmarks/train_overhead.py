@@ -51,7 +51,7 @@ def main() -> None:
     import torch.nn.functional as F
 
     from archsearch import cost
-    from archsearch.build import build_model
+    from archsearch.models import build_model
     from archsearch.space import spec_from_dict
     from archsearch.train import BatchTransform, get_dataset, get_recipe, resolve_device, train
 

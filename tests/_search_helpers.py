@@ -65,7 +65,7 @@ def three_workers_one_killed(url: str, run_dir: Path, *, trials: int = 6, timeou
     trial, waits for the others, and returns what the study holds."""
     from optuna.trial import TrialState
 
-    import archsearch.build  # noqa: F401  (imported once here, inherited by the forked workers)
+    import archsearch.models  # noqa: F401  (imported once here, inherited by the forked workers)
     from archsearch.train import get_dataset
 
     get_dataset("digits", seed=0, resolution=16)

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from archsearch.build import build_model, list_blocks, measured_costs
+from archsearch.models import build_model, list_blocks, measured_costs
 from archsearch.cost import cnn_activation_memory, cnn_layers, cnn_macs, cnn_params, costs
 from archsearch.space import BLOCK_TYPES, CNNSpec, StageSpec, StemSpec, pool_out, resnet_spec
 

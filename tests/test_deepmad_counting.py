@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from archsearch.build import build_model
+from archsearch.models import build_model
 from archsearch.cost import cnn_layers, cnn_macs, cnn_params, deepmad_flops, deepmad_params
 from archsearch.cost.cnn import deepmad_se_channels
 from archsearch.errors import SpecError

@@ -460,7 +460,7 @@ def test_validate_killed_at_10_random_points_then_rerun_keeps_every_finished_tri
     from _search_helpers import _worker_process
     from _train_helpers import one_thread, tiny_spec, write_run
 
-    import archsearch.build  # noqa: F401  (imported once here, inherited by the forked runs)
+    import archsearch.models  # noqa: F401  (imported once here, inherited by the forked runs)
     from archsearch.train import get_dataset
 
     one_thread()
@@ -488,7 +488,7 @@ def test_worker_killed_at_10_random_points_then_rerun_keeps_every_finished_trial
     from _search_helpers import plan, start_worker
     from _train_helpers import one_thread
 
-    import archsearch.build  # noqa: F401
+    import archsearch.models  # noqa: F401
     from archsearch.train import get_dataset
 
     one_thread()

@@ -92,7 +92,7 @@ def test_units_are_the_built_modules_on_the_inputs_a_forward_pass_gives_them(spe
     torch = pytest.importorskip("torch")
     from torch.utils.flop_counter import FlopCounterMode
 
-    from archsearch.build import build_model
+    from archsearch.models import build_model
     from archsearch.train.latency import _tinyvit_modules
 
     model = build_model(spec).eval()

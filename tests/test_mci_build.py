@@ -11,7 +11,7 @@ import torch
 from timm.layers import set_fused_attn
 from timm.utils.model import reparameterize_model
 
-from archsearch.build import ArchsearchMCi, build_model, count_macs, count_params
+from archsearch.models import ArchsearchMCi, build_model, count_macs, count_params
 from archsearch.cost import mci_macs, mci_params
 from archsearch.errors import SpecError
 from archsearch.space import MCiSpec, load_spec, mci_template

@@ -14,7 +14,7 @@ from timm.layers import set_fused_attn
 from timm.models.fastvit import FastVit, RepConditionalPosEnc
 from timm.utils.model import reparameterize_model
 
-from archsearch.build import build_model, count_macs, count_params, measured_costs
+from archsearch.models import build_model, count_macs, count_params, measured_costs
 from archsearch.cost import costs, mci_activation_memory, mci_macs, mci_ops, mci_params
 from archsearch.space import MCiSpec, mci_template
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from _train_helpers import one_thread
-from archsearch.build.measure import count_macs, count_params
-from archsearch.build.vit import ArchsearchViT
+from archsearch.models.measure import count_macs, count_params
+from archsearch.models.vit import ArchsearchViT
 from archsearch.cost.latency import LatencyModel
 from archsearch.cost.vit import vit_macs, vit_params
 from archsearch.errors import SpecError

@@ -199,7 +199,7 @@ def test_validated_front_with_latency_and_published_models() -> None:
 
 
 def test_report_keeps_the_design_walls(solved_runs: dict, tmp_path: Path) -> None:  # noqa: F811
-    """results computes without matplotlib or torch; report renders without torch, solvers, train or build."""
+    """results computes without matplotlib or torch; report renders without torch, solvers, train or models."""
     runs = [str(r.path) for r in solved_runs.values()]
     code = f"""
 import sys
@@ -208,7 +208,7 @@ report_data({runs!r})
 assert not {{'matplotlib', 'torch'}} & set(sys.modules), 'results imported matplotlib or torch'
 from archsearch.cli.main import main
 assert main(['report', *{runs!r}, '-o', {str(tmp_path / 'r.html')!r}]) == 0
-bad = [m for m in ('torch', 'timm', 'archsearch.solvers', 'archsearch.train', 'archsearch.build') if m in sys.modules]
+bad = [m for m in ('torch', 'timm', 'archsearch.solvers', 'archsearch.train', 'archsearch.models', 'archsearch.build') if m in sys.modules]
 assert not bad, bad
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent)

@@ -13,7 +13,7 @@ import pytest
 import timm
 import torch
 
-from archsearch.build import build_model, count_macs, count_params, measured_costs
+from archsearch.models import build_model, count_macs, count_params, measured_costs
 from archsearch.cost import cnn_macs, cnn_params
 from archsearch.cost.latency import LatencyModel, block_features, cnn_units, predict_latency, stem_features
 from archsearch.errors import SpecError

@@ -599,7 +599,7 @@ def test_solve_is_the_same_under_load_by_default() -> None:
 
 def test_top_k_lists_distinct_networks() -> None:
     """Two stride-1-joined superblocks of one width split their blocks either way: one network, listed once."""
-    from archsearch.build import build_model
+    from archsearch.models import build_model
     from archsearch.solvers.deepmad import _Search
     from archsearch.solvers.deepmad.program import DeepMADProgram, Design
 

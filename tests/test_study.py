@@ -50,7 +50,7 @@ def test_validate_records_trials_and_skips_finished_candidates(tmp_path: Path) -
     rows = validate_run(run, **FAST)
     assert [r["status"] for r in rows] == ["trained", "trained"] and [r["name"] for r in rows] == ["a", "b"]
     assert all(0 <= r["top1"] <= r["top5"] <= 1 and r["epochs"] == 2 for r in rows)
-    assert rows[0]["params"] == sum(p.numel() for p in __import__("archsearch.build", fromlist=["x"]).build_model(
+    assert rows[0]["params"] == sum(p.numel() for p in __import__("archsearch.models", fromlist=["x"]).build_model(
         tiny_spec(), num_classes=10).parameters())
     study = optuna.load_study(study_name="tiny-run", storage=default_storage(run))
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2

@@ -10,7 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archsearch.build import ArchsearchSTViT, build_model, count_macs, count_params, measured_costs
+from archsearch.models import ArchsearchSTViT, build_model, count_macs, count_params, measured_costs
 from archsearch.cost import costs, cross_layer_macs, paper_macs, stvit_activation_memory, stvit_macs, stvit_params, vit_macs
 from archsearch.errors import SpecError
 from archsearch.space import DEIT, STViTSpec, ViTSpec, load_spec, spec_from_dict

@@ -10,8 +10,8 @@ import timm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archsearch.build import build_model, count_macs, count_params, measured_costs
-from archsearch.build.tinyvit import AttentionStage, ConvStage, Stem, relative_offset_index
+from archsearch.models import build_model, count_macs, count_params, measured_costs
+from archsearch.models.tinyvit import AttentionStage, ConvStage, Stem, relative_offset_index
 from archsearch.cost import costs, get_cost_model
 from archsearch.cost.tinyvit import attention_stage_costs, head_costs, mbconv_stage_costs, stem_costs
 from archsearch.errors import SpecError

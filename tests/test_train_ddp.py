@@ -23,7 +23,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     from _train_helpers import tiny_spec, write_run
-    from archsearch.build import build_model
+    from archsearch.models import build_model
     from archsearch.study import validate_run
     from archsearch.train import get_dataset, get_recipe, train
 
@@ -57,7 +57,7 @@ def test_two_gloo_ranks_agree_on_the_final_weights(tmp_path: Path) -> None:
         assert torch.equal(value, r1["state"][key]), key
     torch.manual_seed(0)
     from _train_helpers import tiny_spec
-    from archsearch.build import build_model
+    from archsearch.models import build_model
 
     initial = build_model(tiny_spec(), num_classes=10).state_dict()
     assert not torch.equal(initial["stem.conv.weight"], r0["state"]["stem.conv.weight"])  # it did train

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from _train_helpers import one_thread, tiny_spec, write_run
-from archsearch.build import build_model
+from archsearch.models import build_model
 from archsearch.cli.main import main
 from archsearch.errors import SpecError
 from archsearch.train import BatchTransform, ImageData, get_dataset, get_recipe, train

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from _train_helpers import one_thread, tiny_spec
-from archsearch.build import build_model
+from archsearch.models import build_model
 from archsearch.errors import SpecError
 from archsearch.space import CNNSpec
 from archsearch.train import EpochRecord, get_dataset, get_recipe, measure_latency, resolve_device, train

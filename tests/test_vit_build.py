@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from timm.models.vision_transformer import VisionTransformer
 
-from archsearch.build import (
+from archsearch.models import (
     ArchsearchViT, build_model, count_macs, count_params, export_onnx, list_builders, load_timm_weights, measured_costs,
 )
 from archsearch.cli.main import main

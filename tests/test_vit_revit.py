@@ -91,7 +91,7 @@ def test_reference_variant_is_within_2_percent_of_revit_s_but_not_of_revit_t() -
 
 @pytest.mark.slow
 def test_rule_models_build_with_their_costs() -> None:
-    from archsearch.build import measured_costs
+    from archsearch.models import measured_costs
 
     for spec in (revit_spec(384), revit_spec(176, end_heads=10, rounding="down")):
         m = measured_costs(spec)

@@ -535,7 +535,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         info.update(deepmad_entropy=sc.entropy, deepmad_penalty=sc.penalty, rho=sc.rho)
     code = EXIT_OK
     if args.verify:
-        from archsearch.build import measured_costs
+        from archsearch.models import measured_costs
 
         measured = measured_costs(spec)
         info.update(measured)

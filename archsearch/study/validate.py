@@ -119,7 +119,7 @@ def validate_run(
     import torch
 
     from archsearch import cost
-    from archsearch.build import build_model
+    from archsearch.models import build_model
     from archsearch.space import spec_from_dict
     from archsearch.train import DatasetError, TeacherCache, get_dataset, get_recipe, init_distributed, resolve_device, train
 

@@ -53,7 +53,7 @@ def train_proposal(attrs: dict[str, Any], settings: dict[str, Any], *, device: s
     import torch
 
     from archsearch import cost
-    from archsearch.build import build_model
+    from archsearch.models import build_model
     from archsearch.space import spec_from_dict
     from archsearch.train import DatasetError, Recipe, get_dataset, train
 
@@ -204,7 +204,7 @@ def _warm_up(queue: SearchQueue | None, settings: dict[str, Any], data_cache: di
              data_dir: str | Path | None) -> None:
     """Imports the builders and loads the dataset before the first claim, so that a claimed trial's
     time is its training, not this process's start-up (rank 0 only; other ranks load on demand)."""
-    import archsearch.build  # noqa: F401  (timm)
+    import archsearch.models  # noqa: F401  (timm)
     from archsearch.train import get_dataset
     from optuna.trial import TrialState
 

@@ -3,7 +3,7 @@
 Covers the CNN (``deepmad-*``), ViT (``vit`` family: ``nvit``, ``revit*``), STViT (``stvit*``), MCi
 (``mci``) and TinyViT (``tinyvit*``) spaces. Each unit (CNN: stem, block, head; ViT: patch embedding,
 transformer block, head; STViT: the same plus the cross-attention layer) is built alone with the
-modules of :mod:`archsearch.build` (MCi and TinyViT units are the submodules of built random models,
+modules of :mod:`archsearch.models` (MCi and TinyViT units are the submodules of built random models,
 on the inputs a forward pass gives them), timed in
 eval mode without gradients with ``torch.utils.benchmark.Timer`` (a statistic, by default the
 median, of ``runs`` >= 30 single calls after warm-up, spread over interleaved rounds:
@@ -146,8 +146,8 @@ def _cnn_unit_features(unit: str, cfg: dict[str, Any], channel_block: int = 1, k
 def _unit_module(unit: str, cfg: dict[str, Any]) -> tuple[nn.Module, tuple[int, ...], tuple[float, ...]]:
     from timm.layers import ClassifierHead
 
-    from archsearch.build._registry import get_block
-    from archsearch.build.cnn import ConvNormAct
+    from archsearch.models._registry import get_block
+    from archsearch.models.cnn import ConvNormAct
 
     if unit == "stem":
         mod: nn.Module = ConvNormAct(cfg["c_in"], cfg["c_out"], cfg["kernel"], stride=cfg["stride"])
@@ -197,7 +197,7 @@ class _PatchUnit(nn.Module):
     """Patch embedding, class token and position embedding: the ViT's first unit."""
 
     def __init__(self, in_channels: int, embed_dim: int, patch_size: int, tokens: int, class_token: bool) -> None:
-        from archsearch.build.vit import PatchEmbed
+        from archsearch.models.vit import PatchEmbed
 
         super().__init__()
         self.patch_embed = PatchEmbed(in_channels, embed_dim, patch_size)
@@ -215,7 +215,7 @@ class _ViTHeadUnit(nn.Module):
     """Final LayerNorm over every token, the class token (or token average) and the classifier."""
 
     def __init__(self, embed_dim: int, num_classes: int, class_token: bool) -> None:
-        from archsearch.build.vit import LN_EPS
+        from archsearch.models.vit import LN_EPS
 
         super().__init__()
         self.norm = nn.LayerNorm(embed_dim, eps=LN_EPS)
@@ -248,7 +248,7 @@ def _vit_unit_samples(space: Any, resolution: int, samples: int, rng: random.Ran
 
 
 def _vit_unit_module(unit: str, cfg: dict[str, Any], class_token: bool) -> tuple[nn.Module, tuple[int, ...], tuple[float, ...]]:
-    from archsearch.build.vit import ViTBlock
+    from archsearch.models.vit import ViTBlock
     from archsearch.space.vit import ViTBlockSpec
 
     if unit == "patch_embed":
@@ -463,7 +463,7 @@ def _stvit_unit_samples(space: Any, resolution: int, samples: int, rng: random.R
 
 
 def _stvit_unit_module(unit: str, cfg: dict[str, Any]) -> tuple[nn.Module, tuple[int, ...], tuple[float, ...]]:
-    from archsearch.build.stvit import SelfAttentionBlock, SemanticBlock
+    from archsearch.models.stvit import SelfAttentionBlock, SemanticBlock
 
     if unit in ("patch_embed", "vit_head"):
         cfg = dict(cfg)
@@ -554,7 +554,7 @@ def _units_in_models(draw: Callable[[], Any], modules: Callable[[nn.Module, Any]
         modules: The submodules of a built model behind each unit key.
         keys: The unit keys of a spec in execution order; ``units``: their ``(type, features)``.
     """
-    from archsearch.build import build_model
+    from archsearch.models import build_model
 
     out: list[Timed] = []
     while len(out) < count:
@@ -630,7 +630,7 @@ def measure_calibration(space: Any, *, device: str = "cpu", batch: int = 1, thre
             models, so that they and the calibration see the same states of the machine); their calls
             are returned in ``extra_calls``.
     """
-    from archsearch.build import build_model
+    from archsearch.models import build_model
     from archsearch.cost.latency import model_units, summed_features
 
     family = getattr(space, "family", None)

@@ -27,7 +27,7 @@ here are those of ``shared/PAPERS.md``; nothing is taken from the reference code
   event's goal, which falls linearly from the dense cost to the target over ``steps`` events. The
   last event stops at the first removal that meets the target, so the result never exceeds it; the
   cost model (:mod:`archsearch.cost.vit`) decides. Then the pruned dims are removed physically (the
-  module becomes the :class:`~archsearch.build.vit.ArchsearchViT` of its spec, each block keeping the
+  module becomes the :class:`~archsearch.models.vit.ArchsearchViT` of its spec, each block keeping the
   dense block's attention scale in ``ViTBlockSpec.scale``) and the model is fine-tuned with a recipe.
 
 The gated forward computes every LayerNorm's statistics over the kept EMB channels only, so a gated
@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archsearch.build.vit import ArchsearchViT, load_timm_weights
+from archsearch.models.vit import ArchsearchViT, load_timm_weights
 from archsearch.cost.latency import predict_latency
 from archsearch.cost.vit import vit_macs, vit_params
 from archsearch.errors import SpecError, did_you_mean
@@ -733,7 +733,7 @@ def prune_model(
     """
     import timm
 
-    from archsearch.build.measure import count_macs, count_params
+    from archsearch.models.measure import count_macs, count_params
     from archsearch.train.datasets import DatasetError, get_dataset
     from archsearch.train.recipes import get_recipe
     from archsearch.train.trainer import _evaluate, measure_latency, resolve_device, train

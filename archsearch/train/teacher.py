@@ -171,7 +171,7 @@ def load_teacher(source: str, *, num_classes: int, checkpoint: str | Path | None
         CacheError: No weights (and not ``random_weights``), or weights of another model.
         SpecError: An unknown timm model or a bad spec.
     """
-    from archsearch.build import build_model, count_macs, count_params
+    from archsearch.models import build_model, count_macs, count_params
     from archsearch.space import load_spec, spec_from_dict
 
     path = Path(source)

@@ -25,8 +25,8 @@ from timm.models import build_model_with_cfg, checkpoint_seq
 from timm.models._pretrained import PretrainedCfg
 from torch import nn
 
-from archsearch.build._builder import SpecLike, entry_spec, with_overrides
-from archsearch.build._registry import register_builder, register_timm_model
+from archsearch.models._builder import SpecLike, entry_spec, with_overrides
+from archsearch.models._registry import register_builder, register_timm_model
 from archsearch.cost.mci import se_width_final, se_width_lkc
 from archsearch.errors import SpecError
 from archsearch.space.mci import MCiSpec

@@ -12,7 +12,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
-from archsearch.build._builder import SpecLike, as_spec, build_model
+from archsearch.models._builder import SpecLike, as_spec, build_model
 
 __all__ = ["count_params", "count_macs", "measured_costs"]
 

@@ -1,4 +1,4 @@
-"""The build registries: one builder per spec family, one module class per CNN block type."""
+"""The model registries: one builder per spec family, one module class per CNN block type."""
 
 from __future__ import annotations
 

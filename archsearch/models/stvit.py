@@ -29,8 +29,8 @@ from timm.models._pretrained import PretrainedCfg
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from archsearch.build._builder import SpecLike, entry_spec, with_overrides
-from archsearch.build._registry import register_builder, register_timm_model
+from archsearch.models._builder import SpecLike, entry_spec, with_overrides
+from archsearch.models._registry import register_builder, register_timm_model
 from archsearch.errors import SpecError
 from archsearch.space.stvit import STViTSpec
 

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Union
 
-from archsearch.build._registry import get_builder
+from archsearch.models._registry import get_builder
 from archsearch.errors import SpecError
 from archsearch.space.base import ArchSpec, list_families, load_spec, spec_from_dict
 

@@ -9,13 +9,13 @@ import timm
 import torch
 from torch import nn
 
-import archsearch.build as build
-from archsearch.build import (
+import archsearch.models as models
+from archsearch.models import (
     ArchsearchCNN, archsearch_cnn, build_model, count_macs, count_params, export_onnx, get_block, get_builder,
     list_blocks, list_builders, measured_costs, register_block, register_builder,
 )
-from archsearch.build._registry import register_timm_model
-from archsearch.build.cnn import BasicBlock, Bottleneck
+from archsearch.models._registry import register_timm_model
+from archsearch.models.cnn import BasicBlock, Bottleneck
 from archsearch.cost import costs
 from archsearch.errors import SpecError, UnknownNameError
 from archsearch.space import CNNSpec, StageSpec, StemSpec
@@ -52,7 +52,7 @@ def test_duplicate_registration_raises() -> None:
 
 
 def test_registering_the_same_definition_again_is_silent() -> None:
-    """What a second import (or a reload) of the build modules does."""
+    """What a second import (or a reload) of the model modules does."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert register_block("k1kxk1")(Bottleneck) is Bottleneck
@@ -60,11 +60,11 @@ def test_registering_the_same_definition_again_is_silent() -> None:
     assert timm.models.model_entrypoint("archsearch_cnn") is archsearch_cnn
 
 
-def test_space_and_cost_do_not_import_build() -> None:
+def test_space_and_cost_do_not_import_models() -> None:
     import subprocess
     import sys
 
-    code = "import sys, archsearch.space, archsearch.cost; print('torch' in sys.modules, 'archsearch.build' in sys.modules)"
+    code = "import sys, archsearch.space, archsearch.cost; print('torch' in sys.modules, 'archsearch.models' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 
@@ -261,5 +261,5 @@ def test_onnx_export_passes_the_checker(tiny_cnn_spec: CNNSpec, tmp_path) -> Non
 
 
 def test_public_names_are_exported() -> None:
-    for name in build.__all__:
-        assert hasattr(build, name), name
+    for name in models.__all__:
+        assert hasattr(models, name), name

@@ -33,8 +33,8 @@ from timm.models import build_model_with_cfg, checkpoint_seq
 from timm.models._pretrained import PretrainedCfg
 from torch import nn
 
-from archsearch.build._builder import SpecLike, entry_spec
-from archsearch.build._registry import get_block, register_block, register_builder, register_timm_model
+from archsearch.models._builder import SpecLike, entry_spec
+from archsearch.models._registry import get_block, register_block, register_builder, register_timm_model
 from archsearch.errors import SpecError
 from archsearch.space.cnn import CNNSpec, conv_out, se_channels
 
