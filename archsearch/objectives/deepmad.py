@@ -65,13 +65,13 @@ def stage_ends(strides: tuple[int, ...] | list[int]) -> list[int]:
     return ends
 
 
-def depth_penalty(depths: tuple[int, ...] | list[int], *, skip: int) -> float:
-    """``10 exp(pstd(depths[skip:]))`` (DeepMAD reference search)."""
+def depth_penalty(depths: tuple[int, ...] | list[int], *, skip: int, scale: float = DEPTH_PENALTY_SCALE) -> float:
+    """``scale exp(pstd(depths[skip:]))``; DeepMAD's reference search uses ``scale = 10``."""
     d = [float(x) for x in depths[skip:]]
     if not d:
-        return DEPTH_PENALTY_SCALE
+        return scale
     mean = sum(d) / len(d)  # plain floats: the solvers call this ~10^5 times per solve, numpy's std is 20x slower here
-    return DEPTH_PENALTY_SCALE * math.exp(math.sqrt(sum((x - mean) ** 2 for x in d) / len(d)))
+    return scale * math.exp(math.sqrt(sum((x - mean) ** 2 for x in d) / len(d)))
 
 
 def deepmad_score(

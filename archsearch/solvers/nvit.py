@@ -46,6 +46,7 @@ from archsearch.cost.latency import (LatencyModel, patch_embed_features, predict
                                      vit_attention_features, vit_head_features, vit_mlp_features)
 from archsearch.cost.vit import vit_activation_memory, vit_macs, vit_params
 from archsearch.errors import SpecError
+from archsearch.solvers.constants import FreeConstant
 from archsearch.objectives.nvit import block_profile, nvit_entropy
 from archsearch.solvers.base import (
     FEASIBLE, GAP_OPTIMAL, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
@@ -55,7 +56,14 @@ from archsearch.space.budget import Budget
 from archsearch.space.nvit_templates import NViTSpace
 from archsearch.space.vit import ViTBlockSpec, ViTSpec
 
-__all__ = ["NViTProgram", "NViTSolver", "Menu", "EmbSolution", "solve_nvit", "brute_force_nvit"]
+__all__ = ["NViTProgram", "NViTSolver", "Menu", "EmbSolution", "solve_nvit", "brute_force_nvit", "FREE_CONSTANTS"]
+
+#: NViT's free constant: whether the redistribution priors the pruned DeiTs revealed (Yang et al., CVPR 2023)
+#: narrow the per-block menus; ``archsearch tune`` may switch them off for data unlike ImageNet.
+FREE_CONSTANTS = (
+    FreeConstant("priors", "categorical", choices=(True, False), default=lambda space: space.priors,
+                 doc="the redistribution priors on the per-block menus (the paper's rules) or menus only"),
+)
 
 BYTES = 4
 
@@ -477,6 +485,7 @@ class NViTSolver(BaseSolver):
     families = ("vit",)
     gives_bound = True
     options = ("priors",)
+    free_constants = FREE_CONSTANTS
 
     def solve(self, space: Any, budget: Budget, *, top_k: int = 5, resolution: int | None = None,
               priors: bool | None = None, **options: Any) -> SolveResult:

@@ -25,12 +25,25 @@ from fractions import Fraction
 from typing import Any, Literal, NamedTuple
 
 from archsearch.errors import SpecError
-from archsearch.objectives.deepmad import depth_penalty, stage_ends
+from archsearch.solvers.constants import FreeConstant
+from archsearch.objectives.deepmad import DEPTH_PENALTY_SCALE, depth_penalty, stage_ends
 from archsearch.space.budget import Budget
 from archsearch.space.cnn import CNNSpec, StageSpec, StemSpec, conv_out, se_channels
 from archsearch.space.search_space import SearchSpace, deepmad_smart_round
 
-__all__ = ["Design", "Evaluation", "DeepMADProgram"]
+__all__ = ["Design", "Evaluation", "DeepMADProgram", "FREE_CONSTANTS"]
+
+#: The constants DeepMAD fixed by hand for ImageNet (Shen et al., CVPR 2023, and its reference code), which
+#: ``archsearch tune`` may fit to a user's data. The entropy variant (``code``/``paper``) is left out: it
+#: scales the score by 2, which the penalty weight already spans.
+FREE_CONSTANTS = (
+    FreeConstant("rho0", "float", 0.1, 0.8, default=lambda space: space.rho0,
+                 doc="effectiveness bound rho <= rho0 (the paper: 0.3 for ResNet-level models, 0.5 for depthwise ones)"),
+    FreeConstant("last_stage_weight", "float", 1.0, 16.0, log=True, default=lambda space: space.last_stage_weight,
+                 doc="the last stage's weight in the entropy score, the others weigh 1 (the paper: 8)"),
+    FreeConstant("penalty_weight", "float", 0.0, 40.0, default=10.0,
+                 doc="w of the depth penalty w exp(std(L)) (the reference search: 10)"),
+)
 
 
 class Design(NamedTuple):
@@ -70,8 +83,13 @@ class DeepMADProgram:
             repair) and enters the branch-and-bound relaxation as a posynomial row.
         rho0: Effectiveness bound; default the space's.
         resolution: Input resolution; default the space's.
-        depth_penalty: Maximise ``S - 10 exp(std(L))`` (default) instead of ``S``.
+        depth_penalty: Maximise ``S - w exp(std(L))`` (default) instead of ``S``.
         entropy: ``code`` (1/2 factor, reference code) or ``paper``.
+        last_stage_weight: The last stage's weight in ``S`` (default the space's: DeepMAD's 8 at 224 px);
+            the other stages weigh 1.
+        penalty_weight: ``w`` of the depth penalty (default DeepMAD's 10).
+
+    The free constants a user may tune to his data (``archsearch tune``) are :data:`FREE_CONSTANTS`.
     """
 
     def __init__(
@@ -83,6 +101,8 @@ class DeepMADProgram:
         resolution: int | None = None,
         depth_penalty: bool = True,
         entropy: Literal["code", "paper"] = "code",
+        last_stage_weight: float | None = None,
+        penalty_weight: float | None = None,
     ) -> None:
         self.latency_model = None
         if budget.latency_ms is not None:
@@ -97,7 +117,13 @@ class DeepMADProgram:
         self.resolution = int(space.resolution if resolution is None else resolution)
         if self.resolution < 8:
             raise SpecError(f"resolution: expected an integer >= 8, got {resolution!r}")
-        self.use_penalty = bool(depth_penalty)
+        self.penalty_weight = float(DEPTH_PENALTY_SCALE if penalty_weight is None else penalty_weight)
+        if not (0 <= self.penalty_weight <= 1e6):
+            raise SpecError(f"penalty_weight: expected a number in [0, 1e6], got {penalty_weight!r}")
+        self.use_penalty = bool(depth_penalty) and self.penalty_weight > 0
+        last = float(space.last_stage_weight if last_stage_weight is None else last_stage_weight)
+        if not (0 < last <= 1e6):
+            raise SpecError(f"last_stage_weight: expected a number in (0, 1e6], got {last_stage_weight!r}")
         self.f = 0.5 if entropy == "code" else 1.0
         self.bottleneck = space.block == "k1kxk1"
         self.force_projection = getattr(space, "shortcut", "auto") == "conv"
@@ -121,7 +147,7 @@ class DeepMADProgram:
             start = self.ends[s - 1] + 1 if s else 0
             for i in range(start, end + 1):
                 self.stage_of[i] = s
-        self.alpha = [1.0] * (len(self.ends) - 1) + [space.last_stage_weight]
+        self.alpha = [1.0] * (len(self.ends) - 1) + [last]
         # a bound on the exact MACs for the relaxation's MACs row: the MACs budget and, where every strided
         # side is even (so the reference's real sides are the exact ones), a FLOPs budget too, since the
         # conv MACs are part of the reference FLOPs; the FLOPs themselves are checked exactly on designs
@@ -251,7 +277,7 @@ class DeepMADProgram:
                 width, side, lg, cnt = d.c[end], self.r_out[end], cum_log[end], cum_n[end]
             entropy += self.alpha[s] * (log(width) + 2 * log(side)) * f * lg
             rho = max(rho, cnt / math.exp(lg / cnt))
-        penalty = depth_penalty(d.L, skip=self.space.penalty_skip) if self.use_penalty else 0.0
+        penalty = depth_penalty(d.L, skip=self.space.penalty_skip, scale=self.penalty_weight) if self.use_penalty else 0.0
         memory = 4 * mem
         b = self.budget
         latency = self.latency(d) if self.latency_model is not None else 0.0

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 from archsearch.errors import SpecError
-from archsearch.objectives.deepmad import DEPTH_PENALTY_SCALE
 from archsearch.solvers.deepmad.program import DeepMADProgram
 
 
@@ -262,13 +261,13 @@ class _Formulation:
         self.e_up: np.ndarray | None = None  # set by :meth:`bound_entropy`
         self.weights = np.array(prog.alpha)
         objective = self.weights @ self.w
-        # DeepMAD's depth penalty 10 exp(std L) is convex in L (exp of a norm): subtracted exactly
+        # DeepMAD's depth penalty w exp(std L) (w = 10 in the paper) is convex in L (exp of a norm): subtracted exactly
         skip = prog.space.penalty_skip
         self.penalty = None
         if prog.use_penalty and n - skip > 0:
             m = n - skip
             centre = np.eye(m) - np.ones((m, m)) / m
-            self.penalty = DEPTH_PENALTY_SCALE * cp.exp(cp.norm(centre @ self.D[skip:], 2) / math.sqrt(m))
+            self.penalty = prog.penalty_weight * cp.exp(cp.norm(centre @ self.D[skip:], 2) / math.sqrt(m))
             objective = objective - self.penalty / 1000.0
         self.problem = cp.Problem(cp.Maximize(objective), cons)
         self.solves = 0

@@ -35,7 +35,7 @@ from archsearch.solvers.base import (
 from archsearch.solvers.deepmad.bounds import UNSOLVED, _Relaxation
 from archsearch.solvers.deepmad.box import _Node, _root
 from archsearch.solvers.deepmad.incumbents import _Search
-from archsearch.solvers.deepmad.program import DeepMADProgram, Design
+from archsearch.solvers.deepmad.program import FREE_CONSTANTS, DeepMADProgram, Design
 from archsearch.space.budget import Budget
 from archsearch.space.search_space import SearchSpace
 
@@ -50,8 +50,9 @@ class DeepMADSolver(BaseSolver):
     name = "deepmad-bnb"
     families = ("cnn",)
     gives_bound = True
-    options = ("rho0", "depth_penalty", "entropy")
+    options = ("rho0", "depth_penalty", "entropy", "last_stage_weight", "penalty_weight")
     budget_keys = ("macs", "params", "latency", "memory", "flops")
+    free_constants = FREE_CONSTANTS
 
     def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float | None = None, max_nodes: int = 1000,
                  backend: str | None = "CLARABEL", verbose: bool = False, polish_share: float = 0.1,
@@ -87,9 +88,11 @@ class DeepMADSolver(BaseSolver):
 
     def solve(self, space: SearchSpace, budget: Budget, *, top_k: int = 5, rho0: float | None = None,
               resolution: int | None = None, depth_penalty: bool = True,
-              entropy: Literal["code", "paper"] = "code") -> SolveResult:
+              entropy: Literal["code", "paper"] = "code", last_stage_weight: float | None = None,
+              penalty_weight: float | None = None) -> SolveResult:
         t0 = time.perf_counter()
-        prog = DeepMADProgram(space, budget, rho0=rho0, resolution=resolution, depth_penalty=depth_penalty, entropy=entropy)
+        prog = DeepMADProgram(space, budget, rho0=rho0, resolution=resolution, depth_penalty=depth_penalty, entropy=entropy,
+                              last_stage_weight=last_stage_weight, penalty_weight=penalty_weight)
 
         def report(phase: str, bound: float = math.inf, open_nodes: int = 0) -> None:
             if self.progress is not None:
