@@ -263,3 +263,46 @@ def test_onnx_export_passes_the_checker(tiny_cnn_spec: CNNSpec, tmp_path) -> Non
 def test_public_names_are_exported() -> None:
     for name in models.__all__:
         assert hasattr(models, name), name
+
+
+# the deprecated alias archsearch.build (the package's former name)
+
+
+def test_build_alias_warns_at_the_importing_line(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "old_user.py"
+    script.write_text("import archsearch.build.cnn\nfrom archsearch.build.vit import load_timm_weights\n")
+    proc = subprocess.run(
+        [sys.executable, "-W", "always:archsearch.build is deprecated:DeprecationWarning", str(script)],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "archsearch.build is deprecated" in line]
+    # once (the package imports once), attributed to the user's line, naming the new package
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"{script}:1: DeprecationWarning") and "import archsearch.models" in lines[0]
+
+
+def test_build_alias_gives_the_same_objects(tiny_cnn_spec: CNNSpec) -> None:
+    import importlib
+    import pkgutil
+    import sys
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import archsearch.build as old
+        import archsearch.build.cnn as old_cnn
+        from archsearch.build.vit import load_timm_weights as old_load
+    import archsearch.models.cnn
+    from archsearch.models.vit import load_timm_weights
+
+    assert old.__all__ == models.__all__
+    assert all(getattr(old, name) is getattr(models, name) for name in models.__all__)
+    assert old_cnn is archsearch.models.cnn and old.cnn is archsearch.models.cnn and old_load is load_timm_weights
+    for info in pkgutil.iter_modules(models.__path__):  # every submodule, private ones too (pickles name them)
+        new = importlib.import_module(f"archsearch.models.{info.name}")
+        assert sys.modules[f"archsearch.build.{info.name}"] is new
+        assert importlib.import_module(f"archsearch.build.{info.name}") is new
+    assert type(old.build_model(tiny_cnn_spec)) is ArchsearchCNN

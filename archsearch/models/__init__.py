@@ -1,7 +1,8 @@
 """Torch modules built from specs, registered with timm, and their measured costs.
 
 ``import archsearch.models`` registers the timm entry points (``archsearch_<family>`` for every family); the space
-and cost layers never import this package, so solvers stay torch-free.
+and cost layers never import this package, so solvers stay torch-free. ``models`` is timm's word for the same
+thing; the package's former name ``archsearch.build`` remains a deprecated alias for one release.
 """
 
 from archsearch.models._builder import SpecLike, as_spec, build_model
