@@ -298,7 +298,7 @@ def test_cli_calibrate_shows_a_progress_bar_on_a_tty(monkeypatch, capsys) -> Non
     cli = sys.modules["archsearch.cli.main"]
 
     seen = []
-    real = cli._stderr_console
+    real = cli.stderr_console
 
     def console():
         c = real()
@@ -306,7 +306,7 @@ def test_cli_calibrate_shows_a_progress_bar_on_a_tty(monkeypatch, capsys) -> Non
         return c
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
-    monkeypatch.setattr(cli, "_stderr_console", console)
+    monkeypatch.setattr(cli, "stderr_console", console)
     args = build_parser().parse_args(["calibrate", "--space", "deepmad-cifar", "--threads", "1", "--samples", "8", "--runs", "2",
                                       "--models", "1", "--statistic", "min"])
     args.runs_min = 1

@@ -1,14 +1,23 @@
-"""Rendering helpers for the CLI: rich tables on stdout, messages on stderr."""
+"""What a command tells its caller: rich tables and JSON on stdout, messages on stderr, exit codes.
+
+Exit codes: 0 success; 1 a verification found a difference; 2 bad input or an infeasible budget;
+130 interrupted.
+"""
 
 from __future__ import annotations
 
 import json
+import shlex
 import sys
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from archsearch.space.budget import format_count
 
-__all__ = ["print_json", "print_table", "err", "fmt"]
+__all__ = ["EXIT_OK", "EXIT_DIFF", "EXIT_USAGE", "print_json", "print_table", "print_results", "err", "fmt", "report_hint",
+           "stderr_console", "top1_text", "training_text"]
+
+EXIT_OK, EXIT_DIFF, EXIT_USAGE = 0, 1, 2
 
 
 def print_json(obj: Any) -> None:
@@ -42,3 +51,47 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
     for row in rows:
         table.add_row(*[str(c) for c in row])
     Console(width=max(100, Console().width)).print(table)
+
+
+def stderr_console() -> Any:
+    """A rich console on stderr (progress bars and live lines; stdout holds the results)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def report_hint(run: str | Path) -> None:
+    """The one-line hint at the end of ``solve --out`` and ``validate`` (stderr, never in JSON stdout)."""
+    err(f"report: archsearch report {shlex.quote(str(run))} -o {shlex.quote(str(Path(run) / 'report.html'))}")
+
+
+def top1_text(r: Any) -> str:
+    """``71.20`` or, over several seeds, ``71.20 ± 0.31 (3)`` (top-1 in %)."""
+    std = getattr(r, "top1_std", float("nan"))
+    n = int(getattr(r, "seeds", 1) or 1)
+    if n > 1:
+        return f"{100 * r.top1:.2f} ± {100 * std:.2f} ({n})"
+    return f"{100 * r.top1:.2f}"
+
+
+def training_text(r: Any) -> str:
+    """``8 ep`` or ``1 ep x 20 b`` (a smoke run)."""
+    epochs = getattr(r, "epochs", None)
+    mb = getattr(r, "max_batches", None)
+    text = "-" if epochs is None or epochs != epochs else f"{int(epochs)} ep"
+    if mb is not None and mb == mb:
+        text += f" x {int(mb)} b"
+    return text
+
+
+def print_results(frame: Any, title: str, *, caption: str | None = None, status: bool = False) -> None:
+    """The table of validated candidates (``validate``, ``results``, ``search``)."""
+    columns = ["name", "kind", "dataset", "recipe", "training", "top1 % (seeds)", "top5 %", "macs", "params", "latency ms",
+               "train s"]
+    rows = []
+    for r in frame.itertuples():
+        row = [r.name, getattr(r, "kind", None) or "-", r.dataset, r.recipe, training_text(r), top1_text(r),
+               f"{100 * r.top5:.2f}", format_count(r.macs), format_count(r.params),
+               "-" if r.latency_ms is None or r.latency_ms != r.latency_ms else f"{r.latency_ms:.2f}", f"{r.train_time_s:.1f}"]
+        rows.append(row + ([r.status] if status else []) + ["*" if r.pareto else ""])
+    print_table(title, columns + (["status"] if status else []) + ["pareto"], rows, caption=caption)

@@ -6,11 +6,8 @@ Exit codes: 0 success; 1 a verification found a difference; 2 bad input or an in
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
-import platform
-import re
 import shlex
 import sys
 import time
@@ -20,30 +17,14 @@ from typing import Any, Sequence
 from archsearch import __version__
 from archsearch.cli._args import Parser, check_names, check_numbers, check_paths
 from archsearch.cli._checks import check_output, check_run_target, preflight
-from archsearch.cli._output import err, fmt, print_json, print_table
+from archsearch.cli._output import (EXIT_DIFF, EXIT_OK, EXIT_USAGE, err, fmt, print_json, print_results, print_table,
+                                    report_hint, stderr_console, top1_text)
+from archsearch.cli._program import design_options, solver_for
+from archsearch.cli._runs import pareto_rows, run_name, save_run, versions
 from archsearch.errors import ArchsearchError, BudgetError, SpecError
 from archsearch.space.budget import BUDGET_KEYS, Budget, format_count, parse_count, parse_latency
 
 __all__ = ["main", "build_parser"]
-
-EXIT_OK, EXIT_DIFF, EXIT_USAGE = 0, 1, 2
-
-
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {"archsearch": __version__, "python": platform.python_version()}
-    for name in ("numpy", "scipy", "cvxpy", "clarabel", "torch", "timm"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def _run_name(space: str, budget: Budget) -> str:
-    text = budget.to_text().replace("=", "").replace(",", "-")
-    return re.sub(r"[^A-Za-z0-9._-]+", "", f"{space}-{text}") if text else space
 
 
 def _parse_sweep(text: str) -> tuple[str, list[float]]:
@@ -74,63 +55,10 @@ def _with(budget: Budget, key: str, value: float) -> Budget:
     return budget.replace(**{attr: value if key == "latency" else int(round(value))})
 
 
-# program-specific options: (solve keyword, CLI flag, value from args, whether the user set it)
-_OPTIONS = (
-    ("rho0", "--rho", lambda a: a.rho, lambda a: a.rho is not None),
-    ("depth_penalty", "--no-depth-penalty", lambda a: not a.no_depth_penalty, lambda a: a.no_depth_penalty),
-    ("entropy", "--entropy", lambda a: a.entropy, lambda a: a.entropy != "code"),
-    ("priors", "--no-priors", lambda a: not a.no_priors, lambda a: a.no_priors),
-)
-
-
-def _program_options(space: Any, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """The registered solver class of a space, and the program options of the command line it accepts
-    (``--rho``, ``--no-depth-penalty``, ``--entropy``, ``--no-priors``); a given option it does not take is
-    an error naming the solvers that do."""
-    from archsearch.solvers import get_solver
-
-    if not space.solver:
-        raise SpecError(f"--space {space.name}: no solver is registered for the {space.family!r} family")
-    cls = get_solver(space.solver)
-    options = {}
-    for key, flag, value, given in _OPTIONS:
-        if key in cls.options:
-            options[key] = value(args)
-        elif given(args):
-            users = sorted({n for n in _solver_names() if key in get_solver(n).options})
-            raise SpecError(f"{flag}: not an option of {cls.name} (space {space.name}); it applies to the solvers {users}")
-    return cls, options
-
-
-def _solver_for(space: Any, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """The registered solver of a space, built with the stops and progress of the command line, and the
-    program options it accepts."""
-    import inspect
-
-    cls, options = _program_options(space, args)
-    takes = inspect.signature(cls.__init__).parameters
-    kwargs: dict[str, Any] = {}
-    if getattr(args, "max_nodes", None) is not None:
-        if "max_nodes" not in takes:
-            raise SpecError(f"--max-nodes: the {cls.name} solver (space {space.name}) has no node limit")
-        kwargs["max_nodes"] = args.max_nodes
-    if args.time_limit is not None:
-        kwargs["time_limit"] = args.time_limit
-    if getattr(args, "progress_fn", None) is not None and "progress" in takes:
-        kwargs["progress"] = args.progress_fn
-    return cls(gap_tol=args.gap_tol, **kwargs), options
-
-
-def _solver_names() -> list[str]:
-    from archsearch.solvers import list_solvers
-
-    return list_solvers()
-
-
 def _solve_once(space: Any, budget: Budget, args: argparse.Namespace) -> Any:
     from archsearch.solvers.base import check_budget_keys
 
-    solver, options = _solver_for(space, args)
+    solver, options = solver_for(space, args)
     check_budget_keys(type(solver), budget, space.name)
     return solver.solve(space, budget, top_k=args.top_k, resolution=args.resolution, **options)
 
@@ -150,16 +78,6 @@ def _unsolved_message(result: Any, budget: Budget, args: argparse.Namespace) -> 
             f"raise --time-limit or --max-nodes, or loosen the budget")
 
 
-def _pareto_rows(candidates: Sequence[Any]) -> list[dict[str, Any]]:
-    from archsearch.results import non_dominated
-
-    rows = [{"name": c.spec.name, "score": c.score, "macs": c.macs, "params": c.params, "rho": c.rho} for c in candidates]
-    marks = non_dominated(rows, {"score": "max", "macs": "min", "params": "min"})
-    for row, mark in zip(rows, marks):
-        row["pareto"] = mark
-    return rows
-
-
 def cmd_solve(args: argparse.Namespace) -> int:
     from archsearch.space import get_space
 
@@ -167,7 +85,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     budget = Budget.parse(args.budget) if args.budget else space.budget
     if budget.is_empty():
         raise BudgetError("--budget: give at least one of macs, params, memory, latency (latency needs a calibrated space)")
-    name = args.name or _run_name(space.name, budget)
+    name = args.name or run_name(space.name, budget)
     sweep = _parse_sweep(args.sweep) if args.sweep else None
     # a run directory holding a run of other settings is refused before the solve, not after it
     check_run_target(args.out, overwrite=args.overwrite,
@@ -217,7 +135,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         if args.out:
             err(f"wrote {Path(args.out) / 'candidates.json'} and {Path(args.out) / 'pareto.csv'}")
     if args.out:
-        _report_hint(args.out)
+        report_hint(args.out)
     return EXIT_OK
 
 
@@ -236,7 +154,7 @@ class _SolveProgress:
 
     def __enter__(self) -> "_SolveProgress":
         if self.live:
-            self.status = _stderr_console().status(self.message)
+            self.status = stderr_console().status(self.message)
             self.status.__enter__()
         return self
 
@@ -277,49 +195,13 @@ def _status(fn: Any, message: str, args: argparse.Namespace) -> Any:
             args.progress_fn = None
 
 
-def _save_run(out: Path, record: dict[str, Any], rows: list[dict[str, Any]], *, name: str, args: argparse.Namespace,
-              wall: float, provenance: dict[str, Any]) -> None:
-    """Writes a run directory: ``candidates.json`` (``record`` with the run's name and provenance) and
-    ``pareto.csv`` (``rows``, with the run's name first).
-
-    A new directory appears whole or not at all; in an existing one each file is replaced atomically,
-    ``candidates.json`` last. A directory holding another run is refused unless ``--overwrite``.
-    """
-    import pandas as pd
-
-    from archsearch._files import atomic_write_text, new_directory
-    from archsearch.study.storage import mask_command
-
-    check_run_target(out, overwrite=getattr(args, "overwrite", False), new=record)
-    record = {**record, "name": name, "provenance": {
-        # the equivalent command line, however it was invoked (console script, python -m, main([...]) from a
-        # notebook), passwords of storage URLs masked
-        "command": mask_command(getattr(args, "argv", sys.argv[1:])),
-        "versions": _versions(),
-        "seed": getattr(args, "seed", None),
-        **provenance,
-        "wall_time_s": round(wall, 3),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }}
-    frame = pd.DataFrame(rows)
-    frame.insert(0, "run", name)
-    files = {"pareto.csv": frame.to_csv(index=False), "candidates.json": json.dumps(record, indent=2)}
-    if out.exists():
-        for file, text in files.items():  # candidates.json last: it is what makes the folder a run
-            atomic_write_text(out / file, text)
-        return
-    with new_directory(out) as tmp:
-        for file, text in files.items():
-            (tmp / file).write_text(text, encoding="utf-8")
-
-
 def _write_run(out: Path, obj: dict[str, Any], result: Any, *, name: str, args: argparse.Namespace, wall: float) -> None:
     rows = obj.get("front") and [
         {"budget_" + k: v for k, v in row["budget"].items() if v is not None} | {k: v for k, v in row.items() if k != "budget"}
         for row in obj["front"]
-    ] or _pareto_rows(result.candidates)
-    _save_run(out, obj, rows, name=name, args=args, wall=wall,
-              provenance={"solver": result.stats.backend, "nodes": result.stats.nodes})
+    ] or pareto_rows(result.candidates)
+    save_run(out, obj, rows, name=name, args=args, wall=wall,
+             provenance={"solver": result.stats.backend, "nodes": result.stats.nodes})
 
 
 def _print_solve_table(result: Any, *, name: str, front: list[dict[str, Any]]) -> None:
@@ -341,19 +223,13 @@ def _print_solve_table(result: Any, *, name: str, front: list[dict[str, Any]]) -
                       format_count(r["params"]), fmt(r["gap"], "pct")) for r in front])
 
 
-def _design_options(space: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """The program options of the command line that the space's solver takes (scores of designs no solve
-    produced are the solver's own)."""
-    return _program_options(space, args)[1]
-
-
 def _write_designs_run(out: Path, cands: Sequence[Any], *, space: Any, budget: Budget, kind: str, name: str,
                        args: argparse.Namespace, wall: float, extra: dict[str, Any]) -> None:
     """A run directory for designs no solve produced (``baseline``, ``sample``), read like a solve's."""
     record = {"status": "feasible", "bound": None, "gap": None, "time_s": round(wall, 6),
               **_designs_json(cands, space, budget, kind)}
-    rows = [{**row, "kind": kind} for row in _pareto_rows(cands)]
-    _save_run(out, record, rows, name=name, args=args, wall=wall, provenance={"solver": kind, **extra})
+    rows = [{**row, "kind": kind} for row in pareto_rows(cands)]
+    save_run(out, record, rows, name=name, args=args, wall=wall, provenance={"solver": kind, **extra})
 
 
 def _print_designs(cands: Sequence[Any], title: str, caption: str) -> None:
@@ -380,11 +256,11 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     space = get_space(args.space)
     budget = Budget.parse(args.budget) if args.budget else space.budget
     check_run_target(args.out, overwrite=args.overwrite, new={"space": space.name, "budget": budget.to_dict(), "kind": "baseline"})
-    options = _design_options(space, args)
+    options = design_options(space, args)
     t0 = time.perf_counter()
     cand = baseline(space, budget, scale=args.scale, resolution=args.resolution, **options)
     wall = time.perf_counter() - t0
-    name = args.name or _run_name(space.name, budget) + f"-baseline-{args.scale}"
+    name = args.name or run_name(space.name, budget) + f"-baseline-{args.scale}"
     if args.out:
         _write_designs_run(Path(args.out), [cand], space=space, budget=budget, kind="baseline", name=name, args=args,
                            wall=wall, extra={"scale": args.scale, "multiplier": cand.extra.get("multiplier")})
@@ -411,11 +287,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     space = get_space(args.space)
     budget = Budget.parse(args.budget) if args.budget else space.budget
     check_run_target(args.out, overwrite=args.overwrite, new={"space": space.name, "budget": budget.to_dict(), "kind": "random"})
-    options = _design_options(space, args)
+    options = design_options(space, args)
     t0 = time.perf_counter()
     cands = sample(space, budget, args.n, seed=args.seed, resolution=args.resolution, **options)
     wall = time.perf_counter() - t0
-    name = args.name or _run_name(space.name, budget) + f"-random-s{args.seed}"
+    name = args.name or run_name(space.name, budget) + f"-random-s{args.seed}"
     if args.out:
         _write_designs_run(Path(args.out), cands, space=space, budget=budget, kind="random", name=name, args=args,
                            wall=wall, extra={"n": args.n})
@@ -445,7 +321,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.format != "json" and sys.stderr.isatty():
         from rich.progress import Progress
 
-        with Progress(transient=True, console=_stderr_console()) as bar:
+        with Progress(transient=True, console=stderr_console()) as bar:
             task = bar.add_task(f"timing {space.name} blocks", total=None)
             model = calibrate_space(space, progress=lambda done, total: bar.update(task, completed=done, total=total), **kwargs)
     else:
@@ -469,12 +345,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                             + f", scale {model.scale:.3f} · {wall:.1f} s")
         err(f"wrote {path}")
     return EXIT_OK
-
-
-def _stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
@@ -525,7 +395,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         from archsearch.space import get_space
 
         space = get_space(args.space)
-        cand = score_spec(space, spec, **_design_options(space, args))
+        cand = score_spec(space, spec, **design_options(space, args))
         info.update(space=space.name, score=cand.score, rho=cand.rho,
                     **{k: v for k, v in cand.extra.items() if k in ("entropy", "penalty", "rules_ok", "fits_budget", "flops")})
     elif spec.family == "cnn":
@@ -586,7 +456,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         sys.stdout.write(frame.to_csv(index=False))
     else:
         rows = [(r.run, r.family, r.objective, r.name, fmt(r.score), format_count(r.macs), format_count(r.params),
-                 *([_top1_text(r) if r.seeds else "-"] if validated else []), "*" if r.pareto else "")
+                 *([top1_text(r) if r.seeds else "-"] if validated else []), "*" if r.pareto else "")
                 for r in frame.itertuples()]
         print_table(f"{len(frame)} candidates from {frame['run'].nunique()} runs (whole-model costs)",
                     ["run", "family", "objective", "name", "score", "macs", "params",
@@ -596,47 +466,8 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _results_frame(rows: list[dict[str, Any]], *, per_seed: bool = False) -> Any:
-    """Rows as a DataFrame, seeds aggregated (mean, ``top1_std``, ``seeds``) unless ``per_seed``, with a
-    ``pareto`` column computed within each comparable training (dataset, recipe, epochs, max-batches,
-    teacher cache), since accuracies of different trainings do not compare."""
-    from archsearch.results import validated_frame
-
-    return validated_frame(rows, per_seed=per_seed)
-
-
-def _top1_text(r: Any) -> str:
-    std = getattr(r, "top1_std", float("nan"))
-    n = int(getattr(r, "seeds", 1) or 1)
-    if n > 1:
-        return f"{100 * r.top1:.2f} ± {100 * std:.2f} ({n})"
-    return f"{100 * r.top1:.2f}"
-
-
-def _training_text(r: Any) -> str:
-    """``8 ep`` or ``1 ep x 20 b`` (a smoke run)."""
-    epochs = getattr(r, "epochs", None)
-    mb = getattr(r, "max_batches", None)
-    text = "-" if epochs is None or epochs != epochs else f"{int(epochs)} ep"
-    if mb is not None and mb == mb:
-        text += f" x {int(mb)} b"
-    return text
-
-
-def _print_results(frame: Any, title: str, *, caption: str | None = None, status: bool = False) -> None:
-    columns = ["name", "kind", "dataset", "recipe", "training", "top1 % (seeds)", "top5 %", "macs", "params", "latency ms",
-               "train s"]
-    rows = []
-    for r in frame.itertuples():
-        row = [r.name, getattr(r, "kind", None) or "-", r.dataset, r.recipe, _training_text(r), _top1_text(r),
-               f"{100 * r.top5:.2f}", format_count(r.macs), format_count(r.params),
-               "-" if r.latency_ms is None or r.latency_ms != r.latency_ms else f"{r.latency_ms:.2f}", f"{r.train_time_s:.1f}"]
-        rows.append(row + ([r.status] if status else []) + ["*" if r.pareto else ""])
-    print_table(title, columns + (["status"] if status else []) + ["pareto"], rows, caption=caption)
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
-    from archsearch.results import load_run
+    from archsearch.results import load_run, validated_frame
 
     # what is cheap to check is checked before torch is imported (numbers and names: _validate)
     if not load_run(args.source)["candidates"]:
@@ -671,13 +502,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 130
     if not main_rank:
         return EXIT_OK
-    frame = _results_frame(rows)
+    frame = validated_frame(rows)
     if args.format == "json":
         print_json(json.loads(frame.to_json(orient="records")))
     else:
-        _print_results(frame, f"validated {len(rows)} candidates (recipe {args.recipe})", status=True,
-                       caption="pareto: no candidate has a higher top-1 at no more MACs, params and latency")
-    _report_hint(run_location(args.source)[0])
+        print_results(frame, f"validated {len(rows)} candidates (recipe {args.recipe})", status=True,
+                      caption="pareto: no candidate has a higher top-1 at no more MACs, params and latency")
+    report_hint(run_location(args.source)[0])
     return EXIT_OK
 
 
@@ -752,7 +583,7 @@ def cmd_teacher(args: argparse.Namespace) -> int:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                          transient=True, console=_stderr_console()) as bar:
+                          transient=True, console=stderr_console()) as bar:
                 task = bar.add_task(f"teacher {args.model} on {info.name}", total=None)
                 header = build_cache(progress=lambda done, total: bar.update(task, completed=done, total=total), **kwargs)
         else:
@@ -776,17 +607,18 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
+    from archsearch.results import validated_frame
     from archsearch.study import load_results
 
-    frame = _results_frame(load_results(args.run, storage=args.storage), per_seed=args.per_seed)
+    frame = validated_frame(load_results(args.run, storage=args.storage), per_seed=args.per_seed)
     if args.format == "json":
         print_json(json.loads(frame.to_json(orient="records")))
     elif args.format == "csv":
         sys.stdout.write(frame.to_csv(index=False))
     else:
-        _print_results(frame, f"{len(frame)} validated candidates (recipes: {', '.join(sorted(set(frame['recipe'])))})",
-                       caption="top-1: mean ± sample std over seeds (their number); pareto (per dataset, recipe, epochs, "
-                               "max-batches): no candidate has a higher top-1 at no more MACs, params and latency")
+        print_results(frame, f"{len(frame)} validated candidates (recipes: {', '.join(sorted(set(frame['recipe'])))})",
+                      caption="top-1: mean ± sample std over seeds (their number); pareto (per dataset, recipe, epochs, "
+                              "max-batches): no candidate has a higher top-1 at no more MACs, params and latency")
     return EXIT_OK
 
 
@@ -809,7 +641,7 @@ class _TrialProgress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                console=_stderr_console())
+                                console=stderr_console())
 
     def __enter__(self) -> "_TrialProgress":
         if self.bar is not None:
@@ -875,11 +707,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise BudgetError("--budget: give at least one of macs, params, memory, latency")
     if args.trials < 1:
         raise SpecError(f"--trials: expected an integer >= 1, got {args.trials}")
-    name = args.study or _run_name(space.name, budget)
+    name = args.study or run_name(space.name, budget)
     run_dir = Path(args.out or Path("runs") / name)
     if not args.out:
         check_output("--out", str(run_dir), "run")  # the default run directory, checked as a given one is
-    solver, options = _solver_for(space, args)
+    solver, options = solver_for(space, args)
     _set_threads(args.threads)
     main_rank = os.environ.get("RANK", "0") == "0"
     show = sys.stderr.isatty() and args.format != "json" and main_rank
@@ -890,7 +722,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             sweep_points=args.sweep_points, dataset=args.dataset, recipe=args.recipe, epochs=args.epochs, seed=args.seed,
             max_batches=args.max_batches, latency=not args.no_latency, amp=args.amp, heartbeat_interval=args.heartbeat,
             grace_period=args.grace_period, on_solve=progress.say, overwrite=args.overwrite,
-            provenance={"command": mask_command(args.argv), "versions": _versions(), "seed": args.seed,
+            provenance={"command": mask_command(args.argv), "versions": versions(), "seed": args.seed,
                         "solver": solver.name},
         )
         origins = {o: sum(p["origin"] == o for p in plan.proposals) for o in ("top-k", "sweep", "neighbour")}
@@ -920,11 +752,12 @@ def cmd_search(args: argparse.Namespace) -> int:
                     "counts": counts, "worker": summary.to_dict() if summary else None})
         return EXIT_OK
     if counts["done"]:
+        from archsearch.results import validated_frame
         from archsearch.study import load_results
 
-        _print_results(_results_frame(load_results(plan.run_dir, storage=args.storage)),
-                       f"search {plan.study}: {counts['done']} of {counts['total']} trials done", status=False,
-                       caption="pareto: no candidate has a higher top-1 at no more MACs, params and latency")
+        print_results(validated_frame(load_results(plan.run_dir, storage=args.storage)),
+                      f"search {plan.study}: {counts['done']} of {counts['total']} trials done", status=False,
+                      caption="pareto: no candidate has a higher top-1 at no more MACs, params and latency")
     err(f"trials: {counts['done']} done, {counts['running']} running, {counts['waiting']} waiting, {counts['failed']} failed")
     if args.enqueue_only or counts["waiting"] or counts["running"]:
         worker_storage = "" if args.storage_from_env else f" --storage {shlex.quote(mask_url(plan.storage))}"
@@ -1001,6 +834,7 @@ def _add_search_parsers(sub: Any) -> None:
     _add_worker_options(p)
     p.set_defaults(func=cmd_worker)
 # -- prune (NViT) ---------------------------------------------------------------------------------
+
 
 _GROUP_NAMES = ("emb", "heads", "qk", "v", "mlp")
 
@@ -1096,6 +930,8 @@ def _add_prune_parser(sub: Any) -> None:
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_prune)
+
+
 def _expand_runs(paths: Sequence[str]) -> list[str]:
     """Run directories (or ``candidates.json`` files) from the command line: a directory that is no run
     stands for the runs below it (two levels, e.g. a study's ``BUDGET/KIND`` folders), and a file that
@@ -1137,11 +973,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         err(f"wrote {path} ({size / 1024:.0f} KiB, self-contained: open it in a browser)")
     return EXIT_OK
-
-
-def _report_hint(run: str | Path) -> None:
-    """The one-line hint at the end of ``solve --out`` and ``validate`` (stderr, never in JSON stdout)."""
-    err(f"report: archsearch report {shlex.quote(str(run))} -o {shlex.quote(str(Path(run) / 'report.html'))}")
 
 
 def build_parser() -> argparse.ArgumentParser:
