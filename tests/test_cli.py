@@ -186,7 +186,7 @@ def test_options_of_another_solver_are_refused(capsys: pytest.CaptureFixture[str
 def test_solve_progress_is_plain_periodic_lines_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
-    from archsearch.cli.main import _SolveProgress
+    from archsearch.cli.solve import _SolveProgress
     from archsearch.solvers import DeepMADSolver
     from archsearch.space import Budget, get_space
 

@@ -295,7 +295,7 @@ def test_cli_calibrate_json_and_runs_minimum(capsys) -> None:
 
 
 def test_cli_calibrate_shows_a_progress_bar_on_a_tty(monkeypatch, capsys) -> None:
-    cli = sys.modules["archsearch.cli.main"]
+    from archsearch.cli import calibrate as cli
 
     seen = []
     real = cli.stderr_console
