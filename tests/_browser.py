@@ -162,5 +162,29 @@ class Page:
         self.close()
 
 
+def plot_labels(page: Page) -> list[dict[str, Any]]:
+    """Every ``figure.plot`` of the page: its box (and, fifth, the width inside its padding), its SVG's box and
+    its labels' text boxes as the browser lays them out (``g[id^="label-"] > text``, the ids
+    :mod:`archsearch.report.plots` gives published-model labels), in CSS pixels."""
+    return page.evaluate("""Array.from(document.querySelectorAll('figure.plot')).map(function (fig) {
+        var svg = fig.querySelector('svg'), s = svg.getBoundingClientRect(), f = fig.getBoundingClientRect();
+        var css = getComputedStyle(fig), inner = fig.clientWidth - parseFloat(css.paddingLeft) - parseFloat(css.paddingRight);
+        return {figure: [f.left, f.top, f.right, f.bottom, inner], svg: [s.left, s.top, s.right, s.bottom],
+                labels: Array.from(svg.querySelectorAll('g[id^="label-"] > text')).map(function (t) {
+                    var r = t.getBoundingClientRect();
+                    return {id: t.parentNode.id, text: t.textContent, box: [r.left, r.top, r.right, r.bottom]}; })}; })""")
+
+
+def overlaps(labels: list[dict[str, Any]], *, gap: float = 0.0) -> list[tuple[str, str]]:
+    """The pairs of labels whose boxes, grown by ``gap`` pixels each side, overlap."""
+    out = []
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a["box"], b["box"]
+            if ax0 - gap < bx1 + gap and bx0 - gap < ax1 + gap and ay0 - gap < by1 + gap and by0 - gap < ay1 + gap:
+                out.append((a["text"], b["text"]))
+    return out
+
+
 def can_install_chromium() -> bool:
     return os.name == "posix" and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get") is not None

@@ -3,6 +3,7 @@ of `solve` and `validate`, and the page as headless Chromium renders it."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _browser import Page, can_install_chromium, chromium_path
+from _browser import Page, can_install_chromium, chromium_path, overlaps, plot_labels
 from _report_runs import HOSTILE, cli, solved_runs, validated_run  # noqa: F401  (fixtures)
 from archsearch.results import arch_units, report_data
 from archsearch.space import spec_from_dict
@@ -285,6 +286,20 @@ def test_report_renders_in_headless_chromium(chromium: str, full_report: tuple, 
         before = page.evaluate(read)
         page.click("#validated-1-table thead th:nth-child(5)")
         assert page.evaluate(read) == sorted(before) and before == sorted(before, reverse=True)
+        # plots read at a glance (issue 19): as wide as the column, no two labels overlapping, labels inside their plot
+        figures = plot_labels(page)
+        assert len(figures) == 1 + 4 + 1 + 2 + 1
+        for fig in figures:
+            assert fig["svg"][2] - fig["svg"][0] == pytest.approx(fig["figure"][4], abs=2)  # the page's width, not half
+            assert overlaps(fig["labels"], gap=1) == [], fig["labels"]
+            sx0, sy0, sx1, sy1 = fig["svg"]
+            assert all(sx0 <= x0 and x1 <= sx1 and sy0 <= y0 and y1 <= sy1 for x0, y0, x1, y1 in (b["box"] for b in fig["labels"]))
+        costs = figures[0]["labels"]  # every published model of the runs' families, by name and top-1
+        published = report_data(full_report[0]).references
+        assert sorted(b["text"] for b in costs) == sorted(f"{r.name} {r.top1:g}%" for r in published.itertuples())
+        assert sum(len(fig["labels"]) for fig in figures[1:5]) >= 3  # the published models' lines in the score fronts
+        captions = page.evaluate("Array.from(document.querySelectorAll('figcaption')).map(function (c) { return c.innerText; })")
+        assert not any(re.search(r"\de[+-]\d", c) for c in captions)  # hypervolumes as 3.63 M, not 3.6339e+06
         page.evaluate("window.scrollTo(0, document.querySelector('#fronts').offsetTop)")
         png = page.screenshot(tmp_path / "shot.png")
     image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float)
@@ -292,6 +307,30 @@ def test_report_renders_in_headless_chromium(chromium: str, full_report: tuple, 
     assert image.std() > 10  # not one flat colour
     nonwhite = (image.min(axis=2) < 235).mean()
     assert nonwhite > 0.03  # plots and text cover part of the page
+
+
+def test_committed_example_report_in_headless_chromium(chromium: str, tmp_path: Path) -> None:
+    """The committed example as a reader sees it: plots the column's width, no label over another, a screenshot
+    of its front figure with something drawn on it."""
+    from PIL import Image
+
+    html = Path(__file__).resolve().parent.parent / "reports" / "deepmad-r50.html"
+    with Page(html.as_uri(), width=1280, height=900) as page:
+        figures = plot_labels(page)
+        assert len(figures) == 2  # costs, the one objective's front
+        for fig in figures:
+            assert fig["svg"][2] - fig["svg"][0] == pytest.approx(fig["figure"][4], abs=2)
+            assert overlaps(fig["labels"], gap=1) == []
+        assert sorted(b["text"] for b in figures[0]["labels"]) == ["DeepMAD-R18 77.7%", "DeepMAD-R34 79.7%", "DeepMAD-R50 80.6%"]
+        assert sorted(b["text"] for b in figures[1]["labels"]) == ["DeepMAD-R34 (backbone)"] * 2 + ["DeepMAD-R50 (backbone)"] * 2
+        x0, y0, x1, y1 = figures[1]["svg"]
+        scroll = page.evaluate("window.scrollY")
+        data = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                         clip={"x": x0, "y": y0 + scroll, "width": x1 - x0, "height": y1 - y0, "scale": 1})["data"]
+    png = base64.b64decode(data)
+    (tmp_path / "example-front.png").write_bytes(png)
+    image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float)
+    assert image.shape[1] == pytest.approx(x1 - x0, abs=2) and image.std() > 10
 
 
 def test_latency_fronts_when_candidates_carry_predicted_latency(solved_runs: dict, tmp_path: Path) -> None:  # noqa: F811

@@ -10,11 +10,11 @@ from typing import Any, Iterable
 from archsearch import __version__
 from archsearch.errors import SpecError
 from archsearch.report import plots
-from archsearch.results import COST_AXES, KINDS, ReportData, arch_units, report_data
+from archsearch.results import COST_AXES, KINDS, ReportData, arch_units, duration, grouped, human, report_data
 from archsearch.space import spec_from_dict
 from archsearch.space.budget import format_count
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["render_report", "write_front_png", "write_report"]
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -26,7 +26,8 @@ def _environment() -> Any:
         raise ImportError("archsearch report needs Jinja2: pip install jinja2") from exc
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(count=_count, num=_num, pct=_pct, pct_pm=_pct_pm, ms=_ms, sortkey=_sortkey)
+    env.filters.update(count=_count, num=_num, human=human, grouped=grouped, duration=duration, pct=_pct, pct_pm=_pct_pm,
+                       ms=_ms, sortkey=_sortkey)
     return env
 
 
@@ -104,6 +105,13 @@ def _candidate_views(data: ReportData) -> list[dict[str, Any]]:
     return views
 
 
+def _objective_references(data: ReportData, objective: str) -> Any:
+    """The published models of the families whose candidates ``objective`` scored (None when there are none)."""
+    families = set(data.candidates.loc[data.candidates["objective"] == objective, "family"])
+    refs = data.references
+    return refs[[bool(set(f.split(", ")) & families) for f in refs["families"]]] if len(refs) else None
+
+
 def render_report(data: ReportData, *, title: str | None = None) -> str:
     """The report of ``data`` as one HTML document (a string)."""
     from markupsafe import Markup
@@ -113,9 +121,9 @@ def render_report(data: ReportData, *, title: str | None = None) -> str:
     references = data.references
     front_plots = []
     for objective in objectives:
-        families = set(cands.loc[cands["objective"] == objective, "family"])
-        refs = references[[bool(set(f.split(", ")) & families) for f in references["families"]]] if len(references) else None
-        svg = plots.front_svg(cands, data.fronts, objective=objective, references=refs)
+        refs = _objective_references(data, objective)
+        svg = plots.front_svg(cands, data.fronts, objective=objective, references=refs,
+                              key=f"front-{len(front_plots) + 1}")
         hv = {COST_AXES[c]: data.fronts[(objective, c)] for c in COST_AXES if (objective, c) in data.fronts}
         front_plots.append({"objective": objective, "svg": Markup(svg), "fronts": hv})
     candidates = _candidate_views(data)
@@ -128,7 +136,8 @@ def render_report(data: ReportData, *, title: str | None = None) -> str:
             for r in rows:
                 r["anchor"] = anchors.get((r["run"], r["name"]))
                 r["seed_text"] = ", ".join(str(s) for s in r["seed_list"])
-            groups.append({"anchor": f"validated-{i}", "label": front.label, "svg": Markup(plots.validated_front_svg(front)),
+            svg = Markup(plots.validated_front_svg(front, key=f"validated-{i}"))
+            groups.append({"anchor": f"validated-{i}", "label": front.label, "svg": svg,
                            "rows": rows, "references": front.references.to_dict("records"),
                            "has_latency": "latency_ms" in front.costs,
                            "kinds": ", ".join(f"{n} {k}" for k, n in _kind_counts(front.designs["kind"]).items()),
@@ -177,4 +186,29 @@ def write_report(runs: Iterable[str | Path], *, out: str | Path = "report.html",
     html = render_report(report_data(runs, storage=storage), title=title)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, html)  # its temporary file sits beside it and goes on any failure
+    return path
+
+
+def write_front_png(runs: Iterable[str | Path], *, out: str | Path, objective: str | None = None, dpi: int = 144) -> Path:
+    """Writes one objective's front figure, as the report draws it, to a PNG file (for a README or slides).
+
+    Args:
+        runs: Run directories written by ``archsearch solve --out``.
+        out: The PNG file to write (its directory is created).
+        objective: The objective whose front to draw (default: the first run's).
+        dpi: Pixels an inch (the figure is :data:`archsearch.report.plots.PAGE_WIDTH` inches wide).
+
+    Returns:
+        The path written.
+    """
+    data = report_data(runs)
+    objectives = list(dict.fromkeys(data.candidates["objective"]))
+    objective = objective or objectives[0]
+    if objective not in objectives:
+        raise SpecError(f"objective: the runs have no candidates scored by {objective!r}; they have {', '.join(objectives)}")
+    png = plots.front_png(data.candidates, data.fronts, objective=objective, references=_objective_references(data, objective),
+                          dpi=dpi)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png)
     return path
