@@ -4,8 +4,9 @@
     python reports/make_example.py --reuse       # rewrite the report from the committed run
     python reports/make_example.py --max-nodes 3000
 
-Writes ``reports/deepmad-r50/`` (``candidates.json``, ``pareto.csv``) and
-``reports/deepmad-r50.html``, and prints a JSON line with the solve's status, gap and the report's size.
+Writes ``reports/deepmad-r50/`` (``candidates.json``, ``pareto.csv``), ``reports/deepmad-r50.html`` and
+its front figure as ``docs/images/front.png`` (the README's picture), and prints a JSON line with the
+solve's status, gap and the report's size.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RUN = HERE / "deepmad-r50"
 REPORT = HERE / "deepmad-r50.html"
+FRONT_PNG = HERE.parent / "docs" / "images" / "front.png"
 
 
 def main() -> int:
@@ -36,9 +38,13 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "archsearch", "report", str(RUN.relative_to(root)), "-o",
                     str(REPORT.relative_to(root)), "--title", "archsearch example: DeepMAD-R50 in the paper's space (4.13 G FLOPs, 25.55 M params)"],
                    cwd=root, check=True)
+    from archsearch.report import write_front_png
+
+    write_front_png([RUN], out=FRONT_PNG)
     run = json.loads((RUN / "candidates.json").read_text())
     print(json.dumps({"status": run["status"], "gap": run["gap"], "bound": run["bound"], "best_score": run["candidates"][0]["score"],
-                      "solve_time_s": run["time_s"], "report": str(REPORT.relative_to(root)), "report_bytes": REPORT.stat().st_size}))
+                      "solve_time_s": run["time_s"], "report": str(REPORT.relative_to(root)), "report_bytes": REPORT.stat().st_size,
+                      "front_png": str(FRONT_PNG.relative_to(root))}))
     return 0
 
 
