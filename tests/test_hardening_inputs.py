@@ -347,6 +347,7 @@ def _minimal(ws: argparse.Namespace, tmp_path: Path) -> dict[str, list[Any]]:
         "worker": ["--study", "s", "--storage", f"sqlite:///{tmp_path / 'study.db'}"],
         "prune": ["--model", "timm:vit_tiny_patch16_224", "--budget", "macs=1M", "--out", tmp_path / "prune"],
         "report": [ws.run, "-o", tmp_path / "r.html"],
+        "tune": ["--space", "deepmad-cifar", "--budget", "macs=5M", "--out", tmp_path / "tune"],
     }
 
 
@@ -355,7 +356,8 @@ _SURE_FAIL = {"solve": ["--space", "no-such-space"], "baseline": ["--space", "no
               "sample": ["--space", "no-such-space"], "calibrate": ["--space", "no-such-space"],
               "search": ["--space", "no-such-space"], "show": ["--space", "no-such-space"],
               "validate": ["--dataset", "no-such-data"], "teacher": ["--dataset", "no-such-data"],
-              "prune": ["--dataset", "no-such-data"], "worker": ["--device", "no-such-device"]}
+              "prune": ["--dataset", "no-such-data"], "worker": ["--device", "no-such-device"],
+              "tune": ["--space", "no-such-space"]}
 
 
 def _numeric_options() -> list[tuple[str, str, bool]]:

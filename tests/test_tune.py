@@ -222,3 +222,55 @@ def test_tune_refuses_what_it_cannot_tune(tmp_path) -> None:
     _plan(tmp_path, trials=2)
     with pytest.raises(SpecError, match="tuned with other settings \\(budgets differ\\)"):
         _plan(tmp_path, trials=2, budgets=[Budget.parse("macs=600K,params=15K")])
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    from archsearch.cli.main import main
+
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_the_tune_command_writes_a_profile_that_solve_show_and_worker_use(tmp_path, capsys) -> None:
+    _space()
+    out = tmp_path / "tune"
+    base = ["--space", _SPACE, "--budget", "macs=500K,params=15K", "--dataset", "digits", "--epochs", "1",
+            "--max-batches", "1", "--trials", "2", "--max-nodes", "30", "--out", str(out)]
+    # created only: a worker runs its trials
+    code, stdout, _ = _cli(capsys, "tune", *base, "--enqueue-only", "--format", "json")
+    assert code == 0 and json.loads(stdout)["best"] is None
+    code, stdout, _ = _cli(capsys, "worker", "--study", f"tune-{_SPACE}", "--storage", f"sqlite:///{out}/study.db",
+                           "--device", "cpu", "--format", "json")
+    assert code == 0 and json.loads(stdout)["completed"] + json.loads(stdout)["pruned"] == 2
+    code, stdout, stderr = _cli(capsys, "tune", *base)  # resumes: nothing left to run, prints the best and writes the profile
+    assert code == 0 and "best constants" in stdout and "wrote" in stderr
+    prof = read_profile(out / "profile.json")
+    code, stdout, _ = _cli(capsys, "solve", "--space", _SPACE, "--budget", "macs=500K,params=15K", "--max-nodes", "30",
+                           "--top-k", "1", "--profile", str(out / "profile.json"), "--format", "json", "--out", str(tmp_path / "run"))
+    solved = json.loads(stdout)
+    assert code == 0 and solved["profile"]["constants"] == prof.constants
+    direct = DeepMADSolver(max_nodes=30).solve(_space(), _BUDGETS[0], top_k=1, **prof.constants)
+    assert solved["candidates"][0]["score"] == pytest.approx(direct.best.score)
+    # show scores the run's candidate with the run's constants
+    code, stdout, _ = _cli(capsys, "show", str(tmp_path / "run" / "candidates.json"), "--format", "json")
+    shown = json.loads(stdout)
+    assert code == 0 and shown["score"] == pytest.approx(direct.best.score) and shown["profile"]["constants"] == prof.constants
+    # an explicit --rho wins over the profile's rho0 and says so
+    code, stdout, _ = _cli(capsys, "solve", "--space", _SPACE, "--budget", "macs=500K,params=15K", "--max-nodes", "30",
+                           "--top-k", "1", "--profile", str(out / "profile.json"), "--rho", "0.5", "--format", "json")
+    assert code == 0 and json.loads(stdout)["profile"]["overridden"] == ["rho0"]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["solve", "--space", "deepmad-r50", "--profile", "{tmp}/missing.json"], "--profile: file not found"),
+    (["solve", "--space", "deepmad-r50", "--profile", "{tmp}/other.json"], "the profile is for space 'deepmad-fmnist', not 'deepmad-r50'"),
+    (["tune", "--space", "tinyvit", "--budget", "params=5M", "--out", "{tmp}/t"], "--space tinyvit: its program"),
+    (["tune", "--space", "deepmad-fmnist", "--budget", "macs=1M", "--trials", "0", "--out", "{tmp}/t"], "--trials: expected an integer >= 1"),
+    (["tune", "--space", "deepmad-fmnist", "--budget", "flops=1M", "--out", "{tmp}/t"], "--budget"),
+])
+def test_bad_tune_and_profile_input_is_one_line_and_exit_2(tmp_path, capsys, argv: list, message: str) -> None:
+    write_profile(tmp_path / "other.json", Profile("deepmad-fmnist", {"rho0": 0.4}))
+    code, _, stderr = _cli(capsys, *[a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert code == 2 and message in stderr and stderr.count("\n") == 1

@@ -111,7 +111,8 @@ def check_numbers(args: argparse.Namespace) -> None:
 
 # argparse destination -> what the path is called in messages
 PATHS = {"source": "run", "run": "run", "runs": "run", "spec": "spec", "out": "--out", "data_dir": "--data-dir",
-         "checkpoint_dir": "--checkpoint-dir", "distill": "--distill", "checkpoint": "--checkpoint", "model": "--model"}
+         "checkpoint_dir": "--checkpoint-dir", "distill": "--distill", "checkpoint": "--checkpoint", "model": "--model",
+         "profile": "--profile"}
 
 
 def check_paths(args: argparse.Namespace) -> None:

@@ -27,6 +27,7 @@ OUTPUTS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "sample": (("out", "--out", "run"),),
     "search": (("out", "--out", "run"), ("checkpoint_dir", "--checkpoint-dir", "dir"), ("data_dir", "--data-dir", "cache")),
     "worker": (("checkpoint_dir", "--checkpoint-dir", "dir"), ("data_dir", "--data-dir", "cache")),
+    "tune": (("out", "--out", "dir"), ("data_dir", "--data-dir", "cache")),
     "validate": (("source", "source", "source"), ("data_dir", "--data-dir", "cache")),
     "teacher": (("out", "--out", "dir"), ("data_dir", "--data-dir", "cache")),
     "prune": (("out", "--out", "run"), ("data_dir", "--data-dir", "cache")),

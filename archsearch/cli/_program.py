@@ -9,7 +9,7 @@ from typing import Any
 
 from archsearch.errors import SpecError
 
-__all__ = ["design_options", "program_options", "solver_for"]
+__all__ = ["design_options", "profile_constants", "program_options", "solver_for"]
 
 # program-specific options: (solve keyword, CLI flag, value from args, whether the user set it)
 _OPTIONS = (
@@ -36,7 +36,25 @@ def program_options(space: Any, args: argparse.Namespace) -> tuple[Any, dict[str
         elif given(args):
             users = sorted({n for n in list_solvers() if key in get_solver(n).options})
             raise SpecError(f"{flag}: not an option of {cls.name} (space {space.name}); it applies to the solvers {users}")
+    if getattr(args, "profile", None):
+        options.update(profile_constants(space, args))
     return cls, options
+
+
+def profile_constants(space: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The constants of ``--profile`` (checked against the space's program), less those an explicit option of
+    the command line sets (``--rho`` wins over the profile's ``rho0``); records the profile as
+    ``args.profile_record`` for the run's ``candidates.json``."""
+    from archsearch.solvers.profile import read_profile
+
+    profile = read_profile(args.profile).check(space)
+    given = {key for key, _, _, set_ in _OPTIONS if set_(args)}
+    used = {k: v for k, v in profile.constants.items() if k not in given}
+    args.profile_record = {"path": str(args.profile), "constants": used,
+                           "overridden": sorted(set(profile.constants) - set(used)),
+                           "study": profile.provenance.get("study"), "evidence": profile.evidence.get("objective"),
+                           "value": profile.evidence.get("value")}
+    return used
 
 
 def solver_for(space: Any, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:

@@ -44,6 +44,7 @@ def _add_design_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rho", type=float, default=None, help="effectiveness bound rho0 of the score and rules (default: the space's)")
     p.add_argument("--no-depth-penalty", action="store_true", help="score S without DeepMAD's depth penalty")
     p.add_argument("--entropy", choices=("code", "paper"), default="code", help="block entropy variant of the score")
+    p.add_argument("--profile", help="score with the tuned constants of a profile.json written by `archsearch tune`")
     p.add_argument("--name", help="run name (default: derived from space, budget and kind)")
     p.add_argument("--out", help="run directory: writes candidates.json and pareto.csv")
     p.add_argument("--overwrite", action="store_true", help="replace another run in --out (a different one is refused otherwise)")
@@ -55,6 +56,8 @@ def _write_designs_run(out: Path, cands: Sequence[Any], *, space: Any, budget: B
     """A run directory for designs no solve produced (``baseline``, ``sample``), read like a solve's."""
     record = {"status": "feasible", "bound": None, "gap": None, "time_s": round(wall, 6),
               **_designs_json(cands, space, budget, kind)}
+    if getattr(args, "profile_record", None):
+        record["profile"] = args.profile_record
     rows = [{**row, "kind": kind} for row in pareto_rows(cands)]
     save_run(out, record, rows, name=name, args=args, wall=wall, provenance={"solver": kind, **extra})
 

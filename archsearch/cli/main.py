@@ -11,7 +11,7 @@ import sys
 from typing import Any, Sequence
 
 from archsearch import __version__
-from archsearch.cli import calibrate, designs, prune, report, search, show, solve, teacher, validate
+from archsearch.cli import calibrate, designs, prune, report, search, show, solve, teacher, tune, validate
 from archsearch.cli._args import Parser, check_names, check_numbers, check_paths
 from archsearch.cli._checks import preflight
 from archsearch.cli._output import EXIT_USAGE, err
@@ -24,6 +24,7 @@ _COMMANDS = (
     solve.register_solve, designs.register_baseline, designs.register_sample, calibrate.register_calibrate,
     report.register_pareto, show.register_spaces, show.register_show, validate.register_validate,
     teacher.register_teacher, validate.register_results, search.register_search, search.register_worker,
+    tune.register_tune,
     prune.register_prune, report.register_report,
 )
 

@@ -51,8 +51,8 @@ def register_search(sub: Any) -> None:
 
 
 def register_worker(sub: Any) -> None:
-    p = sub.add_parser("worker", help="take trials of a search study from its shared queue and train them (any number of machines)")
-    p.add_argument("--study", required=True, help="study name (printed by `archsearch search`)")
+    p = sub.add_parser("worker", help="take trials of a search or tune study from its shared storage and train them (any number of machines)")
+    p.add_argument("--study", required=True, help="study name (printed by `archsearch search` or `archsearch tune`)")
     p.add_argument("--storage", help="Optuna storage URL of the study, e.g. postgresql+psycopg2://USER@HOST/DB (default: "
                                      "$ARCHSEARCH_STORAGE, which keeps a password off the command line; one of them is required)")
     _add_worker_options(p)
@@ -219,6 +219,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     main_rank = os.environ.get("RANK", "0") == "0"
+    from archsearch.cli.tune import is_tune, run_tune_worker
+
+    if main_rank and is_tune(args.study, args.storage):  # a tune study: its trials solve and train, no queue
+        return run_tune_worker(args)
     show = sys.stderr.isatty() and args.format != "json" and main_rank
     with _TrialProgress(enabled=show, quiet=args.format == "json" or not main_rank) as progress:
         try:

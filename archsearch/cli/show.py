@@ -29,6 +29,7 @@ def register_show(sub: Any) -> None:
     p.add_argument("--rho", type=float, default=None, help="with --space: effectiveness bound rho0 (default: the space's)")
     p.add_argument("--no-depth-penalty", action="store_true", help="with --space: score S without DeepMAD's depth penalty")
     p.add_argument("--entropy", choices=("code", "paper"), default="code", help="with --space: block entropy variant")
+    p.add_argument("--profile", help="with --space: score with the tuned constants of a profile.json (`archsearch tune`)")
     p.add_argument("--verify", action="store_true", help="build the module and compare measured params/MACs (exit 1 on a difference)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_show, no_priors=False)
@@ -46,26 +47,30 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_space(source: str, spec: Any) -> str | None:
-    """The registered space of a run's ``candidates.json`` (so ``show`` scores its candidate as the solver
-    did), or None for a bare spec or an unknown space."""
+def _run_space(source: str, spec: Any) -> tuple[str | None, dict[str, Any] | None]:
+    """The registered space of a run's ``candidates.json`` and the tuned constants it was solved with (its
+    ``profile``), so ``show`` scores its candidate as the solver did; ``(None, None)`` for a bare spec or an
+    unknown space."""
     from archsearch.space import list_spaces
 
     path = Path(source)
     if not path.is_file():
-        return None
+        return None, None
     from archsearch._jsonio import read_json
 
     try:
         data = read_json(path, what="spec")
     except ArchsearchError:
-        return None
+        return None, None
     name = data.get("space") if isinstance(data, dict) and "candidates" in data else None
     if isinstance(name, str) and name in list_spaces():
         from archsearch.space import get_space
 
-        return name if get_space(name).family == spec.family else None
-    return None
+        if get_space(name).family != spec.family:
+            return None, None
+        profile = data.get("profile")
+        return name, (profile if isinstance(profile, dict) and isinstance(profile.get("constants"), dict) else None)
+    return None, None
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -75,14 +80,22 @@ def cmd_show(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     info: dict[str, Any] = {"family": spec.family, "name": getattr(spec, "name", "")}
     info.update(cost.costs(spec))
+    run_profile = None
     if not args.space:
-        args.space = _run_space(args.spec, spec)
+        args.space, run_profile = _run_space(args.spec, spec)
     if args.space:
+        from archsearch.solvers.constants import check_constants
         from archsearch.solvers.designs import score_spec
         from archsearch.space import get_space
 
         space = get_space(args.space)
-        cand = score_spec(space, spec, **design_options(space, args))
+        options = design_options(space, args)
+        if run_profile is not None and not args.profile:  # the run's tuned constants, as its solve used them
+            options.update(check_constants(space, run_profile["constants"], where=lambda n: f"{args.spec}: profile.constants.{n}"))
+            info["profile"] = run_profile
+        elif getattr(args, "profile_record", None):
+            info["profile"] = args.profile_record
+        cand = score_spec(space, spec, **options)
         info.update(space=space.name, score=cand.score, rho=cand.rho,
                     **{k: v for k, v in cand.extra.items() if k in ("entropy", "penalty", "rules_ok", "fits_budget", "flops")})
     elif spec.family == "cnn":
@@ -113,6 +126,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             score_rows = [(k, fmt(info[k])) for k in ("score", "entropy", "penalty", "rho") if info.get(k) is not None]
             if info.get("flops") is not None:
                 score_rows.append(("flops (DeepMAD reference counting)", format_count(info["flops"])))
+            if info.get("profile"):
+                consts = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in info["profile"]["constants"].items())
+                score_rows.append(("tuned constants (profile)", f"{consts} ({info['profile'].get('path')})"))
             score_rows += [("rules of the space", "kept" if info["rules_ok"] else "broken"),
                            ("space's default budget", "fits" if info["fits_budget"] else "exceeded")]
             print_table(f"objective of {info['space']} (what its solver maximises)", ["quantity", "value"], score_rows)

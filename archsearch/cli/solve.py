@@ -34,6 +34,8 @@ def register_solve(sub: Any) -> None:
     p.add_argument("--no-depth-penalty", action="store_true", help="maximise S without DeepMAD's depth penalty")
     p.add_argument("--no-priors", action="store_true", help="NViT program: maximise the objective alone, without the redistribution priors")
     p.add_argument("--entropy", choices=("code", "paper"), default="code", help="block entropy with the reference code's 1/2 (default) or the paper's")
+    p.add_argument("--profile", help="solve with the tuned constants of a profile.json written by `archsearch tune` "
+                                     "(an explicit --rho wins over its rho0)")
     p.add_argument("--time-limit", type=float, default=None,
                    help="a wall-clock cap in seconds per solve (default: none for deepmad-* spaces, which stop at "
                         "--gap-tol or --max-nodes and so give the same answer on any machine; 30 for the others, "
@@ -147,6 +149,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
                 cand[key] = extra[key]
     if front:
         obj["front"] = front
+    if getattr(args, "profile_record", None):
+        obj["profile"] = args.profile_record
     if args.out:
         _write_run(Path(args.out), obj, result, name=name, args=args, wall=wall)
     if args.format == "json":

@@ -321,16 +321,19 @@ def _grid_round(value: float, m: int) -> int:
 
 def _cnn_program(space: Any, budget: Budget, options: dict[str, Any], resolution: int | None = None) -> Any:
     return _cnn_program_cached(space, budget, options.get("rho0"), options.get("depth_penalty", True),
-                               options.get("entropy", "code"), resolution)
+                               options.get("entropy", "code"), resolution, options.get("last_stage_weight"),
+                               options.get("penalty_weight"))
 
 
 @functools.lru_cache(maxsize=64)
 def _cnn_program_cached(space: Any, budget: Budget, rho0: float | None, depth_penalty: bool, entropy: str,
-                        resolution: int | None) -> Any:
+                        resolution: int | None, last_stage_weight: float | None = None,
+                        penalty_weight: float | None = None) -> Any:
     from archsearch.solvers.deepmad.program import DeepMADProgram
 
     return DeepMADProgram(space, budget, rho0=rho0, resolution=resolution, depth_penalty=depth_penalty,
-                          entropy=entropy)  # type: ignore[arg-type]
+                          entropy=entropy, last_stage_weight=last_stage_weight,  # type: ignore[arg-type]
+                          penalty_weight=penalty_weight)
 
 
 def _on_template(space: Any, spec: Any) -> bool:

@@ -64,7 +64,7 @@ def read_profile(path: str | Path, *, flag: str = "--profile") -> Profile:
     p = Path(path)
     if p.is_dir():
         p = p / "profile.json"
-    data = read_json(p, what=f"{flag} {path}")
+    data = read_json(p, what=flag)
     where = f"{flag} {p}"
     if data.get("format") != FORMAT:
         raise SpecError(f"{where}: format: expected {FORMAT!r} (a profile written by archsearch tune), got "

@@ -34,7 +34,7 @@ from archsearch.errors import ArchsearchError, SpecError
 from archsearch.space.budget import Budget
 from archsearch.study.store import ValidationStudy, candidate_key, default_storage
 
-__all__ = ["TuneSettings", "TuneSummary", "plan_tune", "run_tune", "tune_profile", "is_tune_study"]
+__all__ = ["TuneSettings", "TuneSummary", "best_trial", "best_trial_of", "plan_tune", "run_tune", "tune_profile", "is_tune_study"]
 
 #: The study attribute holding a tune's settings (a search study's is ``search``).
 ATTR = "tune"
@@ -352,6 +352,15 @@ def best_trial(study: Any) -> dict[str, Any] | None:
     best = max(done, key=lambda t: (t.value, -t.number))
     return {"number": best.number, "value": best.value, "constants": best.user_attrs.get("constants", {}),
             "designs": best.user_attrs.get("designs", [])}
+
+
+def best_trial_of(*, study: str, storage: str) -> dict[str, Any] | None:
+    """:func:`best_trial` of the tune study ``study`` in ``storage``."""
+    import optuna
+
+    from archsearch.study.queue import open_storage
+
+    return best_trial(optuna.load_study(study_name=study, storage=open_storage(storage, create=False)))
 
 
 def tune_profile(*, study: str, storage: str, out: str | Path) -> Path:
