@@ -36,6 +36,13 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         torch.save({"state": model.state_dict(), "world": result.world_size, "top1": result.top1,
                     "images": result.images_per_s * result.train_time_s, "backend": dist.get_backend()},
                    Path(out) / f"rank{rank}.pt")
+        torch.manual_seed(0)
+        timm_model = build_model(tiny_spec(), num_classes=10)
+        timm_recipe = recipe.replace(batch_size=16, pipeline="timm", auto_augment="rand-m9-mstd0.5-inc1", mixup=0.8,
+                                     cutmix=1.0, ema_decay=0.9, interpolation="bilinear")
+        timm_result = train(timm_model, get_dataset("digits"), timm_recipe, device="cpu", max_batches=3, workers=0,
+                            checkpoint=Path(out) / "timm.pt", key="timm", checkpoint_every=1, latency=False)
+        torch.save({"state": timm_model.state_dict(), "ema_top1": timm_result.ema_top1}, Path(out) / f"timm{rank}.pt")
         run = Path(out) / "run"
         if rank == 0:
             write_run(run, [tiny_spec(name="a")])
@@ -62,6 +69,13 @@ def test_two_gloo_ranks_agree_on_the_final_weights(tmp_path: Path) -> None:
     initial = build_model(tiny_spec(), num_classes=10).state_dict()
     assert not torch.equal(initial["stem.conv.weight"], r0["state"]["stem.conv.weight"])  # it did train
     assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["epoch"] == 1
+    # the timm pipeline, Mixup/CutMix and EMA under DDP: the ranks agree, each rank's state is checkpointed
+    t0, t1 = (torch.load(tmp_path / f"timm{r}.pt", weights_only=True) for r in (0, 1))
+    assert t0["ema_top1"] == t1["ema_top1"] is not None
+    for key, value in t0["state"].items():
+        assert torch.equal(value, t1["state"][key]), key
+    timm_ckpt = torch.load(tmp_path / "timm.pt", weights_only=True)
+    assert len(timm_ckpt["ranks"]) == 2 and timm_ckpt["sampler"]["world"] == 2 and timm_ckpt["ema"] is not None
 
     import optuna
 

@@ -45,7 +45,8 @@ def test_train_records_metrics_and_a_weights_only_checkpoint(digits, tmp_path: P
     assert result.params == sum(p.numel() for p in build_model(tiny_spec(), num_classes=10).parameters())
     state = torch.load(ckpt, weights_only=True)
     assert state["epoch"] == 2 and state["key"] == "k" and len(state["history"]) == 2
-    assert {"model", "optimizer", "scheduler", "scaler", "rng"} <= set(state)
+    assert {"model", "optimizer", "scheduler", "scaler", "ema", "sampler", "ranks"} <= set(state)
+    assert state["sampler"]["epoch"] == 2 and state["sampler"]["step"] == 0 and {"rng", "feed"} <= set(state["ranks"][0])
     assert not (tmp_path / "c.pt.tmp").exists()
 
 
@@ -113,6 +114,8 @@ def test_measure_latency_is_a_median_of_timed_forwards() -> None:
 
 
 @pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False): "
+                                                           "run benchmarks/gpu_check.sh on a GPU machine")
 def test_cuda_amp_channels_last(digits) -> None:  # type: ignore[no-untyped-def]
     for amp in ("bf16", "fp16"):
         result = train(_model(), digits, RECIPE.replace(epochs=1), device="cuda", amp=amp, max_batches=3)

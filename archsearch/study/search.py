@@ -51,11 +51,7 @@ def _recipe(recipe: str, epochs: int | None) -> Any:
     from archsearch.train.recipes import get_recipe
 
     rec = get_recipe(recipe)
-    if epochs is not None:
-        if not isinstance(epochs, int) or epochs < 1:
-            raise SpecError(f"--epochs: expected an integer >= 1, got {epochs!r}")
-        rec = rec.replace(epochs=epochs, warmup_epochs=rec.warmup_epochs * epochs / rec.epochs)
-    return rec
+    return rec.for_epochs(epochs) if epochs is not None else rec
 
 
 def plan_search(

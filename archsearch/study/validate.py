@@ -122,12 +122,13 @@ def validate_run(
     from archsearch.models import build_model
     from archsearch.space import spec_from_dict
     from archsearch.train import DatasetError, TeacherCache, get_dataset, get_recipe, init_distributed, resolve_device, train
+    from archsearch.train.factories import model_kwargs
 
     rec = get_recipe(recipe)
     if epochs is not None:
         if not isinstance(epochs, int) or epochs < 1:
             raise SpecError(f"--epochs: expected an integer >= 1, got {epochs!r}")
-        rec = rec.replace(epochs=epochs, warmup_epochs=rec.warmup_epochs * epochs / rec.epochs)
+        rec = rec.for_epochs(epochs)
     if top_k is not None and top_k < 1:
         raise SpecError(f"--top-k: expected an integer >= 1, got {top_k}")
     from archsearch.train.timing import check_statistic
@@ -160,6 +161,9 @@ def validate_run(
                                f"solve with --resolution {min(info.max_resolution, max(32, info.resolution))} or pick another dataset")
 
     cache = None
+    if rec.distill and distill is None:
+        raise SpecError(f"--recipe {rec.name}: trains against a teacher's soft labels; give --distill CACHE "
+                        "(made by `archsearch teacher`)")
     if distill is not None and len(seed_list) > 1:
         raise SpecError(f"--seeds: a teacher cache (--distill) holds one seed's split and augmentation; give one seed, "
                         f"got {seed_list}")
@@ -219,7 +223,7 @@ def validate_run(
                     study.report(trial, epoch.epoch, epoch.top1, history)
 
             torch.manual_seed(seed)
-            model = build_model(spec, num_classes=info.num_classes)
+            model = build_model(spec, num_classes=info.num_classes, **model_kwargs(rec, spec.family))
             try:
                 result = train(model, data, rec, seed=seed, device=str(dev), amp=amp, compile=compile,
                                checkpoint=run_dir / "checkpoints" / f"{key}.pt", key=key,

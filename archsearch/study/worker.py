@@ -56,6 +56,7 @@ def train_proposal(attrs: dict[str, Any], settings: dict[str, Any], *, device: s
     from archsearch.models import build_model
     from archsearch.space import spec_from_dict
     from archsearch.train import DatasetError, Recipe, get_dataset, train
+    from archsearch.train.factories import model_kwargs
 
     spec = spec_from_dict(attrs["spec"])
     resolution = getattr(spec, "resolution", None)
@@ -68,8 +69,9 @@ def train_proposal(attrs: dict[str, Any], settings: dict[str, Any], *, device: s
                            f"(accepted up to {data.info.max_resolution} px); search with --resolution")
     trained = spec.replace(num_classes=data.info.num_classes) if hasattr(spec, "num_classes") else spec
     torch.manual_seed(settings["seed"])
-    model = build_model(spec, num_classes=data.info.num_classes)
-    result = train(model, data, Recipe(**settings["recipe_params"]), seed=settings["seed"], device=device,
+    recipe = Recipe(**settings["recipe_params"])
+    model = build_model(spec, num_classes=data.info.num_classes, **model_kwargs(recipe, spec.family))
+    result = train(model, data, recipe, seed=settings["seed"], device=device,
                    amp=settings.get("amp", "auto"), checkpoint=checkpoint, key=attrs["key"], callbacks=callbacks,
                    progress=progress, latency=settings.get("latency", True), max_batches=settings.get("max_batches"))
     return {"macs": cost.macs(trained, with_head=True), "params": cost.params(trained, with_head=True),  # as `validate` records

@@ -1,7 +1,13 @@
 """Training and measuring candidates: datasets, recipes and the trainer (CPU, CUDA, DDP, AMP).
 
-The names below are imported on first use (PEP 562), so that ``archsearch.train.datasets`` and
-``archsearch.train.recipes`` (registries the CLI checks arguments against) import without torch.
+Training uses timm's components (optimisers, schedules, transforms, Mixup/CutMix, losses, EMA), built
+from declarative recipes by :mod:`~archsearch.train.factories`. What is written here by hand is what timm
+does not provide: the registries of datasets and recipes, the trainer's loop with its resumable
+checkpoints and progress reports, the batch pipeline and the teacher cache, latency timing and pruning.
+
+The names below are imported on first use (PEP 562), so that ``archsearch.train.datasets``,
+``archsearch.train.recipes`` and ``archsearch.train.progress`` (registries the CLI checks arguments
+against, and the progress reports it renders) import without torch.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ from typing import Any
 _EXPORTS = {
     "datasets": ("BatchTransform", "DatasetError", "DatasetInfo", "ImageData", "check_dataset", "default_data_dir", "get_dataset",
                  "list_datasets", "register_dataset"),
-    "recipes": ("Recipe", "get_recipe", "list_recipes", "lr_factor", "register_recipe"),
+    "factories": ("create_ema", "create_loss", "create_mixup", "create_optimizer", "create_scheduler", "create_transforms"),
+    "progress": ("ProgressCallback", "TrainProgress"),
+    "recipes": ("Recipe", "get_recipe", "list_recipes", "register_recipe"),
     "teacher": ("CacheError", "OnlineTeacher", "TeacherCache", "build_cache", "load_teacher"),
     "trainer": ("EpochRecord", "TargetProvider", "TrainResult", "init_distributed", "measure_latency", "peak_memory_bytes",
                 "resolve_device", "soft_cross_entropy", "train"),

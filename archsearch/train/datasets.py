@@ -1,9 +1,18 @@
 """Image classification datasets for validating candidates, registered by name.
 
-Every dataset yields ``uint8`` image batches in NCHW at its stored size; the device-side
-:class:`BatchTransform` turns them into the float inputs a spec wants (light augmentation, resize to
-the spec's resolution, grey <-> RGB, normalisation), so the same code runs on CPU and GPU and all
-randomness comes from one seeded generator per epoch.
+Every split serves a recipe's two input pipelines (:mod:`archsearch.train.recipes`):
+
+* ``batches(indices, n)``: ``uint8`` image batches in NCHW at the stored size (folders: decoded and
+  resized to the spec's side), which the device-side :class:`BatchTransform` turns into the float inputs a
+  spec wants (light augmentation, resize, grey <-> RGB, normalisation) with one seeded generator per
+  epoch or per-image replay seeds (the teacher cache);
+* ``image(i)``: one PIL image and its label, for ``timm.data.create_transform``'s per-image transforms
+  (:mod:`archsearch.train.loaders`).
+
+Image folders and the ``timm:`` sources are read by ``timm.data.create_dataset``. Written by hand: the
+registry, the in-memory datasets (their files read once into tensors, which the batch pipeline needs;
+timm's torchvision wrappers yield one PIL image at a time) and :class:`BatchTransform` (timm has no batched
+augmentation, and the teacher cache replays its crops from per-image seeds).
 
 Built-in names:
 
@@ -12,10 +21,17 @@ Built-in names:
 * ``fashion-mnist``: Debian's ``dataset-fashion-mnist`` files under ``/usr/share/datasets/fashion-mnist``
   when installed, else torchvision's download into the cache directory;
 * ``cifar10`` and ``cifar100``: torchvision's download into the cache directory;
-* ``imagefolder:PATH``: a torchvision ``ImageFolder`` tree; ``PATH/train`` and ``PATH/val`` (or
-  ``PATH/test``) when present, else one folder split 80/20 stratified with the seed.
+* ``imagefolder:PATH``: a folder of class sub-folders read by timm's ``create_dataset`` (its
+  ``ImageDataset``: classes in natural sort order, unreadable images skipped); ``PATH/train`` and
+  ``PATH/val`` (or ``validation``, ``test``) when present, else one folder split 80/20 stratified
+  with the seed;
+* ``timm:NAME``: any map-style source of ``timm.data.create_dataset``: ``timm:torch/NAME`` (torchvision's
+  datasets, downloaded into the cache directory), ``timm:hfds/NAME`` (Hugging Face datasets, when the
+  ``datasets`` package is installed), read from the ``train`` and ``validation`` (else ``test``) splits.
+  Streaming sources (``wds/``, ``hfids/``, ``tfds/``) are refused: the trainer shards, shuffles and
+  resumes by index.
 
-Small datasets (all but ``imagefolder``) are held in memory as tensors.
+Small datasets (digits, Fashion-MNIST, CIFAR) are held in memory as tensors.
 """
 
 from __future__ import annotations
@@ -31,7 +47,7 @@ import numpy as np
 from archsearch.errors import ArchsearchError, UnknownNameError, did_you_mean
 
 __all__ = [
-    "BatchTransform", "DatasetError", "DatasetInfo", "FolderSplit", "ImageData", "Split", "TensorSplit",
+    "BatchTransform", "DatasetError", "DatasetInfo", "FolderSplit", "ImageData", "ReaderSplit", "Split", "TensorSplit",
     "check_dataset", "default_data_dir", "get_dataset", "list_datasets", "register_dataset", "replay_augmentation",
 ]
 
@@ -78,11 +94,13 @@ class DatasetInfo:
 
 
 class Split(Protocol):
-    """A train or test split: ``len`` and ``uint8`` NCHW batches of given indices."""
+    """A train or test split: ``len``, ``uint8`` NCHW batches of given indices, and single PIL images."""
 
     def __len__(self) -> int: ...
 
     def batches(self, indices: Sequence[int], batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+    def image(self, index: int) -> tuple[Any, int]: ...
 
 
 class TensorSplit:
@@ -102,6 +120,14 @@ class TensorSplit:
             sel = idx[i:i + batch_size]
             yield self.images[sel], self.labels[sel]
 
+    def image(self, index: int) -> tuple[Any, int]:
+        """Image ``index`` as a PIL image (``L`` or ``RGB``) and its label."""
+        from PIL import Image
+
+        pixels = self.images[index].numpy()
+        img = Image.fromarray(pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0))
+        return img, int(self.labels[index])
+
 
 def _seed_worker(worker_id: int) -> None:
     # Each loader worker derives its seeds from the loader's generator (torch seeds its own RNG).
@@ -114,26 +140,41 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-class FolderSplit:
-    """A split read from image files by a ``DataLoader`` with seeded workers.
+class ReaderSplit:
+    """A split read image by image from a map-style dataset (timm's ``ImageDataset``, a torchvision
+    dataset) that returns ``(PIL image, label)``, restricted to ``indices`` of it.
 
-    Images are decoded, converted to the dataset's channels and resized to ``size`` x ``size``
-    (augmentation happens later, on the batch).
+    ``batches`` decodes the images in a ``DataLoader`` with seeded workers, converts them to RGB and
+    resizes them to ``size`` x ``size`` (augmentation happens later, on the batch); ``image`` returns
+    one decoded image for per-image transforms.
     """
 
-    def __init__(self, folder: Any, samples: Sequence[tuple[str, int]], *, size: int, workers: int, seed: int) -> None:
-        self.folder, self.samples = folder, list(samples)
+    def __init__(self, dataset: Any, indices: Sequence[int] | None = None, *, size: int, workers: int, seed: int) -> None:
+        self.dataset = dataset
+        self.indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
         self.size, self.workers, self.seed = size, workers, seed
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.indices)
+
+    @property
+    def samples(self) -> list[tuple[str, int]]:
+        """``(file, label)`` of every image, when the source is a file tree (the teacher cache's fingerprint)."""
+        reader = getattr(self.dataset, "reader", None)
+        all_samples = getattr(reader, "samples", None) or getattr(self.dataset, "samples", None)
+        if all_samples is None:
+            raise AttributeError("samples")
+        return [(str(all_samples[i][0]), int(all_samples[i][1])) for i in self.indices]
+
+    def image(self, index: int) -> tuple[Any, int]:
+        img, label = self.dataset[self.indices[index]]
+        return img, int(label)
 
     def _load(self, i: int) -> tuple[torch.Tensor, int]:
         from torchvision.transforms.functional import pil_to_tensor, resize
 
-        path, label = self.samples[i]
-        img = self.folder.loader(path).convert("RGB")
-        return pil_to_tensor(resize(img, [self.size, self.size], antialias=True)), label
+        img, label = self.image(i)
+        return pil_to_tensor(resize(img.convert("RGB"), [self.size, self.size], antialias=True)), label
 
     def batches(self, indices: Sequence[int], batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         import torch
@@ -146,11 +187,14 @@ class FolderSplit:
             yield images, labels.long()
 
 
+FolderSplit = ReaderSplit  # the name of the first format (a torchvision ImageFolder split)
+
+
 class _Indexed:
-    """A folder split's images at ``indices`` as a map-style dataset (what ``DataLoader`` needs; no torch
+    """A reader split's images at ``indices`` as a map-style dataset (what ``DataLoader`` needs; no torch
     base class, so this module imports without torch)."""
 
-    def __init__(self, split: FolderSplit, indices: list[int]) -> None:
+    def __init__(self, split: ReaderSplit, indices: list[int]) -> None:
         self.split, self.indices = split, indices
 
     def __len__(self) -> int:
@@ -162,11 +206,13 @@ class _Indexed:
 
 @dataclasses.dataclass(frozen=True)
 class ImageData:
-    """A dataset ready for training: its info and the two splits."""
+    """A dataset ready for training: its info, the two splits and the loader processes it may use
+    (per-image transforms and decoding; 0: in the training process)."""
 
     info: DatasetInfo
     train: Split
     test: Split
+    workers: int = 0
 
 
 Loader = Callable[..., ImageData]
@@ -186,8 +232,8 @@ def register_dataset(name: str) -> Callable[[Loader], Loader]:
 
 
 def list_datasets() -> list[str]:
-    """Registered names, plus the ``imagefolder:PATH`` form."""
-    return sorted(_DATASETS) + ["imagefolder:PATH"]
+    """Registered names, plus the ``imagefolder:PATH`` and ``timm:NAME`` forms."""
+    return sorted(_DATASETS) + ["imagefolder:PATH", "timm:NAME"]
 
 
 def default_data_dir() -> Path:
@@ -200,11 +246,12 @@ def get_dataset(name: str, *, seed: int = 0, root: str | Path | None = None, res
     """Loads a dataset by name.
 
     Args:
-        name: A registered name or ``imagefolder:PATH``.
+        name: A registered name, ``imagefolder:PATH`` or ``timm:NAME``.
         seed: Seed of the train/test split where the dataset has none of its own.
         root: Download cache directory (default :func:`default_data_dir`).
-        resolution: The spec's resolution (folders decode images at this size; others ignore it).
-        workers: Loader processes for image folders.
+        resolution: The spec's resolution (the batch pipeline decodes folders at this size; others ignore it).
+        workers: Loader processes for decoding and per-image transforms (folders and ``timm:`` sources;
+            the in-memory datasets use none).
 
     Raises:
         UnknownNameError: No such dataset.
@@ -215,16 +262,21 @@ def get_dataset(name: str, *, seed: int = 0, root: str | Path | None = None, res
     root = Path(root) if root is not None else default_data_dir()
     if key == "imagefolder":
         return _imagefolder(Path(arg), seed=seed, resolution=resolution or 224, workers=workers)
-    return _DATASETS[key](root=root, seed=seed, resolution=resolution, workers=workers)
+    if key == "timm":
+        return _timm_source(arg, root=root, seed=seed, resolution=resolution or 224, workers=workers)
+    data = _DATASETS[key](root=root, seed=seed, resolution=resolution, workers=workers)
+    # the timm pipeline's per-image transforms run in these processes (the batch pipeline uses none here)
+    return data if data.workers == workers else dataclasses.replace(data, workers=workers)
 
 
 def check_dataset(name: str) -> None:
-    """Checks a dataset name without loading anything (nor importing torch): a registered name, or
-    ``imagefolder:PATH`` with an existing folder.
+    """Checks a dataset name without loading anything (nor importing torch): a registered name,
+    ``imagefolder:PATH`` with an existing folder, or ``timm:PREFIX/NAME`` with a map-style prefix.
 
     Raises:
         UnknownNameError: No such dataset (the message suggests the closest names).
-        DatasetError: ``imagefolder:`` without a path, or with one that is not a directory.
+        DatasetError: ``imagefolder:`` without a path, or with one that is not a directory; ``timm:`` without
+            a name or with a streaming source.
     """
     key, _, arg = name.partition(":")
     if key == "imagefolder":
@@ -232,6 +284,14 @@ def check_dataset(name: str) -> None:
             raise DatasetError("--dataset imagefolder:PATH: expected a folder path after 'imagefolder:', got none")
         if not Path(arg).is_dir():
             raise DatasetError(f"--dataset imagefolder:{arg}: no such directory")
+        return
+    if key == "timm":
+        prefix = arg.partition("/")[0].lower()
+        if prefix not in _TIMM_MAP_STYLE:
+            hint = (" (a streaming source: the trainer needs random access to shard, shuffle and resume by index; "
+                    "export it to an image folder)" if prefix in _TIMM_STREAMING else "")
+            raise DatasetError(f"--dataset timm:NAME: expected NAME as one of {[p + '/NAME' for p in _TIMM_MAP_STYLE]} "
+                               f"(timm.data.create_dataset's map-style sources), got {arg!r}{hint}")
         return
     if key not in _DATASETS or arg:
         raise UnknownNameError(f"--dataset: unknown dataset {name!r}{did_you_mean(name, list_datasets())}; known: {list_datasets()}")
@@ -323,34 +383,95 @@ def _cifar100(*, root: Path, **_: Any) -> ImageData:
     return _in_memory("cifar100", 100, 4, True, (train.data, train.targets), (test.data, test.targets))
 
 
-def _imagefolder(path: Path, *, seed: int, resolution: int, workers: int) -> ImageData:
+_TIMM_MAP_STYLE = ("torch", "hfds")
+_TIMM_STREAMING = ("wds", "hfids", "tfds")
+_EVAL_SPLITS = ("val", "validation", "test")
+
+
+def _num_classes(dataset: Any) -> int:
+    reader = getattr(dataset, "reader", None)
+    for source in (reader, dataset):
+        for attr in ("class_to_idx", "classes"):
+            value = getattr(source, attr, None)
+            if value:
+                return len(value)
+        n = getattr(source, "num_classes", None)
+        if isinstance(n, int) and n > 0:
+            return n
+    raise DatasetError(f"dataset: cannot tell the number of classes of a {type(dataset).__name__}")
+
+
+def _create(name: str, root: Path, split: str, what: str, **kwargs: Any) -> Any:
+    """``timm.data.create_dataset`` with its failures turned into one-line :class:`DatasetError` s."""
     try:
-        from torchvision.datasets import ImageFolder
-    except ImportError:
-        raise DatasetError("--dataset imagefolder: needs torchvision (pip install torchvision)") from None
+        from timm.data import create_dataset
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise DatasetError(f"--dataset {what}: needs timm (pip install timm)") from None
+    try:
+        return create_dataset(name, root=str(root), split=split, **kwargs)
+    except ImportError as exc:
+        package = getattr(exc, "name", None) or str(exc)
+        raise DatasetError(f"--dataset {what}: needs the {package!r} package (pip install {package})") from None
+    except (AssertionError, FileNotFoundError, RuntimeError, ValueError, OSError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DatasetError(f"--dataset {what}: {msg}") from None
+
+
+def _stratified(labels: Sequence[int], seed: int) -> tuple[list[int], list[int]]:
+    from sklearn.model_selection import train_test_split
+
+    try:
+        tr, te = train_test_split(np.arange(len(labels)), test_size=0.2, stratify=labels, random_state=seed)
+    except ValueError as exc:
+        raise DatasetError(f"dataset: cannot split 80/20 by class ({str(exc).splitlines()[0]}); give train/ and val/ "
+                           "sub-folders") from None
+    return sorted(int(i) for i in tr), sorted(int(i) for i in te)
+
+
+def _folder_info(name: str, num_classes: int, resolution: int) -> DatasetInfo:
+    # decoded RGB at the spec's side, ImageNet statistics (what timm's pretrained configs assume)
+    return DatasetInfo(name, num_classes, 3, resolution, 4096, max(1, resolution // 8), True, _IMAGENET_MEAN, _IMAGENET_STD)
+
+
+def _imagefolder(path: Path, *, seed: int, resolution: int, workers: int) -> ImageData:
     if not path.is_dir():
         raise DatasetError(f"--dataset imagefolder:{path}: no such directory")
-    test_dir = next((path / d for d in ("val", "test") if (path / d).is_dir()), None)
-    try:
-        if (path / "train").is_dir() and test_dir is not None:
-            train, test = ImageFolder(str(path / "train")), ImageFolder(str(test_dir))
-            if train.classes != test.classes:
-                raise DatasetError(f"--dataset imagefolder:{path}: train and {test_dir.name} have different classes")
-            train_samples, test_samples, folder = train.samples, test.samples, train
-        else:
-            folder = ImageFolder(str(path))
-            from sklearn.model_selection import train_test_split
+    what = f"imagefolder:{path}"
+    test_dir = next((path / d for d in _EVAL_SPLITS if (path / d).is_dir()), None)
+    if (path / "train").is_dir() and test_dir is not None:
+        train = _create("", path, "train", what)
+        test = _create("", path, test_dir.name, what)
+        if train.reader.class_to_idx != test.reader.class_to_idx:
+            raise DatasetError(f"--dataset {what}: train and {test_dir.name} have different classes")
+        train_idx = test_idx = None
+    else:
+        train = test = _create("", path, "train", what, search_split=False)
+        train_idx, test_idx = _stratified([y for _, y in train.reader.samples], seed)
+    info = _folder_info(what, _num_classes(train), resolution)
+    return ImageData(info, ReaderSplit(train, train_idx, size=resolution, workers=workers, seed=seed),
+                     ReaderSplit(test, test_idx, size=resolution, workers=workers, seed=seed), workers=workers)
 
-            labels = [y for _, y in folder.samples]
-            tr, te = train_test_split(np.arange(len(labels)), test_size=0.2, stratify=labels, random_state=seed)
-            train_samples = [folder.samples[i] for i in sorted(tr)]
-            test_samples = [folder.samples[i] for i in sorted(te)]
-    except (FileNotFoundError, ValueError) as exc:
-        raise DatasetError(f"--dataset imagefolder:{path}: {str(exc).splitlines()[0]}") from None
-    info = DatasetInfo(f"imagefolder:{path}", len(folder.classes), 3, resolution, 4096, max(1, resolution // 8), True,
-                       _IMAGENET_MEAN, _IMAGENET_STD)
-    return ImageData(info, FolderSplit(folder, train_samples, size=resolution, workers=workers, seed=seed),
-                     FolderSplit(folder, test_samples, size=resolution, workers=workers, seed=seed))
+
+def _timm_source(name: str, *, root: Path, seed: int, resolution: int, workers: int) -> ImageData:
+    """A map-style ``timm.data.create_dataset`` source: its ``train`` split and the first evaluation
+    split that exists."""
+    what = f"timm:{name}"
+    prefix = name.partition("/")[0].lower()
+    kwargs: dict[str, Any] = {"download": True} if prefix == "torch" else {}
+    folder = root / name.replace("/", "-")
+    train = _create(name, folder, "train", what, **kwargs)
+    test, errors = None, []
+    for split in ("validation", "test"):
+        try:
+            test = _create(name, folder, split, what, **kwargs)
+            break
+        except DatasetError as exc:
+            errors.append(str(exc))
+    if test is None:
+        raise DatasetError(f"--dataset {what}: no validation or test split ({errors[-1]})")
+    info = _folder_info(what, _num_classes(train), resolution)
+    return ImageData(info, ReaderSplit(train, size=resolution, workers=workers, seed=seed),
+                     ReaderSplit(test, size=resolution, workers=workers, seed=seed), workers=workers)
 
 
 class BatchTransform:

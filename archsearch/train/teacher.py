@@ -20,6 +20,10 @@ A cache is a directory::
 :func:`build_cache` writes it resumably: records are flushed, then the header's progress advances,
 so a killed run continues from the last flushed batch. :class:`TeacherCache` opens one, checks it
 against the dataset and recipe a student trains with, and is the trainer's target provider.
+
+Written here because timm has no teacher cache (TinyViT's own is part of its training scripts, not a
+library): the records, their resumable writing and the seed replay are this module's; the students'
+loss is timm's ``SoftTargetCrossEntropy``.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ low quantile is the reproducible figure. On this project's 2-core virtual machin
 ResNet-like models each measured twice agreed within +-10 % for 57-68 % of them by the median, 52-77 %
 by the lower quartile and 78-97 % by the minimum (``benchmarks/latency_accuracy.py``, quiet machine;
 under load, 10 models timed back to back agreed by the median for half of them).
+
+Written here because timm's timing lives in its ``benchmark.py`` script (whole-batch throughput, not a
+library call) and latency tables need single-call statistics of interleaved modules.
 """
 
 from __future__ import annotations
