@@ -41,16 +41,46 @@ def fmt(value: Any, kind: str = "") -> str:
     return str(value)
 
 
+#: Columns that hold names (runs, candidates, spaces, objectives, budgets): printed whole, never cut or split.
+NAME_COLUMNS = frozenset({"name", "run", "space", "objective", "design", "candidate", "budget", "model", "constant",
+                          "family", "kind", "dataset", "recipe"})
+_LEFT = NAME_COLUMNS | {"stage", "block", "status", "description", "default budget", "counts"}
+
+
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str | None = None) -> None:
+    """A rich table on stdout that never cuts a name: name columns (:data:`NAME_COLUMNS`) are as wide as their
+    longest cell, the other columns wrap (folding a long word, never an ellipsis) when the terminal is narrow;
+    off a terminal the table takes the width it needs (a log keeps every row on one line)."""
     from rich.console import Console
     from rich.table import Table
 
+    rows = [[str(c) for c in row] for row in rows]
     table = Table(title=title, caption=caption)
-    for col in columns:
-        table.add_column(col, justify="right" if col not in ("name", "stage", "block", "status") else "left")
+    least = 1  # the narrowest the table can be: whole names, every other column's longest word (at most 12), the borders
+    for i, col in enumerate(columns):
+        whole = col in NAME_COLUMNS
+        cells = [r[i] for r in rows if i < len(r)]
+        longest = max(map(len, cells), default=0)
+        word = min(12, max((len(w) for c in cells for w in c.split()), default=0))
+        width = max(longest, len(col)) if whole else word
+        table.add_column(col, justify="left" if col in _LEFT else "right", overflow="fold", min_width=width, no_wrap=whole)
+        least += width + 3
     for row in rows:
-        table.add_row(*[str(c) for c in row])
-    Console(width=max(100, Console().width)).print(table)
+        table.add_row(*row)
+    console = Console()
+    if not console.is_terminal:  # a file or a pipe: as wide as the table needs
+        console = Console(width=max(100, _natural_width(table)))
+    elif console.width < least:  # names longer than the terminal is wide: lines run over, nothing is cut
+        console = Console(width=least)
+    console.print(table)
+
+
+def _natural_width(table: Any) -> int:
+    """The width a rich table takes when nothing is wrapped."""
+    from rich.console import Console
+
+    probe = Console(width=10_000)
+    return probe.measure(table).maximum
 
 
 def stderr_console() -> Any:

@@ -29,8 +29,21 @@ _COMMANDS = (
 )
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, with the command list's help column placed past the longest command name
+    (argparse measures the commands 2 columns short, which put ``calibrate``'s summary on a line of its own)."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action._get_subactions():
+                self._action_max_length = max(self._action_max_length,
+                                              len(self._format_action_invocation(sub)) + self._current_indent + 2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="archsearch", description="Optimization-driven architecture search for efficient vision models.")
+    parser = Parser(prog="archsearch", description="Optimization-driven architecture search for efficient vision models.",
+                    formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"archsearch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in _COMMANDS:

@@ -42,8 +42,10 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json(rows)
     else:
-        print_table("search spaces", ["name", "family", "resolution", "budget_counts", "default_budget", "description"],
-                    [(r["name"], r["family"], r["resolution"], r["budget_counts"], r["default_budget"], r["description"]) for r in rows])
+        # the budget wraps between its keys, never inside one; the description wraps between words
+        print_table("search spaces", ["name", "family", "px", "counts", "default budget", "description"],
+                    [(r["name"], r["family"], r["resolution"], r["budget_counts"], r["default_budget"].replace(",", ", "),
+                      r["description"]) for r in rows])
     return EXIT_OK
 
 
