@@ -268,7 +268,7 @@ def test_the_tune_command_writes_a_profile_that_solve_show_and_worker_use(tmp_pa
     (["solve", "--space", "deepmad-r50", "--profile", "{tmp}/other.json"], "the profile is for space 'deepmad-fmnist', not 'deepmad-r50'"),
     (["tune", "--space", "tinyvit", "--budget", "params=5M", "--out", "{tmp}/t"], "--space tinyvit: its program"),
     (["tune", "--space", "deepmad-fmnist", "--budget", "macs=1M", "--trials", "0", "--out", "{tmp}/t"], "--trials: expected an integer >= 1"),
-    (["tune", "--space", "deepmad-fmnist", "--budget", "flops=1M", "--out", "{tmp}/t"], "--budget"),
+    (["tune", "--space", "deepmad-fmnist", "--budget", "macs=abc", "--out", "{tmp}/t"], "budget field 'macs': cannot read 'abc'"),
 ])
 def test_bad_tune_and_profile_input_is_one_line_and_exit_2(tmp_path, capsys, argv: list, message: str) -> None:
     write_profile(tmp_path / "other.json", Profile("deepmad-fmnist", {"rho0": 0.4}))

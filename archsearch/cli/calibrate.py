@@ -4,11 +4,18 @@ the latency predictor that solvers read (:mod:`archsearch.cost.latency`)."""
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from typing import Any
 
-from archsearch.cli._output import EXIT_OK, err, fmt, print_json, print_table, stderr_console
+from archsearch.cli._output import (
+    EXIT_OK,
+    err,
+    fmt,
+    print_json,
+    print_table,
+    stderr_console,
+)
+from archsearch.cli._progress import count_progress
 from archsearch.errors import SpecError
 
 __all__ = ["cmd_calibrate", "register_calibrate"]
@@ -33,6 +40,7 @@ def register_calibrate(sub: Any) -> None:
                         "blocks: to blocks alone, whole models give a scale")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (results and errors still print)")
     p.set_defaults(func=cmd_calibrate, runs_min=30)
 
 
@@ -48,14 +56,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     kwargs = dict(device=args.device, batch=args.batch, threads=args.threads, samples=args.samples, runs=args.runs, seed=args.seed,
                   models=args.models, fit=args.fit, rounds=args.rounds, statistic=args.statistic)
-    if args.format != "json" and sys.stderr.isatty():
+    bar_on, lines = count_progress(args, f"timing {space.name} blocks", "timings")
+    if bar_on:
         from rich.progress import Progress
 
         with Progress(transient=True, console=stderr_console()) as bar:
             task = bar.add_task(f"timing {space.name} blocks", total=None)
             model = calibrate_space(space, progress=lambda done, total: bar.update(task, completed=done, total=total), **kwargs)
     else:
-        model = calibrate_space(space, **kwargs)
+        model = calibrate_space(space, **kwargs, **({} if lines is None else {"progress": lines}))
     wall = time.perf_counter() - t0
     path = latency_model_path(space.name, args.device)
     if args.format == "json":

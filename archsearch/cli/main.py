@@ -7,11 +7,23 @@ Exit codes: 0 success; 1 a verification found a difference; 2 bad input or an in
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any, Sequence
 
 from archsearch import __version__
-from archsearch.cli import calibrate, designs, prune, report, search, show, solve, teacher, tune, validate
+from archsearch.cli import (
+    calibrate,
+    designs,
+    prune,
+    report,
+    search,
+    show,
+    solve,
+    teacher,
+    tune,
+    validate,
+)
 from archsearch.cli._args import Parser, check_names, check_numbers, check_paths
 from archsearch.cli._checks import preflight
 from archsearch.cli._output import EXIT_USAGE, err
@@ -66,6 +78,9 @@ def _masked(text: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # torch warns "No CUDA runtime is found, using CUDA_HOME=..." when a CUDA toolkit is installed on a machine
+    # without a GPU: about building C++ extensions, which archsearch never does, so never news to its user
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)

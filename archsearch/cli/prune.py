@@ -42,6 +42,7 @@ def register_prune(sub: Any) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads of torch")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (results and errors still print)")
     p.set_defaults(func=cmd_prune)
 
 
@@ -86,7 +87,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
                           checkpoint=args.checkpoint, pretrained=args.pretrained, recipe=args.recipe, epochs=args.epochs,
                           config=config, seed=args.seed, device=args.device, data_dir=args.data_dir,
                           max_batches=args.max_batches, latency_space=args.latency_space,
-                          progress=sys.stderr.isatty() and not quiet, log=(lambda m: None) if quiet else (lambda m: err(m)))
+                          progress=sys.stderr.isatty() and not quiet and not args.quiet,
+                          log=(lambda m: None) if args.quiet else (lambda m: err(m)))
     except KeyboardInterrupt:
         err("interrupted: the finished phases are checkpointed in --out; re-run the same command to resume")
         return 130

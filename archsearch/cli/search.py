@@ -12,8 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.cli._checks import check_output
-from archsearch.cli._output import EXIT_OK, err, print_json, print_results, stderr_console
+from archsearch.cli._output import (
+    EXIT_OK,
+    err,
+    print_json,
+    print_results,
+    stderr_console,
+)
 from archsearch.cli._program import solver_for
+from archsearch.cli._progress import train_progress
 from archsearch.cli._runs import run_name, versions
 from archsearch.errors import BudgetError, SpecError
 from archsearch.space.budget import Budget, format_count
@@ -70,6 +77,7 @@ def _add_worker_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="dataset download cache (default $ARCHSEARCH_DATA or ~/.cache/archsearch/data)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads of torch (default: torch's)")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (results and errors still print)")
 
 
 def _set_threads(threads: int | None) -> None:
@@ -87,7 +95,13 @@ class _TrialProgress:
     def __init__(self, *, enabled: bool, quiet: bool) -> None:
         self.quiet, self.bar, self.task = quiet, None, None
         if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                 console=stderr_console())
@@ -142,7 +156,8 @@ def _worker_loop(args: argparse.Namespace, *, study: str, storage: str, progress
         progress.counts(queue.counts())
 
     progress.counts(queue.counts())
-    return run_worker(**options, on_start=progress.start, on_result=on_result, on_idle=progress.counts)
+    _, lines = train_progress(args)  # off a terminal: a line at each epoch's end, at most one per 10 s between
+    return run_worker(**options, on_start=progress.start, on_result=on_result, on_idle=progress.counts, on_progress=lines)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -163,8 +178,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     solver, options = solver_for(space, args)
     _set_threads(args.threads)
     main_rank = os.environ.get("RANK", "0") == "0"
-    show = sys.stderr.isatty() and args.format != "json" and main_rank
-    with _TrialProgress(enabled=show, quiet=args.format == "json" or not main_rank) as progress:
+    show = sys.stderr.isatty() and args.format != "json" and main_rank and not args.quiet
+    with _TrialProgress(enabled=show, quiet=args.quiet or not main_rank) as progress:
         plan = plan_search(
             space=space, budget=budget, solve=lambda b, k: solver.solve(space, b, top_k=k, resolution=args.resolution, **options),
             trials=args.trials, run_dir=run_dir, name=name, storage=args.storage, study=args.study, top_k=args.top_k,
@@ -223,8 +238,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     if main_rank and is_tune(args.study, args.storage):  # a tune study: its trials solve and train, no queue
         return run_tune_worker(args)
-    show = sys.stderr.isatty() and args.format != "json" and main_rank
-    with _TrialProgress(enabled=show, quiet=args.format == "json" or not main_rank) as progress:
+    show = sys.stderr.isatty() and args.format != "json" and main_rank and not args.quiet
+    with _TrialProgress(enabled=show, quiet=args.quiet or not main_rank) as progress:
         try:
             summary = _worker_loop(args, study=args.study, storage=args.storage, progress=progress)
         except KeyboardInterrupt:

@@ -10,11 +10,26 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.cli._checks import check_run_target
-from archsearch.cli._output import EXIT_OK, EXIT_USAGE, err, fmt, print_json, print_table, report_hint, stderr_console
+from archsearch.cli._output import (
+    EXIT_OK,
+    EXIT_USAGE,
+    err,
+    fmt,
+    print_json,
+    print_table,
+    report_hint,
+    stderr_console,
+)
 from archsearch.cli._program import solver_for
 from archsearch.cli._runs import pareto_rows, run_name, save_run
 from archsearch.errors import BudgetError
-from archsearch.space.budget import BUDGET_KEYS, Budget, format_count, parse_count, parse_latency
+from archsearch.space.budget import (
+    BUDGET_KEYS,
+    Budget,
+    format_count,
+    parse_count,
+    parse_latency,
+)
 
 __all__ = ["cmd_solve", "register_solve"]
 

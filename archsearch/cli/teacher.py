@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from archsearch.cli._output import EXIT_OK, err, print_json, print_table, stderr_console
+from archsearch.cli._progress import count_progress
 from archsearch.errors import ArchsearchError, SpecError
 from archsearch.space.budget import format_count
 
@@ -34,6 +34,7 @@ def register_teacher(sub: Any) -> None:
     p.add_argument("--no-augment", action="store_true", help="store unaugmented views (for recipes without augmentation)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads of torch")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (results and errors still print)")
     p.set_defaults(func=cmd_teacher)
 
 
@@ -86,15 +87,22 @@ def cmd_teacher(args: argparse.Namespace) -> int:
                   seed=args.seed, augment=not args.no_augment, device=args.device, batch_size=args.batch_size, amp=args.amp)
     t0 = time.perf_counter()
     try:
-        if args.format != "json" and sys.stderr.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        bar_on, lines = count_progress(args, f"teacher {args.model} on {info.name}", "images")
+        if bar_on:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                           transient=True, console=stderr_console()) as bar:
                 task = bar.add_task(f"teacher {args.model} on {info.name}", total=None)
                 header = build_cache(progress=lambda done, total: bar.update(task, completed=done, total=total), **kwargs)
         else:
-            header = build_cache(**kwargs)
+            header = build_cache(**kwargs, **({} if lines is None else {"progress": lines}))
     except KeyboardInterrupt:
         err(f"interrupted: the cache in {args.out} holds every flushed batch; re-run the same command to resume")
         return 130

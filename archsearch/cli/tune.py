@@ -43,12 +43,15 @@ def register_tune(sub: Any) -> None:
 
 
 class _Lines:
-    """A tune's progress on stderr: one line a finished trial, and while one trains a line at each epoch's end
-    (at most one per ``every`` seconds between trials' ends); nothing with ``--quiet`` or ``--format json``."""
+    """A tune's progress on stderr: one line a finished trial, and while a design trains a line at each epoch's
+    end and at most one per 10 s between (:class:`~archsearch.cli._progress.TrainLines`); nothing with ``--quiet``."""
 
-    def __init__(self, args: argparse.Namespace, every: float = 10.0) -> None:
-        self.on = not (getattr(args, "quiet", False) or args.format == "json")
-        self.every, self.last, self.t0 = every, 0.0, time.perf_counter()
+    def __init__(self, args: argparse.Namespace) -> None:
+        from archsearch.cli._progress import TrainLines
+
+        self.on = not getattr(args, "quiet", False)
+        self.t0 = time.perf_counter()
+        self.train = TrainLines() if self.on else None
 
     def say(self, text: str) -> None:
         if self.on:
@@ -58,13 +61,6 @@ class _Lines:
         value = "—" if t["value"] is None else f"{100 * t['value']:.2f} %"
         consts = ", ".join(f"{k}={_fmt(v)}" for k, v in (t["constants"] or {}).items())
         self.say(f"trial {t['number']} {t['state']}: mean top-1 {value} ({consts})")
-        self.last = time.perf_counter()
-
-    def epoch(self, e: dict[str, Any]) -> None:
-        now = time.perf_counter()
-        if now - self.last >= self.every:
-            self.say(f"trial {e['trial']} at {e['budget']}: epoch {e['epoch']} top-1 {100 * e['top1']:.2f} %")
-            self.last = now
 
 
 def _fmt(v: Any) -> str:
@@ -96,7 +92,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if not args.enqueue_only:
         try:
             summary = run_tune(study=study, storage=url, device=args.device, max_trials=args.max_trials,
-                               data_dir=args.data_dir, on_trial=lines.trial, on_epoch=lines.epoch)
+                               data_dir=args.data_dir, on_trial=lines.trial, on_progress=lines.train)
         except KeyboardInterrupt:
             err("interrupted: finished trials are in the study, the interrupted trial's constants run again first and its "
                 "training resumes from its checkpoint; re-run the same command to resume")
@@ -157,7 +153,7 @@ def run_tune_worker(args: argparse.Namespace) -> int:
     lines = _Lines(args)
     try:
         summary = run_tune(study=args.study, storage=args.storage, device=args.device, max_trials=args.max_trials,
-                           data_dir=args.data_dir, on_trial=lines.trial, on_epoch=lines.epoch)
+                           data_dir=args.data_dir, on_trial=lines.trial, on_progress=lines.train)
     except KeyboardInterrupt:
         err("interrupted: the trial's constants run again first when a worker resumes the tune")
         return 130

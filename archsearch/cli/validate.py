@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.cli._output import EXIT_OK, err, print_json, print_results, report_hint
+from archsearch.cli._progress import train_progress
 from archsearch.errors import SpecError
 
 __all__ = ["cmd_results", "cmd_validate", "register_results", "register_validate"]
@@ -42,6 +43,7 @@ def register_validate(sub: Any) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads of torch (default: torch's; 1 on a busy shared machine)")
     p.add_argument("--distill", help="teacher cache written by `archsearch teacher`: train against its soft labels")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (results and errors still print)")
     p.set_defaults(func=cmd_validate)
 
 
@@ -71,7 +73,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 talks
-    progress = sys.stderr.isatty() and args.format != "json"
+    progress, lines = train_progress(args)  # a rich bar on a terminal, else plain lines; nothing with --quiet
 
     def announce(row: dict[str, Any]) -> None:
         if args.format != "json" and main_rank:
@@ -83,7 +85,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             storage=args.storage, seed=args.seed, epochs=args.epochs, amp=args.amp, compile=args.compile,
             data_dir=args.data_dir, max_batches=args.max_batches, latency=not args.no_latency, progress=progress,
             latency_statistic=args.latency_statistic,
-            on_result=announce, distill=args.distill, seeds=seeds, eval_every=args.eval_every,
+            on_result=announce, on_progress=lines, distill=args.distill, seeds=seeds, eval_every=args.eval_every,
         )
     except KeyboardInterrupt:
         err("interrupted: finished candidates are in the study and the current one's last epoch is checkpointed; "

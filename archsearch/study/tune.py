@@ -175,7 +175,8 @@ def _norm(value: Any) -> Any:
 
 def run_tune(*, study: str, storage: str, device: str = "cpu", max_trials: int | None = None,
              data_dir: str | Path | None = None, on_trial: Callable[[dict[str, Any]], None] | None = None,
-             on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TuneSummary:
+             on_epoch: Callable[[dict[str, Any]], None] | None = None,
+             on_progress: Callable[[str, Any], None] | None = None) -> TuneSummary:
     """Runs trials of a tune study until it holds its ``trials`` (completed or pruned), or this process has
     run ``max_trials``; any number of processes may run it on one storage.
 
@@ -186,6 +187,7 @@ def run_tune(*, study: str, storage: str, device: str = "cpu", max_trials: int |
         data_dir: Dataset download cache.
         on_trial: Called with each finished trial (``number``, ``state``, ``constants``, ``value``, ``designs``).
         on_epoch: Called after every epoch of a training (``trial``, ``budget``, ``epoch``, ``top1``).
+        on_progress: Called with a label and every training progress report (``TrainProgress``).
     """
     import optuna
 
@@ -230,7 +232,7 @@ def run_tune(*, study: str, storage: str, device: str = "cpu", max_trials: int |
                                 max_batches=settings.max_batches)
             done = designs.finished().get(key)
             curve = _run_design(trial, j, settings, key, spec, done, designs, train_settings, ckpt_dir, data_cache,
-                                data_dir, device, tops, on_epoch, summary)
+                                data_dir, device, tops, on_epoch, summary, on_progress)
             tops.append(curve)
             records.append({"budget": settings.budgets[j], "key": key, "score": result.best.score,
                             "macs": result.best.macs, "params": result.best.params, "top1": curve,
@@ -296,7 +298,7 @@ def _checkpoint_dir(settings: TuneSettings, study: str) -> Path:
 
 def _run_design(trial: Any, j: int, settings: TuneSettings, key: str, spec: Any, done: Any, designs: ValidationStudy,
                 train_settings: dict[str, Any], ckpt_dir: Path, data_cache: dict[Any, Any], data_dir: Any, device: str,
-                tops: list[float], on_epoch: Any, summary: TuneSummary) -> float:
+                tops: list[float], on_epoch: Any, summary: TuneSummary, on_batch: Any = None) -> float:
     """Trains (or reuses) budget ``j``'s design, reporting the running mean top-1 to the pruner after every
     epoch; returns the design's final top-1. Raises ``optuna.TrialPruned`` when the pruner says so."""
     import optuna
@@ -330,7 +332,9 @@ def _run_design(trial: Any, j: int, settings: TuneSettings, key: str, spec: Any,
 
     try:
         metrics = train_proposal({**attrs, "key": key}, train_settings, device=device, checkpoint=ckpt_dir / f"{key}.pt",
-                                 data_cache=data_cache, data_dir=data_dir, callbacks=(on_record,))
+                                 data_cache=data_cache, data_dir=data_dir, callbacks=(on_record,),
+                                 on_progress=None if on_batch is None else
+                                 (lambda p: on_batch(f"trial {trial.number} at {settings.budgets[j]}", p)))
     except optuna.TrialPruned:
         designs.fail(record, "pruned: the tune trial that trained it was pruned (its checkpoint resumes it)")
         raise

@@ -64,6 +64,7 @@ def validate_run(
     progress: bool = False,
     callbacks: Sequence[Callable[[Any], None]] = (),
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    on_progress: Callable[[str, Any], None] | None = None,
     distill: str | Path | None = None,
     seeds: Sequence[int] | None = None,
     eval_every: int = 1,
@@ -93,6 +94,8 @@ def validate_run(
         progress: Show progress bars.
         callbacks: Called with every :class:`~archsearch.train.EpochRecord` after its checkpoint.
         on_result: Called with each candidate's row as soon as it is known.
+        on_progress: Called with a label (``NAME seed S (i/n)``) and each
+            :class:`~archsearch.train.progress.TrainProgress` report of that candidate's training.
         distill: A teacher cache (``archsearch teacher --out``): every candidate trains against its soft
             labels with the cached augmentation replayed. Checked against the dataset, recipe and epochs
             before anything trains; its id enters the candidate key and the trial's attributes.
@@ -224,12 +227,14 @@ def validate_run(
 
             torch.manual_seed(seed)
             model = build_model(spec, num_classes=info.num_classes, **model_kwargs(rec, spec.family))
+            label = f"{attrs['name']} seed {seed} ({index + 1}/{len(candidates)})"
+            report = None if on_progress is None else (lambda p, label=label: on_progress(label, p))
             try:
                 result = train(model, data, rec, seed=seed, device=str(dev), amp=amp, compile=compile,
                                checkpoint=run_dir / "checkpoints" / f"{key}.pt", key=key,
                                callbacks=[record_epoch, *callbacks], progress=progress, latency=latency,
                                max_batches=max_batches, targets=cache, latency_statistic=latency_statistic,
-                               eval_every=eval_every)
+                               eval_every=eval_every, on_progress=report)
             except KeyboardInterrupt:
                 raise  # the trial stays RUNNING; the next run resumes it from the checkpoint
             except Exception as exc:

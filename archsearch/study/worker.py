@@ -37,7 +37,8 @@ class WorkerSummary:
 
 def train_proposal(attrs: dict[str, Any], settings: dict[str, Any], *, device: str, checkpoint: Path,
                    data_cache: dict[Any, Any], data_dir: str | Path | None = None, progress: bool = False,
-                   callbacks: tuple[Callable[[Any], None], ...] = ()) -> dict[str, Any]:
+                   callbacks: tuple[Callable[[Any], None], ...] = (),
+                   on_progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Builds, trains and measures one proposal with the search's settings; returns its metrics.
 
     Args:
@@ -49,6 +50,7 @@ def train_proposal(attrs: dict[str, Any], settings: dict[str, Any], *, device: s
         data_dir: Dataset download cache.
         progress: Show the trainer's progress bar.
         callbacks: Called with every :class:`~archsearch.train.EpochRecord`.
+        on_progress: Called with the trainer's :class:`~archsearch.train.progress.TrainProgress` reports.
     """
     import torch
 
@@ -73,7 +75,8 @@ def train_proposal(attrs: dict[str, Any], settings: dict[str, Any], *, device: s
     model = build_model(spec, num_classes=data.info.num_classes, **model_kwargs(recipe, spec.family))
     result = train(model, data, recipe, seed=settings["seed"], device=device,
                    amp=settings.get("amp", "auto"), checkpoint=checkpoint, key=attrs["key"], callbacks=callbacks,
-                   progress=progress, latency=settings.get("latency", True), max_batches=settings.get("max_batches"))
+                   progress=progress, latency=settings.get("latency", True), max_batches=settings.get("max_batches"),
+                   on_progress=on_progress)
     return {"macs": cost.macs(trained, with_head=True), "params": cost.params(trained, with_head=True),  # as `validate` records
             **result.metrics(), "checkpoint": str(checkpoint)}
 
@@ -104,6 +107,7 @@ def run_worker(
     on_start: Callable[[dict[str, Any]], None] | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     on_idle: Callable[[dict[str, int]], None] | None = None,
+    on_progress: Callable[[str, Any], None] | None = None,
 ) -> WorkerSummary:
     """Trains proposals of a search study until none is left (or ``max_trials`` are done).
 
@@ -126,6 +130,7 @@ def run_worker(
         on_result: Called with the trial's attributes, metrics, ``trial`` and ``status`` (``done``,
             ``failed`` or ``duplicate``) when it ends.
         on_idle: Called with :meth:`SearchQueue.counts` whenever the queue is empty.
+        on_progress: Called with a label (``trial N NAME``) and each training progress report (rank 0).
 
     Returns:
         What this worker did (rank 0; other ranks count nothing).
@@ -177,7 +182,9 @@ def run_worker(
         try:
             metrics = train_proposal(attrs, settings, device=str(dev), checkpoint=ckpt_dir / f"{attrs['key']}.pt",
                                      data_cache=data_cache, data_dir=data_dir, progress=progress and rank == 0,
-                                     callbacks=(record_epoch,))
+                                     callbacks=(record_epoch,),
+                                     on_progress=None if on_progress is None or trial is None else
+                                     (lambda p, label=f"trial {trial.number} {attrs.get('name', '')}": on_progress(label, p)))
         except KeyboardInterrupt:
             if queue is not None and trial is not None:
                 queue.requeue(trial, "interrupted (Ctrl-C)")
