@@ -41,11 +41,13 @@ class TrainProgress:
         step: Optimiser steps done in the whole run (resumed ones included).
         steps: Optimiser steps of the whole run.
         loss: Mean training loss over this epoch's batches so far (the loss the recipe optimises: with
-            Mixup/CutMix or a teacher, against the soft targets).
+            Mixup/CutMix or a teacher, against the soft targets). Under DDP: rank 0's batches during the
+            epoch, every rank's at its end.
         accuracy: Training top-1 over this epoch's images so far, against the dataset's labels (with
             Mixup/CutMix the inputs are mixed, so it reads lower than on clean images).
         images_per_s: Training images per second over this epoch so far (all ranks).
-        eta_s: Seconds of training left in the run at this run's mean step time (evaluations excluded).
+        eta_s: Seconds of training left: the steps left at the mean time of the steps this call has
+            trained so far (evaluations excluded; the first steps include compilation and worker start-up).
         lr: The learning rate of the first parameter group (the schedule's value).
         record: The epoch's :class:`~archsearch.train.EpochRecord` when ``kind == "epoch"``, else None.
     """

@@ -554,18 +554,19 @@ def train(
         reporters.append(bar)
     if rank == 0 and on_progress is not None:
         reporters.append(on_progress)
-    run_t0, run_steps = None, 0
+    run = {"steps": 0, "time_s": 0.0}  # training steps and their seconds in this call (for the ETA)
 
-    def report(kind: str, epoch: int, batch: int, acc: dict[str, Any], elapsed: float, record: Any = None) -> None:
-        steps = max(acc["steps"], 1)
-        loss, correct = (acc["loss"] / steps).item(), acc["correct"].item()
-        seen = max(acc["seen"], 1)
-        step_time = (time.perf_counter() - run_t0) / run_steps if run_t0 is not None and run_steps else 0.0
+    def report(kind: str, epoch: int, batch: int, sums: tuple[float, float, float, float], elapsed: float, running: float,
+               record: Any = None) -> None:
+        """``sums``: loss sum, steps, images, correct so far this epoch; ``running``: seconds of the open timing segment."""
+        loss_sum, steps, seen, correct = sums
+        step_time = (run["time_s"] + running) / run["steps"] if run["steps"] else 0.0
         group = optimizer.param_groups[0]
         progress_ = TrainProgress(
             kind=kind, epoch=epoch + 1, epochs=recipe.epochs, batch=batch, batches=steps_per_epoch, step=global_step,
-            steps=total_steps, loss=loss, accuracy=correct / seen, images_per_s=acc["seen"] * world / max(elapsed, 1e-9),
-            eta_s=(total_steps - global_step) * step_time, lr=group["lr"] / group.get("lr_scale", 1.0), record=record)
+            steps=total_steps, loss=loss_sum / max(steps, 1), accuracy=correct / max(seen, 1),
+            images_per_s=seen / max(elapsed, 1e-9), eta_s=(total_steps - global_step) * step_time,
+            lr=group["lr"] / group.get("lr_scale", 1.0), record=record)
         for reporter in reporters:
             reporter(progress_)
 
@@ -635,21 +636,22 @@ def train(
                 acc["correct"] += (out.detach().argmax(1) == labels).sum()
                 acc["steps"] += 1
                 acc["seen"] += len(labels)
-                if run_t0 is None:
-                    run_t0 = time.perf_counter()  # the first step (compilation, worker start-up) is not timed for the ETA
-                else:
-                    run_steps += 1
+                run["steps"] += 1
                 if reporters and (step % progress_every == 0 or step == steps_per_epoch):
-                    report("batch", epoch, step, acc, acc["time_s"] + time.perf_counter() - t0)
+                    sums = (acc["loss"].item(), acc["steps"], acc["seen"] * world, acc["correct"].item() * world)
+                    running = time.perf_counter() - t0
+                    report("batch", epoch, step, sums, acc["time_s"] + running, running)
                 if checkpoint_every and step % checkpoint_every == 0 and step < steps_per_epoch:
                     if on_cuda:
                         torch.cuda.synchronize(dev)
+                    run["time_s"] += time.perf_counter() - t0
                     acc["time_s"] += time.perf_counter() - t0
                     acc["cpu_s"] += time.process_time() - c0
                     save(epoch, step, acc)
                     t0, c0 = time.perf_counter(), time.process_time()
             if on_cuda:
                 torch.cuda.synchronize(dev)
+            run["time_s"] += time.perf_counter() - t0
             acc["time_s"] += time.perf_counter() - t0
             acc["cpu_s"] += time.process_time() - c0
             # on the device: nccl reduces CUDA tensors only
@@ -682,7 +684,8 @@ def train(
             for callback in callbacks:
                 callback(record)
             if reporters:
-                report("epoch", epoch, steps_per_epoch, acc, epoch_time, record)
+                report("epoch", epoch, steps_per_epoch, (float(totals[0]), float(totals[1]), float(totals[2]),
+                                                         float(totals[3])), epoch_time, 0.0, record)
             start_step, partial = 0, None
 
     if not history:
