@@ -29,11 +29,10 @@ from typing import Any
 
 import torch
 from timm.layers import ClassifierHead, SEModule, create_act_layer
-from timm.models import build_model_with_cfg, checkpoint_seq
-from timm.models._pretrained import PretrainedCfg
 from torch import nn
 
-from archsearch.models._builder import SpecLike, entry_spec
+from archsearch.models._base import ArchsearchModel, spec_pretrained_cfg
+from archsearch.models._builder import SpecLike
 from archsearch.models._registry import get_block, register_block, register_builder, register_timm_model
 from archsearch.errors import SpecError
 from archsearch.space.cnn import CNNSpec, conv_out, se_channels
@@ -71,58 +70,58 @@ def _shortcut(in_channels: int, out_channels: int, stride: int, shortcut: str) -
     return nn.Identity()
 
 
-def _refuse_se(block: str, se: bool) -> None:
-    if se:
-        # The cost model counts no SE layers for this block; building one would break its budgets.
-        raise SpecError(f"stage.se: the {block} block has no squeeze-excitation variant, got se=True; "
-                        "set se to false or use the k1dwk1 block")
+class _ResNetBlock(nn.Module):
+    """A ResNet block: a main branch of ``ConvNormAct`` layers ``conv1``, ``conv2`` ... (the last without
+    activation) as the subclass's :meth:`layers` lists them, the residual of :func:`_shortcut` and the
+    activation after the sum."""
+
+    has_residual = True
+
+    def __init__(
+        self, in_channels: int, out_channels: int, *, bottleneck: int, kernel: int = 3, stride: int = 1,
+        se: bool = False, act_layer: str = "relu", shortcut: str = "auto",
+    ) -> None:
+        super().__init__()
+        if se:
+            # The cost model counts no SE layers for this block; building one would break its budgets.
+            raise SpecError(f"stage.se: the {self.block_type} block has no squeeze-excitation variant, got se=True; "
+                            "set se to false or use the k1dwk1 block")
+        layers = self.layers(in_channels, out_channels, bottleneck, kernel, stride)
+        self._main = tuple(f"conv{i}" for i in range(1, len(layers) + 1))
+        for i, (name, (c_in, c_out, k, s)) in enumerate(zip(self._main, layers), 1):
+            self.add_module(name, ConvNormAct(c_in, c_out, k, stride=s, act_layer=act_layer if i < len(layers) else None))
+        self.shortcut = _shortcut(in_channels, out_channels, stride, shortcut)
+        self.act = create_act_layer(act_layer, inplace=True)
+
+    @staticmethod
+    def layers(c_in: int, c_out: int, b: int, k: int, stride: int) -> list[tuple[int, int, int, int]]:
+        """The main branch: (input channels, output channels, kernel, stride) of each conv."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The main branch runs before the shortcut conv, the order the memory model assumes.
+        out = x
+        for name in self._main:
+            out = self._modules[name](out)
+        return self.act(out + self.shortcut(x))
 
 
 @register_block("basic")
-class BasicBlock(nn.Module):
+class BasicBlock(_ResNetBlock):
     """ResNet basic block (He et al., CVPR 2016): kxk (in -> b, stride), kxk (b -> out), residual, ReLU."""
 
-    has_residual = True
-
-    def __init__(
-        self, in_channels: int, out_channels: int, *, bottleneck: int, kernel: int = 3, stride: int = 1,
-        se: bool = False, act_layer: str = "relu", shortcut: str = "auto",
-    ) -> None:
-        super().__init__()
-        _refuse_se("basic", se)
-        self.conv1 = ConvNormAct(in_channels, bottleneck, kernel, stride=stride, act_layer=act_layer)
-        self.conv2 = ConvNormAct(bottleneck, out_channels, kernel, act_layer=None)
-        self.shortcut = _shortcut(in_channels, out_channels, stride, shortcut)
-        self.act = create_act_layer(act_layer, inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The main branch runs before the shortcut conv, the order the memory model assumes.
-        out = self.conv2(self.conv1(x))
-        return self.act(out + self.shortcut(x))
+    @staticmethod
+    def layers(c_in: int, c_out: int, b: int, k: int, stride: int) -> list[tuple[int, int, int, int]]:
+        return [(c_in, b, k, stride), (b, c_out, k, 1)]
 
 
 @register_block("k1kxk1")
-class Bottleneck(nn.Module):
+class Bottleneck(_ResNetBlock):
     """ResNet bottleneck: 1x1 (in -> b), kxk (b -> b, stride), 1x1 (b -> out), residual, ReLU."""
 
-    has_residual = True
-
-    def __init__(
-        self, in_channels: int, out_channels: int, *, bottleneck: int, kernel: int = 3, stride: int = 1,
-        se: bool = False, act_layer: str = "relu", shortcut: str = "auto",
-    ) -> None:
-        super().__init__()
-        _refuse_se("k1kxk1", se)
-        self.conv1 = ConvNormAct(in_channels, bottleneck, 1, act_layer=act_layer)
-        self.conv2 = ConvNormAct(bottleneck, bottleneck, kernel, stride=stride, act_layer=act_layer)
-        self.conv3 = ConvNormAct(bottleneck, out_channels, 1, act_layer=None)
-        self.shortcut = _shortcut(in_channels, out_channels, stride, shortcut)
-        self.act = create_act_layer(act_layer, inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The main branch runs before the shortcut conv, the order the memory model assumes.
-        out = self.conv3(self.conv2(self.conv1(x)))
-        return self.act(out + self.shortcut(x))
+    @staticmethod
+    def layers(c_in: int, c_out: int, b: int, k: int, stride: int) -> list[tuple[int, int, int, int]]:
+        return [(c_in, b, 1, 1), (b, b, k, stride), (b, c_out, 1, 1)]
 
 
 @register_block("k1dwk1")
@@ -149,66 +148,40 @@ class InvertedResidual(nn.Module):
         return out + x if self.has_residual else out
 
 
-def _with_overrides(spec: CNNSpec, num_classes: int | None, in_chans: int | None) -> CNNSpec:
-    """The spec with timm's ``num_classes`` / ``in_chans`` arguments applied (validated by the spec)."""
-    if num_classes is not None and num_classes != spec.num_classes:
-        spec = dataclasses.replace(spec, num_classes=num_classes)
-    if in_chans is not None and in_chans != spec.stem.in_channels:
-        spec = dataclasses.replace(spec, stem=dataclasses.replace(spec.stem, in_channels=in_chans))
-    return spec
-
-
 def cnn_pretrained_cfg(spec: CNNSpec) -> dict[str, Any]:
     """timm's pretrained-config dict for a spec (input size, pool size, classifier, no weights)."""
     side = spec.stem.out_side(spec.resolution)
     for stage in spec.stages:
         side = conv_out(side, stage.stride)
-    return PretrainedCfg(
-        architecture="archsearch_cnn",
-        input_size=(spec.stem.in_channels, spec.resolution, spec.resolution),
-        pool_size=(side, side),
-        num_classes=spec.num_classes,
-        first_conv="stem.conv",
-        classifier="head.fc",
-        description=spec.name or None,
-    ).to_dict()
+    return spec_pretrained_cfg(spec, in_channels=spec.stem.in_channels, pool_size=(side, side), first_conv="stem.conv",
+                               classifier="head.fc")
 
 
-class ArchsearchCNN(nn.Module):
-    """The CNN of a :class:`~archsearch.space.CNNSpec`, with timm's model API.
+class ArchsearchCNN(ArchsearchModel):
+    """The CNN of a :class:`~archsearch.space.CNNSpec`, with timm's model API (:class:`ArchsearchModel`).
 
     Attributes:
-        spec: The spec the module realises (kept in sync by :meth:`reset_classifier`).
-        num_classes: Classifier outputs (0: the head returns pooled features).
         num_features: Channels of the last feature map (the classifier's input).
         feature_info: timm's per-level channels, reductions and module names.
-        pretrained_cfg: timm's config dict (also ``default_cfg``).
     """
+
+    spec_class = CNNSpec
+    spec_noun = "a CNNSpec"
+    pretrained_cfg_of = staticmethod(cnn_pretrained_cfg)
 
     def __init__(
         self, spec: CNNSpec, *, num_classes: int | None = None, in_chans: int | None = None,
         global_pool: str = "avg", drop_rate: float = 0.0, act_layer: str = "relu",
     ) -> None:
-        """Builds the module.
+        """Builds the module (``in_chans`` is the stem's; the other arguments as in :class:`ArchsearchModel`).
 
         Args:
-            spec: The architecture.
-            num_classes: Overrides ``spec.num_classes``.
-            in_chans: Overrides ``spec.stem.in_channels``.
-            global_pool: timm pooling type of the head (``"avg"`` as in the cost model).
-            drop_rate: Dropout before the classifier.
             act_layer: timm activation name (``"relu"`` as in the papers; costs do not depend on it).
         """
-        super().__init__()
-        if not isinstance(spec, CNNSpec):
-            raise SpecError(f"spec: expected a CNNSpec, got {type(spec).__name__}")
-        spec = _with_overrides(spec, num_classes, in_chans)
-        self.spec = spec
-        self.num_classes = spec.num_classes
-        self.in_chans = spec.stem.in_channels
+        super().__init__(spec, num_classes=num_classes, in_chans=in_chans)
+        spec = self.spec
         self.num_features = self.head_hidden_size = spec.out_channels
         self.drop_rate = drop_rate
-        self.grad_checkpointing = False
 
         stem = spec.stem
         self.stem = ConvNormAct(stem.in_channels, stem.out_channels, stem.kernel, stride=stem.stride, act_layer=act_layer)
@@ -230,8 +203,24 @@ class ArchsearchCNN(nn.Module):
             self.feature_info.append(dict(num_chs=stage.out_channels, reduction=reduction, module=f"stages.{i}"))
         self.stages = nn.Sequential(*stages)
         self.head = ClassifierHead(self.num_features, self.num_classes, pool_type=global_pool, drop_rate=drop_rate)
-        self.pretrained_cfg = self.default_cfg = cnn_pretrained_cfg(spec)
         self._init_weights()
+
+    @staticmethod
+    def with_overrides(spec: CNNSpec, num_classes: int | None = None, in_chans: int | None = None) -> CNNSpec:
+        """The spec with timm's ``num_classes`` / ``in_chans`` arguments applied (the input channels are the stem's)."""
+        if num_classes is not None and num_classes != spec.num_classes:
+            spec = dataclasses.replace(spec, num_classes=num_classes)
+        if in_chans is not None and in_chans != spec.stem.in_channels:
+            spec = dataclasses.replace(spec, stem=dataclasses.replace(spec.stem, in_channels=in_chans))
+        return spec
+
+    @staticmethod
+    def input_channels(spec: CNNSpec) -> int:
+        return spec.stem.in_channels
+
+    @staticmethod
+    def feature_levels(spec: CNNSpec) -> int:
+        return len(spec.stages) + 1  # the stem and every stage
 
     def _init_weights(self) -> None:
         for m in self.modules():
@@ -247,31 +236,8 @@ class ArchsearchCNN(nn.Module):
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^stem", blocks=r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.(\d+)")
 
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replaces the classifier (0: none, the head returns pooled features) and optionally the pooling."""
-        self.spec = _with_overrides(self.spec, num_classes, None)
-        self.num_classes = num_classes
-        self.head.reset(num_classes, pool_type=global_pool)
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem_pool(self.stem(x))
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint_seq(self.stages, x)
-        return self.stages(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return self._checkpointed(self.stages, self.stem_pool(self.stem(x)))
 
 
 @register_timm_model
@@ -285,12 +251,7 @@ def archsearch_cnn(pretrained: bool = False, *, spec: SpecLike | None = None, **
         **kwargs: :class:`ArchsearchCNN` arguments (``num_classes``, ``in_chans``, ``global_pool``,
             ``drop_rate``, ``act_layer``) and timm's ``pretrained_cfg_overlay``, ``features_only`` ...
     """
-    cnn = entry_spec("archsearch_cnn", "cnn", pretrained, spec, kwargs)
-    cnn = _with_overrides(cnn, kwargs.pop("num_classes", None), kwargs.pop("in_chans", None))  # type: ignore[arg-type]
-    return build_model_with_cfg(
-        ArchsearchCNN, "archsearch_cnn", pretrained=False, spec=cnn, pretrained_cfg=cnn_pretrained_cfg(cnn),
-        feature_cfg=dict(flatten_sequential=True, out_indices=tuple(range(len(cnn.stages) + 1))), **kwargs,
-    )
+    return ArchsearchCNN.create(pretrained, spec, kwargs)
 
 
 @register_builder("cnn")

@@ -21,14 +21,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from timm.layers import ClassifierHead, ConvNormAct, SEModule, use_fused_attn
-from timm.models import build_model_with_cfg, checkpoint_seq
-from timm.models._pretrained import PretrainedCfg
+from timm.models import checkpoint_seq
 from torch import nn
 
-from archsearch.models._builder import SpecLike, entry_spec, with_overrides
+from archsearch.models._base import ArchsearchModel, spec_pretrained_cfg
+from archsearch.models._builder import SpecLike
 from archsearch.models._registry import register_builder, register_timm_model
 from archsearch.cost.mci import se_width_final, se_width_lkc
-from archsearch.errors import SpecError
 from archsearch.space.mci import MCiSpec
 
 __all__ = ["ArchsearchMCi", "MobileOneBlock", "LargeKernelConv", "RepMixer", "RepCPE", "MCiAttention",
@@ -347,45 +346,28 @@ def mci_pretrained_cfg(spec: MCiSpec) -> dict[str, Any]:
     """timm's pretrained-config dict for a spec (input size, pool size, classifier, no weights)."""
     side = spec.sides()[-1]
     first = "stem.0.reparam_conv" if spec.reparameterized else "stem.0.conv_kxk.0.conv"
-    return PretrainedCfg(
-        architecture="archsearch_mci",
-        input_size=(spec.in_channels, spec.resolution, spec.resolution),
-        pool_size=(side, side),
-        num_classes=spec.num_classes,
-        first_conv=first,
-        classifier="head.fc",
-        description=spec.name or None,
-    ).to_dict()
+    return spec_pretrained_cfg(spec, pool_size=(side, side), first_conv=first, classifier="head.fc")
 
 
-class ArchsearchMCi(nn.Module):
-    """The MCi / FastViT network of an :class:`~archsearch.space.MCiSpec`, with timm's model API.
+class ArchsearchMCi(ArchsearchModel):
+    """The MCi / FastViT network of an :class:`~archsearch.space.MCiSpec`, with timm's model API
+    (:class:`ArchsearchModel`).
 
     Attributes:
         spec: The spec the module realises (kept in sync by :meth:`reset_classifier` and
             :meth:`reparameterize`).
-        num_classes: Head outputs (0: the head returns pooled features).
         num_features: Channels of the final conv (the head's input).
     """
 
+    spec_class = MCiSpec
+    spec_noun = "an MCiSpec"
+    pretrained_cfg_of = staticmethod(mci_pretrained_cfg)
+
     def __init__(self, spec: MCiSpec, *, num_classes: int | None = None, in_chans: int | None = None,
                  global_pool: str = "avg", drop_rate: float = 0.0) -> None:
-        """Builds the module.
-
-        Args:
-            spec: The architecture.
-            num_classes: Overrides ``spec.num_classes``.
-            in_chans: Overrides ``spec.in_channels``.
-            global_pool: timm pooling type of the head (``"avg"`` as in the cost model).
-            drop_rate: Dropout before the head.
-        """
-        super().__init__()
-        if not isinstance(spec, MCiSpec):
-            raise SpecError(f"spec: expected an MCiSpec, got {type(spec).__name__}")
-        spec = with_overrides(spec, num_classes, in_chans)
-        self.spec = spec
-        self.num_classes = spec.num_classes
-        self.in_chans = spec.in_channels
+        """Builds the module (the arguments as in :class:`ArchsearchModel`)."""
+        super().__init__(spec, num_classes=num_classes, in_chans=in_chans)
+        spec = self.spec
         self.num_features = self.head_hidden_size = spec.num_features
         self.drop_rate = drop_rate
         fused, d0, scale = spec.reparameterized, spec.dims[0], spec.stem_scale_branch
@@ -400,7 +382,6 @@ class ArchsearchMCi(nn.Module):
         self.final_conv = MobileOneBlock(last, spec.num_features, 3, groups=last,
                                          se_width=se_width_final(spec.num_features), fused=fused)
         self.head = ClassifierHead(self.num_features, self.num_classes, pool_type=global_pool, drop_rate=drop_rate)
-        self.pretrained_cfg = self.default_cfg = mci_pretrained_cfg(spec)
         self.apply(self._init_weights)
 
     @staticmethod
@@ -418,18 +399,10 @@ class ArchsearchMCi(nn.Module):
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Every stage checkpoints its blocks (the stem and the final conv are not checkpointed)."""
+        self.grad_checkpointing = enable
         for stage in self.stages:
             stage.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replaces the linear head (0: none, the head returns pooled features) and optionally the pooling."""
-        self.spec = with_overrides(self.spec, num_classes, None)
-        self.num_classes = num_classes
-        self.head.reset(num_classes, pool_type=global_pool)
 
     def reparameterize(self) -> "ArchsearchMCi":
         """Fuses every reparameterisable block in place (eval statistics); returns the module.
@@ -451,12 +424,6 @@ class ArchsearchMCi(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.final_conv(self.stages(self.stem(x)))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
 
 @register_timm_model
 def archsearch_mci(pretrained: bool = False, *, spec: SpecLike | None = None, **kwargs: Any) -> ArchsearchMCi:
@@ -469,12 +436,7 @@ def archsearch_mci(pretrained: bool = False, *, spec: SpecLike | None = None, **
         **kwargs: :class:`ArchsearchMCi` arguments (``num_classes``, ``in_chans``, ``global_pool``,
             ``drop_rate``) and timm's ``pretrained_cfg_overlay``, ``features_only`` ...
     """
-    mci = entry_spec("archsearch_mci", "mci", pretrained, spec, kwargs)
-    mci = with_overrides(mci, kwargs.pop("num_classes", None), kwargs.pop("in_chans", None))  # type: ignore[arg-type]
-    return build_model_with_cfg(
-        ArchsearchMCi, "archsearch_mci", pretrained=False, spec=mci, pretrained_cfg=mci_pretrained_cfg(mci),
-        feature_cfg=dict(flatten_sequential=True, out_indices=tuple(range(mci.n_stages))), **kwargs,
-    )
+    return ArchsearchMCi.create(pretrained, spec, kwargs)
 
 
 @register_builder("mci")

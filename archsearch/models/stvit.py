@@ -23,21 +23,16 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp, PatchEmbed, trunc_normal_
-from timm.models import build_model_with_cfg
-from timm.models._pretrained import PretrainedCfg
+from timm.layers import DropPath, Mlp, PatchEmbed
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from archsearch.models._builder import SpecLike, entry_spec, with_overrides
+from archsearch.models._base import TokenModel, spec_pretrained_cfg
+from archsearch.models._builder import SpecLike
 from archsearch.models._registry import register_builder, register_timm_model
-from archsearch.errors import SpecError
 from archsearch.space.stvit import STViTSpec
 
 __all__ = ["ArchsearchSTViT", "SelfAttentionBlock", "SemanticBlock", "archsearch_stvit", "stvit_pretrained_cfg"]
-
-_POOLS = ("token", "avg")
-
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, drop: nn.Module) -> torch.Tensor:
     """Unfused multi-head attention on (B, H, T, hd) tensors; returns (B, Tq, H * hd)."""
@@ -127,62 +122,34 @@ class SemanticBlock(nn.Module):
 
 def stvit_pretrained_cfg(spec: STViTSpec) -> dict[str, Any]:
     """timm's pretrained-config dict for a spec (input size, classifier, DeiT's normalisation, no weights)."""
-    return PretrainedCfg(
-        architecture="archsearch_stvit",
-        input_size=(spec.in_channels, spec.resolution, spec.resolution),
-        num_classes=spec.num_classes,
-        crop_pct=0.875,
-        interpolation="bicubic",
-        first_conv="patch_embed.proj",
-        classifier="head",
-        description=spec.name or None,
-    ).to_dict()
+    return spec_pretrained_cfg(spec, crop_pct=0.875, interpolation="bicubic", first_conv="patch_embed.proj",
+                               classifier="head")
 
 
-class ArchsearchSTViT(nn.Module):
-    """The semantic-token ViT of an :class:`~archsearch.space.STViTSpec`, with timm's model API.
+class ArchsearchSTViT(TokenModel):
+    """The semantic-token ViT of an :class:`~archsearch.space.STViTSpec`, with timm's model API
+    (:class:`~archsearch.models._base.TokenModel`: ``global_pool`` is ``token`` or ``avg``)."""
 
-    Attributes:
-        spec: The spec the module realises (kept in sync by :meth:`reset_classifier`).
-        num_classes: Classifier outputs (0: the head returns pooled features).
-        num_features: Token width (the classifier's input).
-        global_pool: ``token`` (the class token) or ``avg`` (the token average).
-        pretrained_cfg: timm's config dict (also ``default_cfg``).
-    """
+    spec_class = STViTSpec
+    spec_noun = "an STViTSpec"
+    pretrained_cfg_of = staticmethod(stvit_pretrained_cfg)
+    no_features = " (the token count changes inside the model); use forward_features, which returns the token map"
 
     def __init__(self, spec: STViTSpec, *, num_classes: int | None = None, in_chans: int | None = None,
                  global_pool: str | None = None, drop_rate: float = 0.0, proj_drop_rate: float = 0.0,
                  pos_drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0) -> None:
-        """Builds the module.
+        """Builds the module (``spec`` ... ``drop_rate`` as in :class:`~archsearch.models._base.TokenModel`).
 
         Args:
-            spec: The architecture.
-            num_classes: Overrides ``spec.num_classes``.
-            in_chans: Overrides ``spec.in_channels``.
-            global_pool: ``token`` or ``avg`` (default: ``token`` with a class token, else ``avg``).
-            drop_rate: Dropout before the classifier.
             proj_drop_rate: Dropout after the projections and MLPs.
             pos_drop_rate: Dropout after adding the position embedding.
             attn_drop_rate: Dropout on the attention maps.
             drop_path_rate: Stochastic depth, rising linearly over the layers to this rate.
         """
-        super().__init__()
-        if not isinstance(spec, STViTSpec):
-            raise SpecError(f"spec: expected an STViTSpec, got {type(spec).__name__}")
-        spec = with_overrides(spec, num_classes, in_chans)
-        self.spec = spec
-        self.num_classes = spec.num_classes
-        self.in_chans = spec.in_channels
-        self.embed_dim = self.num_features = self.head_hidden_size = spec.embed_dim
-        self.num_prefix_tokens = int(spec.class_token)
-        self.global_pool = self._check_pool(global_pool)
-        self.grad_checkpointing = False
-        d = spec.embed_dim
-
-        self.patch_embed = PatchEmbed(spec.resolution, spec.patch_size, spec.in_channels, d)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, d)) if spec.class_token else None
-        self.pos_embed = nn.Parameter(torch.zeros(1, spec.image_tokens, d))
-        self.pos_drop = nn.Dropout(pos_drop_rate)
+        super().__init__(spec, global_pool=global_pool, num_classes=num_classes, in_chans=in_chans)
+        spec, d = self.spec, self.embed_dim
+        self._init_tokens(PatchEmbed(spec.resolution, spec.patch_size, spec.in_channels, d), spec.image_tokens,
+                          pos_drop_rate)
         n_layers = spec.depth + int(spec.recovery)
         rates = [drop_path_rate * i / max(n_layers - 1, 1) for i in range(n_layers)]
         first, last = spec.semantic_layer, spec.semantic_layer + spec.semantic_layers
@@ -194,55 +161,13 @@ class ArchsearchSTViT(nn.Module):
         )
         self.recovery = (SemanticBlock(d, spec.num_heads, spec.mlp_dim, drop_path=rates[-1], **opts)  # type: ignore[arg-type]
                          if spec.recovery else None)
-        self.norm = nn.LayerNorm(d, eps=1e-6)
-        self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(d, self.num_classes) if self.num_classes else nn.Identity()
-        self.pretrained_cfg = self.default_cfg = stvit_pretrained_cfg(spec)
+        self._init_head(fc_norm=False, drop_rate=drop_rate)
         self._init_weights()
-
-    def _check_pool(self, global_pool: str | None) -> str:
-        if global_pool is None:
-            return "token" if self.spec.class_token else "avg"
-        if global_pool not in _POOLS:
-            raise SpecError(f"global_pool: expected one of {list(_POOLS)}, got {global_pool!r}")
-        if global_pool == "token" and not self.spec.class_token:
-            raise SpecError("global_pool: 'token' needs a class token (the spec has class_token=false); use 'avg'")
-        return global_pool
-
-    def _init_weights(self) -> None:
-        trunc_normal_(self.pos_embed, std=0.02)
-        if self.cls_token is not None:
-            nn.init.normal_(self.cls_token, std=1e-6)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-
-    @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        return {"pos_embed", "cls_token"}
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^cls_token|pos_embed|patch_embed",
                     blocks=[(r"^blocks\.(\d+)", None), (r"^recovery", (len(self.blocks),)), (r"^norm", (99999,))])
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replaces the classifier (0: none, the head returns pooled features) and optionally the pooling."""
-        self.spec = with_overrides(self.spec, num_classes, None)
-        self.num_classes = num_classes
-        if global_pool is not None:
-            self.global_pool = self._check_pool(global_pool)
-        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
     def _run(self, block: nn.Module, *args: torch.Tensor) -> torch.Tensor:
         if self.grad_checkpointing and self.training and not torch.jit.is_scripting():
@@ -252,10 +177,7 @@ class ArchsearchSTViT(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Image (B, C, H, W) -> normed tokens: (B, M + c, d), or (B, N + c, d) with recovery."""
         spec, c = self.spec, self.num_prefix_tokens
-        x = self.patch_embed(x)
-        if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        x = self.pos_drop(x + self.pos_embed)
+        x = self._embed(x)
         first, last = spec.semantic_layer, spec.semantic_layer + spec.semantic_layers
         for block in self.blocks[:first]:
             x = self._run(block, x)
@@ -272,14 +194,6 @@ class ArchsearchSTViT(nn.Module):
             s = torch.cat([s[:, :c], self._run(self.recovery, image[:, c:], s)], dim=1)
         return self.norm(s)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x[:, 0] if self.global_pool == "token" else x[:, self.num_prefix_tokens:].mean(dim=1)
-        x = self.head_drop(x)
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
 
 @register_timm_model
 def archsearch_stvit(pretrained: bool = False, *, spec: SpecLike | None = None, **kwargs: Any) -> ArchsearchSTViT:
@@ -292,13 +206,7 @@ def archsearch_stvit(pretrained: bool = False, *, spec: SpecLike | None = None, 
         **kwargs: :class:`ArchsearchSTViT` arguments (``num_classes``, ``in_chans``, ``global_pool``,
             ``drop_rate``, ``drop_path_rate`` ...) and timm's ``pretrained_cfg_overlay``.
     """
-    if kwargs.get("features_only"):
-        raise SpecError("archsearch_stvit: features_only is not supported (the token count changes inside the "
-                        "model); use forward_features, which returns the token map")
-    st = entry_spec("archsearch_stvit", "stvit", pretrained, spec, kwargs)
-    st = with_overrides(st, kwargs.pop("num_classes", None), kwargs.pop("in_chans", None))  # type: ignore[arg-type]
-    return build_model_with_cfg(ArchsearchSTViT, "archsearch_stvit", pretrained=False, spec=st,
-                                pretrained_cfg=stvit_pretrained_cfg(st), **kwargs)
+    return ArchsearchSTViT.create(pretrained, spec, kwargs)
 
 
 @register_builder("stvit")

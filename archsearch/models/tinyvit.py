@@ -27,13 +27,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from timm.layers import DropPath, LayerNorm2d, NormMlpClassifierHead, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq
-from timm.models._pretrained import PretrainedCfg
 from torch import nn
 
-from archsearch.models._builder import SpecLike, entry_spec, with_overrides
+from archsearch.models._base import ArchsearchModel, spec_pretrained_cfg
+from archsearch.models._builder import SpecLike
 from archsearch.models._registry import register_builder, register_timm_model
-from archsearch.errors import SpecError
 from archsearch.space.tinyvit import TinyViTSpec, window_count
 
 __all__ = [
@@ -221,52 +219,35 @@ class AttentionStage(nn.Module):
 def tinyvit_pretrained_cfg(spec: TinyViTSpec) -> dict[str, Any]:
     """timm's pretrained-config dict for a spec (input size, pool size, classifier, no weights)."""
     side = spec.sides[-1]
-    return PretrainedCfg(
-        architecture="archsearch_tinyvit",
-        input_size=(spec.in_channels, spec.resolution, spec.resolution),
-        pool_size=(side, side),
-        num_classes=spec.num_classes,
-        first_conv="patch_embed.conv1.conv",
-        classifier="head.fc",
-        description=spec.name or None,
-    ).to_dict()
+    return spec_pretrained_cfg(spec, pool_size=(side, side), first_conv="patch_embed.conv1.conv", classifier="head.fc")
 
 
-class ArchsearchTinyViT(nn.Module):
-    """The TinyViT of a :class:`~archsearch.space.TinyViTSpec`, with timm's model API.
+class ArchsearchTinyViT(ArchsearchModel):
+    """The TinyViT of a :class:`~archsearch.space.TinyViTSpec`, with timm's model API (:class:`ArchsearchModel`).
 
     Attributes:
-        spec: The spec the module realises (kept in sync by :meth:`reset_classifier`).
         num_classes: Classifier outputs (0: the head returns normalised pooled features).
         num_features: Channels of the last feature map.
         feature_info: timm's per-stage channels, reductions and module names.
-        pretrained_cfg: timm's config dict (also ``default_cfg``).
     """
+
+    spec_class = TinyViTSpec
+    spec_noun = "a TinyViTSpec"
+    pretrained_cfg_of = staticmethod(tinyvit_pretrained_cfg)
 
     def __init__(
         self, spec: TinyViTSpec, *, num_classes: int | None = None, in_chans: int | None = None,
         global_pool: str = "avg", drop_rate: float = 0.0, proj_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
     ) -> None:
-        """Builds the module.
+        """Builds the module (``spec`` ... ``drop_rate`` as in :class:`ArchsearchModel`).
 
         Args:
-            spec: The architecture.
-            num_classes: Overrides ``spec.num_classes``.
-            in_chans: Overrides ``spec.in_channels``.
-            global_pool: timm pooling type of the head (``"avg"`` as in the cost model).
-            drop_rate: Dropout before the classifier.
             proj_drop_rate: Dropout inside the MLPs.
             drop_path_rate: Stochastic depth, rising linearly to this value over the blocks.
         """
-        super().__init__()
-        if not isinstance(spec, TinyViTSpec):
-            raise SpecError(f"spec: expected a TinyViTSpec, got {type(spec).__name__}")
-        spec = with_overrides(spec, num_classes, in_chans)
-        self.spec = spec
-        self.num_classes = spec.num_classes
-        self.in_chans = spec.in_channels
+        super().__init__(spec, num_classes=num_classes, in_chans=in_chans)
+        spec = self.spec
         self.num_features = self.head_hidden_size = spec.num_features
-        self.grad_checkpointing = False
         dims = spec.embed_dims
         total = sum(spec.depths)
         rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
@@ -283,9 +264,9 @@ class ArchsearchTinyViT(nn.Module):
             ))
             self.feature_info.append(dict(num_chs=dims[i], reduction=4 * 2**i, module=f"stages.{i}"))
         self.stages = nn.Sequential(*stages)
+        # the head's LayerNorm stays when reset_classifier(0) removes the classifier
         self.head = NormMlpClassifierHead(self.num_features, self.num_classes, pool_type=global_pool,
                                           norm_layer=partial(LayerNorm2d, eps=1e-5), drop_rate=drop_rate)
-        self.pretrained_cfg = self.default_cfg = tinyvit_pretrained_cfg(spec)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 trunc_normal_(m.weight, std=0.02)
@@ -301,31 +282,8 @@ class ArchsearchTinyViT(nn.Module):
         return dict(stem=r"^patch_embed", blocks=r"^stages\.(\d+)" if coarse else [
             (r"^stages\.(\d+).downsample", (0,)), (r"^stages\.(\d+)\.\w+\.(\d+)", None)])
 
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replaces the classifier (0: none; the head's LayerNorm stays) and optionally the pooling."""
-        self.spec = with_overrides(self.spec, num_classes, None)
-        self.num_classes = num_classes
-        self.head.reset(num_classes, pool_type=global_pool)
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(x)
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint_seq(self.stages, x)
-        return self.stages(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return self._checkpointed(self.stages, self.patch_embed(x))
 
 
 @register_timm_model
@@ -340,12 +298,7 @@ def archsearch_tinyvit(pretrained: bool = False, *, spec: SpecLike | None = None
             ``global_pool``, ``drop_rate``, ``proj_drop_rate``, ``drop_path_rate``) and timm's
             ``pretrained_cfg_overlay``, ``features_only`` ...
     """
-    tv = entry_spec("archsearch_tinyvit", "tinyvit", pretrained, spec, kwargs)
-    tv = with_overrides(tv, kwargs.pop("num_classes", None), kwargs.pop("in_chans", None))  # type: ignore[arg-type]
-    return build_model_with_cfg(
-        ArchsearchTinyViT, "archsearch_tinyvit", pretrained=False, spec=tv, pretrained_cfg=tinyvit_pretrained_cfg(tv),
-        feature_cfg=dict(flatten_sequential=True, out_indices=tuple(range(tv.n_stages))), **kwargs,
-    )
+    return ArchsearchTinyViT.create(pretrained, spec, kwargs)
 
 
 @register_builder("tinyvit")

@@ -31,12 +31,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq
-from timm.models._pretrained import PretrainedCfg
+from timm.layers import DropPath, Mlp
 from torch import nn
 
-from archsearch.models._builder import SpecLike, entry_spec, with_overrides
+from archsearch.models._base import LN_EPS, TokenModel, spec_pretrained_cfg
+from archsearch.models._builder import SpecLike, with_overrides
 from archsearch.models._registry import register_builder, register_timm_model
 from archsearch.errors import SpecError
 from archsearch.space.vit import ViTBlockSpec, ViTSpec
@@ -45,7 +44,6 @@ __all__ = [
     "ArchsearchViT", "HeadAlignedAttention", "ViTBlock", "archsearch_vit", "load_timm_weights", "vit_pretrained_cfg",
 ]
 
-LN_EPS = 1e-6  # timm's and DeiT's LayerNorm epsilon
 POOLS = ("token", "avg", "")
 
 
@@ -102,21 +100,6 @@ class HeadAlignedAttention(nn.Module):
         return self.proj_drop(self.proj(x))
 
 
-class Mlp(nn.Module):
-    """Linear, GELU, Linear (with dropout after each, as in timm)."""
-
-    def __init__(self, dim: int, hidden: int, *, drop: float = 0.0) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.drop1 = nn.Dropout(drop)
-        self.fc2 = nn.Linear(hidden, dim)
-        self.drop2 = nn.Dropout(drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
-
-
 class ViTBlock(nn.Module):
     """Pre-norm transformer block of a :class:`~archsearch.space.ViTBlockSpec`."""
 
@@ -136,41 +119,22 @@ class ViTBlock(nn.Module):
         return x + self.drop_path2(self.mlp(self.norm2(x)))
 
 
-def _with_overrides(spec: ViTSpec, num_classes: int | None, in_chans: int | None,
-                    img_size: int | Sequence[int] | None = None) -> ViTSpec:
-    """The spec with timm's ``num_classes`` / ``in_chans`` / ``img_size`` arguments applied (validated by the spec)."""
-    if img_size is not None:
-        sides = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-        if len(sides) != 2 or sides[0] != sides[1]:
-            raise SpecError(f"img_size: expected one side length (square inputs), got {img_size!r}")
-        if sides[0] != spec.resolution:
-            spec = dataclasses.replace(spec, resolution=sides[0])
-    return with_overrides(spec, num_classes, in_chans)
-
-
 def vit_pretrained_cfg(spec: ViTSpec) -> dict[str, Any]:
     """timm's pretrained-config dict for a spec (input size, classifier, no weights)."""
-    return PretrainedCfg(
-        architecture="archsearch_vit",
-        input_size=(spec.in_channels, spec.resolution, spec.resolution),
-        fixed_input_size=True,
-        num_classes=spec.num_classes,
-        first_conv="patch_embed.proj",
-        classifier="head",
-        description=spec.name or None,
-    ).to_dict()
+    return spec_pretrained_cfg(spec, fixed_input_size=True, first_conv="patch_embed.proj", classifier="head")
 
 
-class ArchsearchViT(nn.Module):
-    """The ViT of a :class:`~archsearch.space.ViTSpec`, with timm's model API.
+class ArchsearchViT(TokenModel):
+    """The ViT of a :class:`~archsearch.space.ViTSpec`, with timm's model API
+    (:class:`~archsearch.models._base.TokenModel`: ``global_pool`` is ``token`` (class token), ``avg``
+    (token average) or ``''`` (no pooling))."""
 
-    Attributes:
-        spec: The spec the module realises (kept in sync by :meth:`reset_classifier`).
-        num_classes: Classifier outputs (0: the head returns pooled features).
-        num_features: EMB, the classifier's input width.
-        global_pool: ``token`` (class token), ``avg`` (token average) or ``''`` (no pooling).
-        pretrained_cfg: timm's config dict (also ``default_cfg``).
-    """
+    spec_class = ViTSpec
+    spec_noun = "a ViTSpec"
+    pretrained_cfg_of = staticmethod(vit_pretrained_cfg)
+    spec_arguments = ("num_classes", "in_chans", "img_size")
+    weights_hint = "load a checkpoint with checkpoint_path= or load_timm_weights"
+    global_pools = POOLS
 
     def __init__(
         self, spec: ViTSpec, *, num_classes: int | None = None, in_chans: int | None = None,
@@ -179,124 +143,48 @@ class ArchsearchViT(nn.Module):
         drop_rate: float = 0.0, pos_drop_rate: float = 0.0, proj_drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0, drop_path_rate: float = 0.0,
     ) -> None:
-        """Builds the module.
+        """Builds the module (``spec`` ... ``drop_rate`` as in :class:`~archsearch.models._base.TokenModel`).
 
         Args:
-            spec: The architecture.
-            num_classes: Overrides ``spec.num_classes``.
-            in_chans: Overrides ``spec.in_channels``.
             img_size: Overrides ``spec.resolution`` (square inputs; timm passes it).
-            global_pool: ``token`` (default with a class token) or ``avg`` (default without).
             fc_norm: Put the final LayerNorm after the pooling (default: with ``avg`` pooling, as timm).
             fused_attn: Use ``scaled_dot_product_attention`` (faster; hidden from ``FlopCounterMode``).
-            drop_rate: Dropout before the classifier.
             pos_drop_rate: Dropout after the position embedding.
             proj_drop_rate: Dropout after the attention projection and the MLP layers.
             attn_drop_rate: Dropout on the attention map.
             drop_path_rate: Stochastic depth, rising linearly to this rate over the blocks.
         """
-        super().__init__()
-        if not isinstance(spec, ViTSpec):
-            raise SpecError(f"spec: expected a ViTSpec, got {type(spec).__name__}")
-        spec = _with_overrides(spec, num_classes, in_chans, img_size)
-        global_pool = ("token" if spec.class_token else "avg") if global_pool is None else global_pool
-        self._check_pool(global_pool, spec.class_token)
-        d = spec.embed_dim
-        self.spec = spec
-        self.num_classes = spec.num_classes
-        self.in_chans = spec.in_channels
-        self.num_features = self.head_hidden_size = self.embed_dim = d
-        self.num_prefix_tokens = int(spec.class_token)
-        self.global_pool = global_pool
+        super().__init__(spec, global_pool=global_pool, num_classes=num_classes, in_chans=in_chans, img_size=img_size)
+        spec, d = self.spec, self.embed_dim
         self.drop_rate = drop_rate
-        self.grad_checkpointing = False
-
-        self.patch_embed = PatchEmbed(spec.in_channels, d, spec.patch_size)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, d)) if spec.class_token else None
-        self.pos_embed = nn.Parameter(torch.zeros(1, spec.num_tokens, d))
-        self.pos_drop = nn.Dropout(pos_drop_rate)
+        self._init_tokens(PatchEmbed(spec.in_channels, d, spec.patch_size), spec.num_tokens, pos_drop_rate)
         rates = [drop_path_rate * i / max(1, spec.depth - 1) for i in range(spec.depth)]
         self.blocks = nn.Sequential(*(
             ViTBlock(d, b, fused_attn=fused_attn, attn_drop=attn_drop_rate, proj_drop=proj_drop_rate, drop_path=r)
             for b, r in zip(spec.blocks, rates)
         ))
-        use_fc_norm = global_pool == "avg" if fc_norm is None else fc_norm
-        self.norm = nn.Identity() if use_fc_norm else nn.LayerNorm(d, eps=LN_EPS)
-        self.fc_norm = nn.LayerNorm(d, eps=LN_EPS) if use_fc_norm else nn.Identity()
-        self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(d, self.num_classes) if self.num_classes else nn.Identity()
+        self._init_head(fc_norm=self.global_pool == "avg" if fc_norm is None else fc_norm, drop_rate=drop_rate)
         self.feature_info = [dict(module=f"blocks.{i}", num_chs=d, reduction=spec.patch_size) for i in range(spec.depth)]
-        self.pretrained_cfg = self.default_cfg = vit_pretrained_cfg(spec)
         self._init_weights()
 
     @staticmethod
-    def _check_pool(global_pool: str, class_token: bool) -> None:
-        if global_pool not in POOLS:
-            raise SpecError(f"global_pool: expected one of {list(POOLS)}, got {global_pool!r}")
-        if global_pool == "token" and not class_token:
-            raise SpecError("global_pool: 'token' needs a class token (spec.class_token is false); use 'avg'")
-
-    def _init_weights(self) -> None:
-        """timm's ViT initialisation: truncated normal (std 0.02) for the position embedding and the
-        linear layers, zero biases, a near-zero class token."""
-        trunc_normal_(self.pos_embed, std=0.02)
-        if self.cls_token is not None:
-            nn.init.normal_(self.cls_token, std=1e-6)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-
-    @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        return {"pos_embed", "cls_token"}
+    def with_overrides(spec: ViTSpec, num_classes: int | None = None, in_chans: int | None = None,
+                       img_size: int | Sequence[int] | None = None) -> ViTSpec:
+        """The spec with timm's ``num_classes`` / ``in_chans`` / ``img_size`` arguments applied (validated by the spec)."""
+        if img_size is not None:
+            sides = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+            if len(sides) != 2 or sides[0] != sides[1]:
+                raise SpecError(f"img_size: expected one side length (square inputs), got {img_size!r}")
+            if sides[0] != spec.resolution:
+                spec = dataclasses.replace(spec, resolution=sides[0])
+        return with_overrides(spec, num_classes, in_chans)
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^cls_token|pos_embed|patch_embed", blocks=[(r"^blocks\.(\d+)", None), (r"^norm", (99999,))])
 
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replaces the classifier (0: none, the head returns pooled features) and optionally the pooling."""
-        if global_pool is not None:
-            self._check_pool(global_pool, self.spec.class_token)
-            self.global_pool = global_pool
-        self.spec = _with_overrides(self.spec, num_classes, None)
-        self.num_classes = num_classes
-        param = next(self.parameters())
-        with torch.device(param.device):
-            self.head = nn.Linear(self.embed_dim, num_classes, dtype=param.dtype) if num_classes else nn.Identity()
-        self.head.train(self.training)
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(x)
-        if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        x = self.pos_drop(x + self.pos_embed)
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            x = checkpoint_seq(self.blocks, x)
-        else:
-            x = self.blocks(x)
-        return self.norm(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        if self.global_pool == "token":
-            x = x[:, 0]
-        elif self.global_pool == "avg":
-            x = x[:, self.num_prefix_tokens:].mean(dim=1)
-        x = self.head_drop(self.fc_norm(x))
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return self.norm(self._checkpointed(self.blocks, self._embed(x)))
 
 
 @register_timm_model
@@ -310,16 +198,7 @@ def archsearch_vit(pretrained: bool = False, *, spec: SpecLike | None = None, **
         **kwargs: :class:`ArchsearchViT` arguments (``num_classes``, ``in_chans``, ``global_pool``,
             ``fc_norm``, ``fused_attn``, dropout rates) and timm's ``pretrained_cfg_overlay``.
     """
-    if kwargs.get("features_only"):
-        raise SpecError("archsearch_vit: features_only is not supported; use forward_features")
-    kwargs.pop("features_only", None)
-    vit = entry_spec("archsearch_vit", "vit", pretrained, spec, kwargs,
-                     weights_hint="load a checkpoint with checkpoint_path= or load_timm_weights")
-    vit = _with_overrides(vit, kwargs.pop("num_classes", None), kwargs.pop("in_chans", None),  # type: ignore[arg-type]
-                          kwargs.pop("img_size", None))
-    return build_model_with_cfg(
-        ArchsearchViT, "archsearch_vit", pretrained=False, spec=vit, pretrained_cfg=vit_pretrained_cfg(vit), **kwargs,
-    )
+    return ArchsearchViT.create(pretrained, spec, kwargs)
 
 
 @register_builder("vit")
