@@ -31,7 +31,7 @@ class Validation(NamedTuple):
     """A run's validation results.
 
     Attributes:
-        results: One row per completed trial (``archsearch.study.ROW_KEYS`` plus ``run``).
+        results: One row per completed trial (``archsearch.space.records.ROW_KEYS`` plus ``run``).
         curves: One row per epoch: ``run, name, key, seed, dataset, recipe`` and the epoch's metrics.
     """
 
@@ -52,9 +52,8 @@ def load_validation(source: str | Path, *, storage: str | None = None) -> Valida
     """
     import pandas as pd
 
-    from archsearch.results.runs import load_run
+    from archsearch.space.records import ROW_KEYS, load_run
     from archsearch.study.store import ValidationStudy, default_storage
-    from archsearch.study.validate import ROW_KEYS
 
     path = Path(source)
     run_dir = path if path.is_dir() else path.parent

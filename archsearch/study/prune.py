@@ -2,7 +2,7 @@
 
 The pruned model becomes the single candidate of ``RUN_DIR/candidates.json`` and one completed trial
 of the run's Optuna study (value: top-1 after fine-tuning), with the row keys of
-:data:`~archsearch.study.validate.ROW_KEYS` plus the before/after figures, so ``archsearch results
+:data:`~archsearch.space.records.ROW_KEYS` plus the before/after figures, so ``archsearch results
 RUN_DIR`` and the report read it like a validated candidate. Re-recording the same run (same key)
 replaces nothing: the finished trial is kept.
 """
@@ -30,7 +30,7 @@ def record_prune(run_dir: str | Path, results: dict[str, Any], *, storage: str |
     Returns:
         The trial's row (keys of ``ROW_KEYS`` plus ``status``).
     """
-    from archsearch.study.validate import ROW_KEYS
+    from archsearch.space.records import ROW_KEYS
 
     run_dir = Path(run_dir)
     name = run_dir.resolve().name

@@ -15,20 +15,14 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from archsearch.errors import SpecError
+from archsearch.space.records import ROW_KEYS, load_run
 from archsearch.study.store import ValidationStudy, candidate_key, default_storage
 
 __all__ = ["ROW_KEYS", "load_results", "run_location", "validate_run"]
 
-#: Keys of every result row (``archsearch results --format json`` adds ``pareto``).
-ROW_KEYS = ("name", "family", "dataset", "recipe", "seed", "macs", "params", "score", "top1", "top5", "test_loss",
-            "latency_ms", "train_time_s", "images_per_s", "peak_memory_bytes", "epochs", "device", "amp", "key", "status",
-            "distill", "max_batches", "resolution", "kind", "design")
-
 
 def run_location(source: str | Path) -> tuple[Path, dict[str, Any]]:
     """The run directory of a run directory or ``candidates.json``, and the run's record."""
-    from archsearch.results import load_run
-
     data = load_run(source)
     path = Path(source)
     return (path if path.is_dir() else path.parent), data
