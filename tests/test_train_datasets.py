@@ -96,3 +96,52 @@ def test_random_crop_shifts_images_within_the_padding() -> None:
     pad = torch.nn.functional.pad(x, (1, 1, 1, 1))
     for i in range(64):  # every augmented image is one of the 9 one-pixel shifts of its original
         assert any(torch.equal(y[i], pad[i, :, dy:dy + 8, dx:dx + 8]) for dy in range(3) for dx in range(3))
+
+
+def test_timm_sources_go_through_create_dataset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import timm.data
+    from PIL import Image
+
+    from archsearch.train import check_dataset
+
+    calls: list[tuple[str, str, dict]] = []
+
+    class Source:  # a map-style source as timm returns it: (PIL image, label) and its classes
+        classes = ["a", "b", "c"]
+
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def __len__(self) -> int:
+            return self.n
+
+        def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+            return Image.new("RGB", (10, 12), (i, 0, 0)), i % 3
+
+    def create_dataset(name: str, root: str, split: str, **kwargs: object) -> Source:
+        calls.append((name, split, kwargs))
+        if split == "validation":
+            raise ValueError("no split 'validation'")
+        return Source(9 if split == "train" else 3)
+
+    monkeypatch.setattr(timm.data, "create_dataset", create_dataset)
+    data = get_dataset("timm:torch/cifar10", root=tmp_path, resolution=16, workers=0)
+    assert data.info.num_classes == 3 and (len(data.train), len(data.test)) == (9, 3) and data.info.channels == 3
+    assert [(n, s) for n, s, _ in calls] == [("torch/cifar10", "train"), ("torch/cifar10", "validation"),
+                                             ("torch/cifar10", "test")]
+    assert calls[0][2] == {"download": True}  # torchvision's sources download into the cache directory
+    images, labels = next(data.train.batches(range(9), 9))
+    assert images.shape == (9, 3, 16, 16) and labels.tolist() == [0, 1, 2] * 3
+    img, label = data.test.image(2)
+    assert img.size == (10, 12) and label == 2
+
+    def missing(*args: object, **kwargs: object) -> None:
+        raise ModuleNotFoundError("No module named 'datasets'", name="datasets")
+
+    monkeypatch.setattr(timm.data, "create_dataset", missing)
+    with pytest.raises(DatasetError, match=r"--dataset timm:hfds/beans: needs the 'datasets' package \(pip install datasets\)"):
+        get_dataset("timm:hfds/beans", root=tmp_path)
+    with pytest.raises(DatasetError, match=r"timm:NAME: expected NAME as one of \['torch/NAME', 'hfds/NAME'\].*streaming"):
+        check_dataset("timm:wds/shards")
+    with pytest.raises(DatasetError, match=r"timm:NAME: expected NAME as one of"):
+        check_dataset("timm:")
