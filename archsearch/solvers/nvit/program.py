@@ -1,43 +1,27 @@
-"""The NViT redistribution program and its exact solver (outer loop over EMB, an integer program per EMB).
+"""The NViT program at one EMB: menus, costs, the aggregated integer program and its bounds.
 
-Program (:class:`NViTProgram`): given a :class:`~archsearch.space.nvit_templates.NViTSpace` and a
-budget, choose EMB ``d`` on its grid and, for each of the ``L`` blocks, heads ``H``, query/key and
-value widths per head ``qk``, ``v`` and MLP width ``m`` from the space's menus (restricted by the
-priors when they are on) to maximise the score of :mod:`archsearch.objectives.nvit`
+For a fixed EMB ``d`` (and ``N`` tokens) every cost is linear in the per-block products, a block
+costing ``(2Nd + N^2)(H qk + H v) + 2Nd m`` MACs and ``2(d+1) H qk + (2d+1)(H v + m) + 6d``
+parameters, and the score is separable. Blocks of equal weight are interchangeable, so for each
+weight class ``(w, k blocks)`` the program is a multiple-choice knapsack with integer counts
+``n_o >= 0`` per option and ``sum_o n_o = k`` (one count vector for the attention options, one for
+the MLP options):
 
-    S = sum_i w_i [ 2 log d + a_qk log qk_i + a_v log(H_i v_i) + a_mlp log m_i ]
+    max  const + sum_classes sum_o w v_o n_o   s.t.  fixed + sum_classes sum_o c_o n_o <= limit (every budget row)
 
-subject to whole-model MACs and parameters (and peak activation memory) within the budget.
+solved exactly by HiGHS (:meth:`NViTProgram.solve_emb`). Its LP relaxation (:meth:`NViTProgram.lp_bound`)
+and, for any multipliers ``lam >= 0`` of the budget rows, the Lagrangian bound
 
-Structure the solver uses. For a fixed ``d`` (and fixed tokens ``N``) every cost is linear in the
-per-block products: a block costs ``(2Nd + N^2)(H qk + H v) + 2Nd m`` MACs and
-``2(d+1) H qk + (2d+1)(H v + m) + 6d`` parameters (:func:`archsearch.cost.vit_block_macs`), and
-the score is separable. A block's attention choice ``(H, qk, v)`` and its MLP choice ``m`` are
-independent items, and blocks of equal weight are interchangeable, so for each weight class of
-``k`` blocks the program is a multiple-choice knapsack with integer counts: ``n_o >= 0`` blocks of
-the class take option ``o``, ``sum_o n_o = k`` (one count vector for attention options, one for MLP
-options). This aggregated integer program, free of the block symmetry, is solved exactly by HiGHS
-(:func:`scipy.optimize.milp`); its LP relaxation bounds it from above.
+    const + sum_classes sum_items k max_o (w v_o - lam . c_o) + lam . (limit - fixed)
 
-Solver (:class:`NViTSolver`): the LP bound of every EMB on the grid, then the integer programs in
-decreasing order of bound until the next bound cannot beat the ``top_k``-th design. The reported
-``bound`` is the largest of the incumbent, the integer programs' dual bounds and the LP bounds of
-the EMB values never solved: an upper bound over the whole discrete space. Memory budgets are exact
-per-option filters (the peak is a maximum over the blocks' steps). A latency budget uses the space's
-calibration (``archsearch calibrate``, :mod:`archsearch.cost.latency`): a block's predicted latency
-is an attention part plus an MLP part, each linear in that item's option, so latency is one more
-knapsack row, and the bound covers it.
-
-Within a weight class the score and costs do not depend on which block takes which option; the
-solver gives the wider options to the blocks nearer the middle of the network (a presentation
-choice that never changes the score or the costs).
+(:meth:`NViTProgram.lagrangian_bound`, weak duality) bound it from above. Memory budgets are exact
+per-option filters of the menus (:mod:`.menus`); a latency budget is one more knapsack row, a
+block's predicted latency being an attention part plus an MLP part, each linear in its option.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
-import time
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -46,17 +30,14 @@ from archsearch.cost.latency import (LatencyModel, patch_embed_features, predict
                                      vit_attention_features, vit_head_features, vit_mlp_features)
 from archsearch.cost.vit import vit_activation_memory, vit_macs, vit_params
 from archsearch.errors import SpecError
-from archsearch.solvers.constants import FreeConstant
 from archsearch.objectives.nvit import block_profile, nvit_entropy
-from archsearch.solvers.base import (
-    FEASIBLE, GAP_OPTIMAL, INFEASIBLE, OPTIMAL, BaseSolver, Candidate, SolveResult, SolverStats, register_solver,
-    latency_provenance, relative_gap,
-)
+from archsearch.solvers.constants import FreeConstant
+from archsearch.solvers.nvit.menus import Menu, _grid, _pareto, _pareto3
 from archsearch.space.budget import Budget
 from archsearch.space.nvit_templates import NViTSpace
 from archsearch.space.vit import ViTBlockSpec, ViTSpec
 
-__all__ = ["NViTProgram", "NViTSolver", "Menu", "EmbSolution", "solve_nvit", "brute_force_nvit", "FREE_CONSTANTS"]
+__all__ = ["FREE_CONSTANTS", "EmbSolution", "NViTProgram"]
 
 #: NViT's free constant: whether the redistribution priors the pruned DeiTs revealed (Yang et al., CVPR 2023)
 #: narrow the per-block menus; ``archsearch tune`` may switch them off for data unlike ImageNet.
@@ -68,24 +49,6 @@ FREE_CONSTANTS = (
 BYTES = 4
 
 
-class Menu(NamedTuple):
-    """The options of one kind of item (attention or MLP) at a fixed EMB.
-
-    Attributes:
-        dims: One row per option: ``(H, qk, v)`` for attention, ``(m,)`` for MLP.
-        value: Score of the option at block weight 1.
-        macs: MACs of the option.
-        params: Parameters of the option.
-        latency: Predicted latency of the option in ms (zeros without a latency budget).
-    """
-
-    dims: np.ndarray
-    value: np.ndarray
-    macs: np.ndarray
-    params: np.ndarray
-    latency: np.ndarray
-
-
 class EmbSolution(NamedTuple):
     """The integer program's answer at one EMB: its designs' blocks, score and bounds."""
 
@@ -93,57 +56,6 @@ class EmbSolution(NamedTuple):
     blocks: tuple[tuple[int, int, int, int], ...]
     score: float
     bound: float
-
-
-def _pareto(value: np.ndarray, macs: np.ndarray, params: np.ndarray) -> np.ndarray:
-    """Indices of the options no other option weakly dominates (value >=, both costs <=).
-
-    Options are scanned best value first (cheapest first among equal values); an option survives
-    when no earlier one costs at most as much in both costs. The earlier ones are kept as a
-    staircase (MACs increasing, params decreasing), so each test is one bisection.
-    """
-    import bisect
-
-    order = np.lexsort((params, macs, -value))
-    stair_m: list[int] = []
-    stair_p: list[int] = []
-    keep: list[int] = []
-    for idx in order.tolist():
-        m, p = int(macs[idx]), int(params[idx])
-        j = bisect.bisect_right(stair_m, m) - 1  # the cheapest-in-params point with MACs <= m
-        if j >= 0 and stair_p[j] <= p:
-            continue
-        keep.append(idx)
-        k = j + 1  # drop staircase points this one dominates in cost (MACs >= m, params >= p)
-        end = k
-        while end < len(stair_m) and stair_p[end] >= p:
-            end += 1
-        stair_m[k:end] = [m]
-        stair_p[k:end] = [p]
-    return np.array(sorted(keep), dtype=np.int64)
-
-
-def _pareto3(value: np.ndarray, macs: np.ndarray, params: np.ndarray, latency: np.ndarray) -> np.ndarray:
-    """Like :func:`_pareto` with a third cost: options no other weakly dominates in value and all three costs."""
-    order = np.lexsort((latency, params, macs, -value))
-    km = np.empty(len(order))
-    kp = np.empty(len(order))
-    kl = np.empty(len(order))
-    n = 0
-    keep: list[int] = []
-    for idx in order.tolist():
-        m, p, lat = macs[idx], params[idx], latency[idx]
-        if n and np.any((km[:n] <= m) & (kp[:n] <= p) & (kl[:n] <= lat)):
-            continue
-        km[n], kp[n], kl[n] = m, p, lat
-        n += 1
-        keep.append(idx)
-    return np.array(sorted(keep), dtype=np.int64)
-
-
-def _grid(lo: int, hi: int, step: int) -> list[int]:
-    first = -(-lo // step) * step
-    return list(range(first, hi + 1, step))
 
 
 class NViTProgram:
@@ -473,135 +385,3 @@ class NViTProgram:
                 out[i] = (h, q, v, int(mlp.dims[mo, 0]))
         return tuple(out)  # type: ignore[arg-type]
 
-
-@register_solver
-class NViTSolver(BaseSolver):
-    """Exact solver of the NViT redistribution program (LP bounds per EMB, HiGHS integer programs).
-
-    Options: ``priors`` (bool, default the space's): the redistribution priors on or off.
-    """
-
-    name = "nvit-program"
-    families = ("vit",)
-    gives_bound = True
-    options = ("priors",)
-    free_constants = FREE_CONSTANTS
-
-    def solve(self, space: Any, budget: Budget, *, top_k: int = 5, resolution: int | None = None,
-              priors: bool | None = None, **options: Any) -> SolveResult:
-        if options:
-            raise SpecError(f"options {sorted(options)}: not options of {self.name}; it takes {list(self.options)}")
-        if not isinstance(top_k, int) or top_k < 1:
-            raise SpecError(f"top_k: expected an integer >= 1, got {top_k!r}")
-        if budget.is_empty():
-            raise SpecError("budget: give at least one of macs, params, memory, latency")
-        t0 = time.perf_counter()
-        prog = NViTProgram(space, budget, resolution=resolution, priors=priors)
-        grid = prog.embed_grid()
-        # best-first over EMB with lazily tightened bounds: a Lagrangian bound from the multipliers of
-        # the LPs solved so far (cheap), then the EMB's own LP bound, then its integer program
-        lams: list[tuple[float, float, float]] = []
-        heap: list[tuple[float, int, str, int]] = []
-
-        def cheap(d: int) -> float:
-            if not lams:
-                return math.inf if prog.min_costs(d) is not None else -math.inf
-            return min(prog.lagrangian_bound(d, *lam) for lam in lams)
-
-        for d in grid:
-            bnd = cheap(d)
-            if bnd > -math.inf:
-                heapq.heappush(heap, (-bnd, d, "cheap", 0))
-        found: list[EmbSolution] = []
-        solved_bound = unsolved_bound = -math.inf
-        milps = lps = 0
-        while heap:
-            bnd, d, kind, n_lams = heap[0]
-            bnd = -bnd
-            kth = sorted((s.score for s in found), reverse=True)[top_k - 1] if len(found) >= top_k else -math.inf
-            if bnd <= kth or (found and time.perf_counter() - t0 > self.time_limit):
-                unsolved_bound = bnd  # the largest bound of every EMB left
-                break
-            heapq.heappop(heap)
-            if kind == "cheap" and n_lams < len(lams):
-                bnd = cheap(d)
-                if bnd > -math.inf:
-                    heapq.heappush(heap, (-bnd, d, "cheap", len(lams)))
-            elif kind == "cheap":
-                lp, lam = prog.lp_bound(d)
-                lps += 1
-                if lp > -math.inf:
-                    if lp < math.inf:
-                        lams.append(lam)
-                    heapq.heappush(heap, (-min(lp, bnd), d, "lp", len(lams)))
-            else:
-                sol, emb_bound = prog.solve_emb(d, time_limit=max(1.0, self.time_limit))
-                milps += 1
-                solved_bound = max(solved_bound, min(emb_bound, bnd))
-                if sol is not None:
-                    found.append(sol)
-        elapsed = time.perf_counter() - t0
-        extra: dict[str, Any] = {"priors": prog.priors, "embed_values": len(grid), "integer_programs": milps}
-        if prog.latency_model is not None:  # latency is a row of the programs, so the bound covers it
-            extra.update(latency_provenance(budget, prog.latency_model))
-        stats = SolverStats(solve_time_s=elapsed, nodes=milps, relaxations=lps, evaluations=len(found),
-                            backend=f"{self.name}/scipy-highs", extra=extra)
-        name = space.name
-        if not found:
-            return SolveResult(INFEASIBLE, name, budget, [], -math.inf, math.inf, stats,
-                               smallest_nvit_costs(prog))
-        found.sort(key=lambda s: -s.score)
-        best = found[0]
-        bound = max(best.score, solved_bound, unsolved_bound)
-        gap = relative_gap(bound, best.score)
-        status = OPTIMAL if gap <= self.gap_tol else FEASIBLE
-        cands = []
-        for rank, sol in enumerate(found[:top_k]):
-            spec = prog.to_spec(sol.embed_dim, sol.blocks, name=f"{name}-{rank + 1}")
-            macs, params, mem = prog.costs(spec)
-            cands.append(Candidate(spec, sol.score, macs, params, None,
-                                   {"memory": mem, "embed_dim": sol.embed_dim, "emb_bound": sol.bound,
-                                    "priors": prog.priors,
-                                    **({"latency_ms": prog.latency(spec)} if prog.latency_model is not None else {})}))
-        return SolveResult(status, name, budget, cands, bound, gap, stats)
-
-
-def smallest_nvit_costs(prog: NViTProgram) -> dict[str, Any]:
-    """Smallest whole-model MACs and params (and predicted latency, with a latency budget) of a design
-    of the program's space (each separately)."""
-    best = {"macs": math.inf, "params": math.inf, "latency_ms": math.inf}
-    unconstrained = NViTProgram(prog.space, Budget(latency_ms=1e9) if prog.latency_model is not None else Budget(),
-                                resolution=prog.resolution)
-    for d in unconstrained.embed_grid():
-        mc = unconstrained.min_costs(d)
-        if mc is not None:
-            best = {k: min(best[k], v) for k, v in zip(best, mc)}
-    out: dict[str, Any] = {k: int(best[k]) for k in ("macs", "params") if best[k] < math.inf}
-    if prog.latency_model is not None and best["latency_ms"] < math.inf:
-        out["latency_ms"] = float(best["latency_ms"])
-    return out
-
-
-def solve_nvit(space: NViTSpace, budget: Budget | None = None, *, top_k: int = 5, resolution: int | None = None,
-               priors: bool | None = None, gap_tol: float = GAP_OPTIMAL, time_limit: float = 30.0) -> SolveResult:
-    """Solves the NViT program of ``space`` under ``budget`` (default: the space's)."""
-    return NViTSolver(gap_tol=gap_tol, time_limit=time_limit).solve(space, budget or space.budget, top_k=top_k,
-                                                                     resolution=resolution, priors=priors)
-
-
-def brute_force_nvit(prog: NViTProgram) -> tuple[float, ViTSpec] | None:
-    """Best feasible design by enumerating every design of the program's space (tiny spaces only)."""
-    import itertools
-
-    best: tuple[float, ViTSpec] | None = None
-    for d in prog.embed_grid():
-        r = prog.ranges(d)
-        options = list(itertools.product(r["heads"], r["qk"], r["v"], r["mlp"]))
-        for blocks in itertools.product(options, repeat=prog.depth):
-            spec = prog.to_spec(d, blocks)
-            if not prog.feasible(spec):
-                continue
-            s = prog.score(spec)
-            if best is None or s > best[0]:
-                best = (s, spec)
-    return best
