@@ -286,7 +286,7 @@ def build_cache(*, teacher: nn.Module, identity: dict[str, Any], data: ImageData
         SpecError: A bad K or epoch count.
     """
     from archsearch import __version__
-    from archsearch.train.trainer import _amp_dtype, resolve_device
+    from archsearch.train.runtime import _amp_dtype, resolve_device
 
     info = data.info
     if not isinstance(epochs, int) or not 1 <= epochs <= 10_000:

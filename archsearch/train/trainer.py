@@ -4,7 +4,8 @@ The components are timm's, built from the recipe by :mod:`archsearch.train.facto
 per-update schedule, Mixup/CutMix, loss, EMA, transforms); batches come from
 :mod:`archsearch.train.loaders`. What this module writes by hand is what timm's ``train.py`` keeps in a
 script rather than a library: the loop itself, its checkpoints and resumption, DDP set-up, evaluation
-and the measurements.
+and the measurements (the run's records in :mod:`archsearch.train.records`, the device, DDP, RNG and
+checkpoint plumbing in :mod:`archsearch.train.runtime`).
 
 * Device ``auto|cpu|cuda``; on CUDA: autocast in bf16 or fp16 (fp16 with a ``GradScaler``),
   channels-last tensors, optional ``torch.compile``. On CPU the same calls run with autocast and
@@ -25,12 +26,8 @@ and the measurements.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
 import random
-import resource
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Protocol, Sequence
@@ -46,116 +43,29 @@ from archsearch.train.datasets import BatchTransform, ImageData
 from archsearch.train.loaders import BatchFeed, TimmFeed, epoch_shard
 from archsearch.train.progress import ProgressCallback, TrainProgress
 from archsearch.train.recipes import Recipe
-from archsearch.train.timing import check_statistic, time_forwards
+from archsearch.train.records import EpochRecord, TrainResult
+from archsearch.train.runtime import (
+    CHECKPOINT_FORMAT,
+    _amp_dtype,
+    _average_buffers,
+    _gather,
+    _load_checkpoint,
+    _rng_state,
+    _save_atomic,
+    _set_rng_state,
+    init_distributed,
+    measure_latency,
+    peak_memory_bytes,
+    resolve_device,
+)
+from archsearch.train.timing import check_statistic
 
 __all__ = ["EpochRecord", "TargetProvider", "TrainResult", "init_distributed", "measure_latency", "peak_memory_bytes",
            "resolve_device", "soft_cross_entropy", "train"]
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 AmpMode = Literal["auto", "bf16", "fp16", "off"]
-CHECKPOINT_FORMAT = 2
 _NAN = float("nan")
-
-
-@dataclasses.dataclass(frozen=True)
-class EpochRecord:
-    """Metrics of one finished epoch (``epoch`` counts from 1); the test figures are NaN on an epoch that
-    was not evaluated (:func:`train`'s ``eval_every``), the EMA's NaN without EMA.
-
-    Attributes:
-        epoch: The epoch, from 1.
-        train_loss: Mean training loss (the loss the recipe optimises).
-        test_loss: Test cross-entropy (without label smoothing).
-        top1, top5: Test accuracies (top-k with k = min(5, classes)).
-        lr: The schedule's learning rate after the epoch's last step.
-        time_s: Seconds of the epoch's training steps (evaluation excluded).
-        train_top1: Training top-1 against the dataset's labels (of mixed images under Mixup/CutMix).
-        ema_top1, ema_top5: Test accuracies of the EMA weights.
-        images_per_s: Training images per second of the epoch (all ranks).
-        cpu_time_s: CPU seconds this process spent in the epoch's training steps (``time.process_time``;
-            loader workers not included).
-    """
-
-    epoch: int
-    train_loss: float
-    test_loss: float
-    top1: float
-    top5: float
-    lr: float
-    time_s: float
-    train_top1: float = _NAN
-    ema_top1: float = _NAN
-    ema_top5: float = _NAN
-    images_per_s: float = 0.0
-    cpu_time_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainResult:
-    """What a training run measured.
-
-    Attributes:
-        top1: Final test top-1 accuracy in [0, 1].
-        top5: Final test top-5 accuracy (top-k with k = min(5, classes)).
-        test_loss: Final test cross-entropy (without label smoothing).
-        history: One :class:`EpochRecord` per epoch.
-        train_time_s: Seconds spent in the training steps of all epochs, resumed ones included.
-        images_per_s: Training images per second (all ranks).
-        peak_memory_bytes: CUDA ``max_memory_allocated``, or on CPU the process's RSS high-water mark.
-        latency_ms: Batch-1 forward time in eval mode, the ``latency_statistic`` of its timed calls
-            (None when not measured).
-        device: The device trained on (``cpu``, ``cuda:0`` ...).
-        amp: Autocast dtype used (``off``, ``bf16``, ``fp16``).
-        world_size: DDP processes.
-        resumed_from: Epochs already done in the checkpoint this run resumed from (0: fresh; a checkpoint
-            inside an epoch counts the epochs before it).
-        params: Parameters of the trained model.
-        latency_statistic: What ``latency_ms`` keeps of its timed calls (``median``, ``p25``, ``min``).
-        ema_top1, ema_top5: Final test accuracies of the EMA weights (None without EMA).
-        lr: The peak learning rate used (the recipe's, scaled to the global batch).
-        steps: Optimiser updates of the run.
-        train_cpu_s: CPU seconds of this process in the training steps of all epochs (rank 0's under DDP).
-    """
-
-    top1: float
-    top5: float
-    test_loss: float
-    history: tuple[EpochRecord, ...]
-    train_time_s: float
-    images_per_s: float
-    peak_memory_bytes: int
-    latency_ms: float | None
-    device: str
-    amp: str
-    world_size: int
-    resumed_from: int
-    params: int
-    latency_statistic: str = "median"
-    ema_top1: float | None = None
-    ema_top5: float | None = None
-    lr: float | None = None
-    steps: int = 0
-    train_cpu_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["history"] = [h.to_dict() for h in self.history]
-        return out
-
-    def metrics(self) -> dict[str, Any]:
-        """The figures a study records for a trained candidate (``validate`` and ``worker`` alike)."""
-        return {
-            "top1": self.top1, "top5": self.top5, "test_loss": self.test_loss, "latency_ms": self.latency_ms,
-            "latency_statistic": self.latency_statistic, "train_time_s": self.train_time_s, "images_per_s": self.images_per_s,
-            "peak_memory_bytes": self.peak_memory_bytes, "epochs": len(self.history), "device": self.device,
-            "amp": self.amp, "world_size": self.world_size, "resumed_from": self.resumed_from,
-            "history": [h.to_dict() for h in self.history], "trained_params": self.params,
-            "ema_top1": self.ema_top1, "ema_top5": self.ema_top5, "lr": self.lr, "steps": self.steps,
-            "train_cpu_s": self.train_cpu_s,
-        }
 
 
 class TargetProvider(Protocol):
@@ -178,124 +88,18 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return SoftTargetCrossEntropy()(logits.float(), targets.float())
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error.
-
-    Raises:
-        SpecError: Unknown name, or CUDA asked for and not available.
-    """
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise SpecError(f"--device: expected auto, cpu or cuda, got {device!r}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SpecError(f"--device {device}: no CUDA device is available (torch.cuda.is_available() is False); "
-                        "use --device cpu or auto")
-    if device == "cuda" and _world()[1] > 1:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    return torch.device(device)
-
-
-def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    if amp not in ("auto", "bf16", "fp16", "off"):
-        raise SpecError(f"amp: expected auto, bf16, fp16 or off, got {amp!r}")
-    if device.type != "cuda" or amp == "off":
-        return None
-    if amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if amp == "bf16" else torch.float16
-
-
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def init_distributed(device: torch.device) -> tuple[int, int]:
-    """Initialises the process group from torchrun's environment when WORLD_SIZE > 1."""
-    rank, world = _world()
-    if world > 1 and not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method="env://")
-        rank, world = dist.get_rank(), dist.get_world_size()
-    return rank, world
-
-
-def peak_memory_bytes(device: torch.device) -> int:
-    """CUDA: ``max_memory_allocated``; CPU: the process's resident-set high-water mark (Linux: KiB)."""
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(rss if sys.platform == "darwin" else rss * 1024)
-
-
-def measure_latency(model: nn.Module, input_size: Sequence[int], *, device: torch.device,
-                    amp_dtype: torch.dtype | None = None, runs: int = 30, warmup: int = 10,
-                    statistic: str = "median") -> float:
-    """Batch-1 forward time in milliseconds (eval mode, no grad): the ``statistic`` (default the median)
-    of ``max(30, runs)`` timed calls, after ``warmup`` untimed calls
-    (:func:`archsearch.train.timing.time_forwards`: ``torch.utils.benchmark.Timer``, which synchronises
-    CUDA, at the process's thread count). On CUDA the input is channels-last."""
-    x = torch.randn(1, *input_size, device=device)
-    if device.type == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
-    return time_forwards([(model, x)], runs=max(30, runs), warmup=warmup, rounds=1, statistic=statistic,
-                         autocast=amp_dtype)[0]
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "python": random.getstate(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
-                  float(np_state[4])],
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    random.setstate(state["python"])
-    n = state["numpy"]
-    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
-
-
-def _save_atomic(obj: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a kill during the save leaves the previous checkpoint intact
-
-
-def _load_checkpoint(path: Path | None, key: str) -> dict[str, Any] | None:
-    if path is None or not path.is_file():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("format") != CHECKPOINT_FORMAT or state.get("key") != key:
-        return None  # another run's (or an older format's) checkpoint: start afresh rather than mix
-    return state
-
-
-def _gather(obj: dict[str, Any], world: int) -> list[dict[str, Any]]:
-    """Every rank's ``obj`` (on every rank): what rank 0 stores so that each rank resumes its own state."""
-    if world == 1:
-        return [obj]
-    out: list[Any] = [None] * world
-    dist.all_gather_object(out, obj)
-    return out
-
-
 class _RichBar:
     """The rich progress bar of ``progress=True``, drawn from the trainer's progress reports (kept until
     the CLI renders reports itself)."""
 
     def __init__(self, epochs: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=True)
@@ -323,19 +127,6 @@ class _NullContext:
 
     def __exit__(self, *exc: Any) -> None:
         return None
-
-
-@torch.no_grad()
-def _average_buffers(model: nn.Module, world: int) -> None:
-    """Averages floating buffers (BatchNorm running statistics) over the ranks.
-
-    DDP broadcasts rank 0's buffers before each forward, so after the last step every rank holds
-    statistics updated by its own last batch; averaging makes evaluation and checkpoints agree.
-    """
-    for buf in model.buffers():
-        if buf.is_floating_point():
-            dist.all_reduce(buf)
-            buf.div_(world)
 
 
 @torch.no_grad()

@@ -100,7 +100,8 @@ def prune_model(
     from archsearch.models.measure import count_macs, count_params
     from archsearch.train.datasets import DatasetError, get_dataset
     from archsearch.train.recipes import get_recipe
-    from archsearch.train.trainer import _evaluate, measure_latency, resolve_device, train
+    from archsearch.train.runtime import measure_latency, resolve_device
+    from archsearch.train.trainer import _evaluate, train
 
     name = model.removeprefix("timm:")
     kwargs = dict(model_kwargs or {})
