@@ -42,7 +42,8 @@ def register_search(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the candidates.json of another run or search in --out")
     p.add_argument("--enqueue-only", action="store_true", help="enqueue the proposals and leave the training to `archsearch worker`")
     p.add_argument("--dataset", default="digits", help="digits (default, offline), fashion-mnist, cifar10, cifar100 or imagefolder:PATH")
-    p.add_argument("--recipe", default="quick", help="training recipe: quick (default) or standard")
+    p.add_argument("--recipe", default="quick", help="training recipe: quick (default), fmnist, standard, deit, resnet-a3 "
+                   "or tinyvit-distill (docs/training.md)")
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     p.add_argument("--max-batches", type=int, default=None, help="at most N training batches per epoch (smoke runs)")
     p.add_argument("--no-latency", action="store_true", help="skip the batch-1 latency measurement")

@@ -23,7 +23,8 @@ def register_tune(sub: Any) -> None:
     p.add_argument("--budget", action="append", required=True,
                    help="a budget to tune at, e.g. macs=4M,params=200K; repeat it to tune over several budgets at once")
     p.add_argument("--dataset", default="digits", help="digits (default, offline), fashion-mnist, cifar10, cifar100 or imagefolder:PATH")
-    p.add_argument("--recipe", default="quick", help="training recipe of every trial's designs (default quick)")
+    p.add_argument("--recipe", default="quick", help="training recipe of every trial's designs: quick (default), fmnist, "
+                   "standard, deit, resnet-a3 (docs/training.md)")
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (the pruner's rungs: 1, 3, 9, ...)")
     p.add_argument("--max-batches", type=int, default=None, help="at most N training batches per epoch (short trainings)")
     p.add_argument("--trials", type=int, default=20, help="trials of the study in all, over every worker (default 20)")

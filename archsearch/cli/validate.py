@@ -21,7 +21,8 @@ def register_validate(sub: Any) -> None:
     p = sub.add_parser("validate", help="train and measure candidates on CPU or GPU; results go to the run's Optuna study")
     p.add_argument("source", help="run directory written by `solve --out`, or a candidates.json (results go to its directory)")
     p.add_argument("--dataset", default="digits", help="digits (default, offline), fashion-mnist, cifar10, cifar100 or imagefolder:PATH")
-    p.add_argument("--recipe", default="quick", help="training recipe: quick (default) or standard")
+    p.add_argument("--recipe", default="quick", help="training recipe: quick (default), fmnist, standard, deit, resnet-a3 "
+                   "or tinyvit-distill (docs/training.md)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto (default): CUDA when available")
     p.add_argument("--top-k", type=int, default=5, help="validate the first N candidates (default 5)")
     p.add_argument("--storage", help="Optuna storage URL (default: $ARCHSEARCH_STORAGE, which keeps a password off the command "
