@@ -165,6 +165,8 @@ def test_a_tune_stores_trials_reuses_designs_and_writes_a_profile_that_solve_app
     assert len(study.trials) == 3 and study.user_attrs["tune"]["space"] == _SPACE
     for t in study.trials:
         assert set(t.params) == {"rho0", "last_stage_weight", "penalty_weight"}
+    # the papers' constants run first, so the tuned ones are judged beside them
+    assert study.trials[0].params == default_constants(_space()) and study.trials[0].user_attrs["paper"]
     designs = optuna.load_study(study_name=f"{name}/designs", storage=url)
     keys = [t.user_attrs["key"] for t in designs.trials if t.state.name == "COMPLETE"]
     assert len(keys) == len(set(keys)) == summary.trained  # each design trained once
@@ -180,6 +182,7 @@ def test_a_tune_stores_trials_reuses_designs_and_writes_a_profile_that_solve_app
     prof = read_profile(path)
     assert prof.space == _SPACE and prof.constants == study.best_trial.params
     assert prof.evidence["value"] == pytest.approx(study.best_value) and prof.provenance["study"] == name
+    assert prof.evidence["paper"]["number"] == 0
     # a solve with the profile's constants gives the design the best trial trained
     best = optuna.load_study(study_name=name, storage=url).best_trial
     res = DeepMADSolver(max_nodes=30).solve(_space(), _BUDGETS[0], top_k=1, **prof.constants)

@@ -124,7 +124,12 @@ def _print_best(best: dict[str, Any], space: Any) -> None:
     from archsearch.solvers.constants import free_constants
 
     defaults = {c.name: c.default_for(space) for c in free_constants(space)}
-    print_table(f"best constants (trial {best['number']}: mean top-1 {100 * best['value']:.2f} %)",
+    paper = best.get("paper")
+    versus = ""
+    if paper is not None:
+        versus = (f"; the paper's: {100 * paper['value']:.2f} %" if paper["value"] is not None
+                  else f"; the paper's constants' trial: {paper['state']}")
+    print_table(f"best constants (trial {best['number']}: mean top-1 {100 * best['value']:.2f} %{versus})",
                 ["constant", "tuned", "paper"],
                 [(k, _fmt(v), _fmt(defaults.get(k))) for k, v in best["constants"].items()])
     print_table("its evidence: the top design at each budget, trained", ["budget", "macs", "params", "score", "top-1 %", "trained"],

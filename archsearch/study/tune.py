@@ -166,6 +166,10 @@ def plan_tune(*, space: Any, budgets: list[Budget], run_dir: str | Path, dataset
             raise SpecError(f"--study {name}: tuned with other settings ({', '.join(changed)} differ); use another "
                             "--study or --out, or the same settings to resume")
     opt.set_user_attr(ATTR, settings.to_dict())
+    if not opt.trials:  # the papers' constants run first: the tuned ones are judged beside them
+        from archsearch.solvers.constants import default_constants
+
+        opt.enqueue_trial(default_constants(space), user_attrs={"paper": True})
     return settings, url, name
 
 
@@ -347,15 +351,19 @@ def _run_design(trial: Any, j: int, settings: TuneSettings, key: str, spec: Any,
 
 
 def best_trial(study: Any) -> dict[str, Any] | None:
-    """The best completed trial as ``{number, value, constants, designs}`` (None before one completes)."""
+    """The best completed trial as ``{number, value, constants, designs, paper}`` (None before one completes);
+    ``paper`` is the trial of the papers' constants (``{number, value, state}``) when the study ran it."""
     import optuna
 
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not done:
         return None
     best = max(done, key=lambda t: (t.value, -t.number))
+    paper = next((t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("paper")), None)
     return {"number": best.number, "value": best.value, "constants": best.user_attrs.get("constants", {}),
-            "designs": best.user_attrs.get("designs", [])}
+            "designs": best.user_attrs.get("designs", []),
+            "paper": None if paper is None else {"number": paper.number, "value": paper.value,
+                                                 "state": paper.state.name.lower()}}
 
 
 def best_trial_of(*, study: str, storage: str) -> dict[str, Any] | None:
@@ -386,7 +394,7 @@ def tune_profile(*, study: str, storage: str, out: str | Path) -> Path:
     states = [t.state.name.lower() for t in opt.get_trials(deepcopy=False)]
     evidence = {"objective": f"mean top-1 (a fraction) over the budgets of the top design's training ({settings.recipe}, "
                              f"{settings.epochs} epochs{'' if settings.max_batches is None else f', {settings.max_batches} batches an epoch'})",
-                "value": best["value"], "trial": best["number"], "designs": best["designs"],
+                "value": best["value"], "trial": best["number"], "designs": best["designs"], "paper": best["paper"],
                 "budgets": list(settings.budgets), "dataset": settings.dataset, "recipe": settings.recipe,
                 "epochs": settings.epochs, "max_batches": settings.max_batches, "seed": settings.seed,
                 "trials": {s: states.count(s) for s in sorted(set(states))}}
