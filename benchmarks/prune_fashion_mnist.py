@@ -12,7 +12,7 @@ The group sizes are scaled down with the model (EMB 8, heads 1, QK 4, V 4, MLP 1
 paper's 16/2/8/8/16, which leave EMB 64 only four groups) and ``eta = 0`` isolates the criterion
 (the latency term is the same GMACs proxy for both). Not part of the test suite: the defaults take
 well over 15 minutes on two busy CPU cores; ``--max-batches 300 --dense-epochs 1 --every 20
---steps 5`` is the reduced run reported in the README. Usage::
+--steps 5`` is the reduced run reported in docs/benchmarks.md. Usage::
 
     PYTHONPATH=. python benchmarks/prune_fashion_mnist.py [--seeds 0 1 2] [--threads 1] [--device cpu]
 """

@@ -236,7 +236,7 @@ def summarise(frame: Any) -> dict[str, Any]:
 
 
 def markdown(summary: dict[str, Any], frame: Any) -> str:
-    """The study's tables as Markdown (written to ``summary.md``; the README quotes it)."""
+    """The study's tables as Markdown (written to ``summary.md``; docs/comparisons.md quotes it)."""
 
     def cell(entry: dict[str, Any] | None) -> str:
         if not entry:
