@@ -143,6 +143,7 @@ def tpe(out: Path, args: argparse.Namespace) -> None:
     """A TPE search over architectures at the held-out budget with as many short trainings as the tune ran."""
     import optuna
 
+    from archsearch._files import atomic_write_text
     from archsearch.solvers import DeepMADProgram, Design
     from archsearch.space import get_space
     from archsearch.space.budget import Budget
@@ -162,7 +163,7 @@ def tpe(out: Path, args: argparse.Namespace) -> None:
 
     def design(trial: optuna.Trial) -> Design:
         c0 = trial.suggest_int("c0", sp.stem_widths[0], sp.stem_widths[1], step=m)
-        cs, bs, ks, Ls, prev = [], [], [], [], c0
+        cs, bs, ks, Ls = [], [], [], []
         for i in range(prog.n):
             c = trial.suggest_int(f"c{i + 1}", sp.widths[0], sp.widths[1], step=m)
             lo, hi = prog.b_range(c)
@@ -170,8 +171,6 @@ def tpe(out: Path, args: argparse.Namespace) -> None:
             k = trial.suggest_categorical(f"k{i + 1}", list(sp.kernels))
             L = trial.suggest_int(f"L{i + 1}", sp.depths[0], sp.first_depth_max if i == 0 else sp.depths[1])
             cs.append(c), bs.append(b), ks.append(k), Ls.append(L)
-            prev = c
-        del prev
         return Design(c0, tuple(cs), tuple(bs), tuple(ks), tuple(Ls))
 
     def trained() -> int:
@@ -186,8 +185,6 @@ def tpe(out: Path, args: argparse.Namespace) -> None:
             continue
         run = base / f"t{trial.number}"
         spec = prog.to_spec(d, name=f"{label}-tpe-{trial.number}")
-        from archsearch._files import atomic_write_text
-
         if not (run / "candidates.json").is_file():
             run.mkdir(parents=True, exist_ok=True)
             atomic_write_text(run / "candidates.json", json.dumps({
@@ -205,8 +202,6 @@ def tpe(out: Path, args: argparse.Namespace) -> None:
         final.mkdir(parents=True, exist_ok=True)
         data = json.loads((Path(best.user_attrs["run"]) / "candidates.json").read_text())
         data["name"] = "best"
-        from archsearch._files import atomic_write_text
-
         atomic_write_text(final / "candidates.json", json.dumps(data))
     _train(final, args, seeds=list(range(args.seeds)), top_k=1)
 
@@ -225,7 +220,6 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 def summary(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
-    from scipy import stats
 
     from archsearch.solvers import DeepMADProgram
     from archsearch.solvers.profile import read_profile
@@ -288,7 +282,6 @@ def summary(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     times = json.loads((out / "times.json").read_text()) if (out / "times.json").is_file() else {}
     res["cpu_hours"] = {k: round(v["cpu_s"] / 3600, 3) for k, v in times.items()}
     res["wall_hours"] = {k: round(v["wall_s"] / 3600, 3) for k, v in times.items()}
-    del stats
     return res
 
 

@@ -17,6 +17,11 @@ from typing import Any, Callable
 __all__ = ["CountLines", "TrainLines", "count_progress", "train_progress", "hms"]
 
 
+def _stderr_line(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def hms(seconds: float) -> str:
     """``42 s``, ``3 min 05 s``, ``1 h 02 min``."""
     if seconds != seconds or seconds < 0:
@@ -41,7 +46,7 @@ class TrainLines:
     def __init__(self, every: float = 10.0, write: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.every, self.clock = every, clock
-        self.write = write or (lambda line: (sys.stderr.write(line + "\n"), sys.stderr.flush()))
+        self.write = write or _stderr_line
         self.last = -float("inf")
 
     def __call__(self, label: str, p: Any) -> None:
@@ -65,13 +70,18 @@ class TrainLines:
 def train_progress(args: argparse.Namespace) -> tuple[bool, Callable[[str, Any], None] | None]:
     """What a training command shows: ``(rich bar, plain-lines callback)`` for its arguments (``--quiet``,
     ``--format``) and where stderr goes. Only rank 0 of a ``torchrun`` job talks."""
+    mode = _mode(args)
+    return mode == "bar", (TrainLines() if mode == "lines" else None)
+
+
+def _mode(args: argparse.Namespace) -> str:
+    """``quiet`` (``--quiet``, or a ``torchrun`` rank other than 0), ``bar`` (a terminal, not ``--format json``)
+    or ``lines``."""
     import os
 
     if getattr(args, "quiet", False) or os.environ.get("RANK", "0") != "0":
-        return False, None
-    if sys.stderr.isatty() and getattr(args, "format", "table") != "json":
-        return True, None
-    return False, TrainLines()
+        return "quiet"
+    return "bar" if sys.stderr.isatty() and getattr(args, "format", "table") != "json" else "lines"
 
 
 class CountLines:
@@ -81,7 +91,7 @@ class CountLines:
     def __init__(self, what: str, unit: str, every: float = 10.0, write: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.what, self.unit, self.every, self.clock = what, unit, every, clock
-        self.write = write or (lambda line: (sys.stderr.write(line + "\n"), sys.stderr.flush()))
+        self.write = write or _stderr_line
         self.t0 = clock()
         self.last = self.t0
 
@@ -101,8 +111,5 @@ class CountLines:
 
 def count_progress(args: argparse.Namespace, what: str, unit: str) -> tuple[bool, Callable[[int, int | None], None] | None]:
     """``(rich bar, plain-lines callback)`` of a counted job, as :func:`train_progress` decides."""
-    if getattr(args, "quiet", False):
-        return False, None
-    if sys.stderr.isatty() and getattr(args, "format", "table") != "json":
-        return True, None
-    return False, CountLines(what, unit)
+    mode = _mode(args)
+    return mode == "bar", (CountLines(what, unit) if mode == "lines" else None)

@@ -199,6 +199,7 @@ def run_tune(*, study: str, storage: str, device: str = "cpu", max_trials: int |
     from archsearch.solvers.constants import free_constants
     from archsearch.space import get_space
     from archsearch.study.queue import open_storage
+    from archsearch.study.worker import _checkpoint_dir
 
     rdb = open_storage(storage, create=False)
     loaded = optuna.load_study(study_name=study, storage=rdb)
@@ -212,7 +213,7 @@ def run_tune(*, study: str, storage: str, device: str = "cpu", max_trials: int |
     constants = free_constants(space)
     budgets = [Budget.parse(t) for t in settings.budgets]
     solver_cls = get_solver(space.solver)
-    ckpt_dir = _checkpoint_dir(settings, study)
+    ckpt_dir = _checkpoint_dir({"run_dir": settings.run_dir}, study, None)  # the worker's rule: RUN_DIR/checkpoints when writable
     summary = TuneSummary(study=study, storage=storage)
     data_cache: dict[Any, Any] = {}
     node_limit = {"max_nodes": settings.max_nodes} if "max_nodes" in inspect.signature(solver_cls).parameters else {}
@@ -289,15 +290,6 @@ def _retry_interrupted(study: Any) -> None:
 def _unnamed(spec: dict[str, Any]) -> dict[str, Any]:
     """A spec's dict without its name, so that one design has one key whichever trial found it."""
     return {k: v for k, v in spec.items() if k != "name"}
-
-
-def _checkpoint_dir(settings: TuneSettings, study: str) -> Path:
-    import os
-
-    run_dir = Path(settings.run_dir)
-    if run_dir.is_dir() and os.access(run_dir, os.W_OK):
-        return run_dir / "checkpoints"
-    return Path.cwd() / f"archsearch-checkpoints-{study.replace('/', '-')}"
 
 
 def _run_design(trial: Any, j: int, settings: TuneSettings, key: str, spec: Any, done: Any, designs: ValidationStudy,
