@@ -30,3 +30,15 @@ def write_run(run_dir: Path, specs: list[CNNSpec], name: str = "tiny-run") -> Pa
 def one_thread() -> None:
     # Two xdist workers share two cores: OpenMP threads spinning against each other slow tiny convs 10x.
     torch.set_num_threads(1)
+
+
+def seeded_tiny_model(seed: int = 0) -> torch.nn.Module:
+    """:func:`tiny_spec` built for 10 classes with weights drawn from ``seed``."""
+    from archsearch.models import build_model
+
+    torch.manual_seed(seed)
+    return build_model(tiny_spec(), num_classes=10)
+
+
+class Stop(Exception):
+    """Raised by a test's callback to interrupt a training run."""

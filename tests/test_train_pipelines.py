@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from _train_helpers import one_thread, tiny_spec
+from _train_helpers import Stop, one_thread, seeded_tiny_model, tiny_spec
 from archsearch.errors import SpecError
 from archsearch.models import build_model
 from archsearch.train import TrainProgress, get_dataset, get_recipe, train
@@ -29,13 +29,7 @@ def digits():  # type: ignore[no-untyped-def]
     return get_dataset("digits", seed=0)
 
 
-def _model(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return build_model(tiny_spec(), num_classes=10)
-
-
-class Stop(Exception):
-    pass
+_model = seeded_tiny_model
 
 
 @pytest.mark.parametrize("recipe", [TIMM, BATCH], ids=["timm", "batch"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from _train_helpers import one_thread, tiny_spec
+from _train_helpers import Stop, one_thread, seeded_tiny_model, tiny_spec
 from archsearch.models import build_model
 from archsearch.errors import SpecError
 from archsearch.space import CNNSpec
@@ -22,13 +22,7 @@ def digits():  # type: ignore[no-untyped-def]
     return get_dataset("digits", seed=0)
 
 
-def _model(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return build_model(tiny_spec(), num_classes=10)
-
-
-class Stop(Exception):
-    pass
+_model = seeded_tiny_model
 
 
 def test_train_records_metrics_and_a_weights_only_checkpoint(digits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
