@@ -44,8 +44,8 @@ class ConvLayer:
     r_out: int
     bias: bool
     bn: bool
-    role: str  # stem | conv1 | conv2 | conv3 | shortcut | se_reduce | se_expand
-    superblock: int  # -1 for the stem
+    role: str  # stem | conv1 | conv2 | conv3 | shortcut | se_reduce | se_expand | head
+    superblock: int  # -1 for the stem; the last superblock's index for the head conv
     block: int  # index inside the superblock
     residual_held: int = 0  # elements of the block input held by a residual branch meanwhile
 
@@ -114,7 +114,8 @@ def _block_layers(stage: StageSpec, sb: int, j: int, r_in: int) -> Iterator[Conv
 
 def cnn_layers(spec: CNNSpec) -> list[ConvLayer]:
     """All conv layers of the backbone in execution order (the stem's max-pool is no conv: the first
-    block's ``r_in`` is the pooled side)."""
+    block's ``r_in`` is the pooled side); the head conv (``CNNSpec.head_channels``) last, as part of the
+    last superblock's stage, on the main path."""
     stem = spec.stem
     r = conv_out(spec.resolution, stem.stride)
     layers = [ConvLayer(stem.in_channels, stem.out_channels, stem.kernel, stem.stride, 1, spec.resolution, r, False, True, "stem", -1, 0)]
@@ -124,6 +125,10 @@ def cnn_layers(spec: CNNSpec) -> list[ConvLayer]:
             block = list(_block_layers(stage, sb, j, r))
             layers.extend(block)
             r = block[-1].r_out
+    if spec.head_channels:  # counted with the last superblock (its stage), as the reference code's last stage holds it
+        last = spec.stages[-1]
+        layers.append(ConvLayer(last.out_channels, spec.head_channels, 1, 1, 1, r, r, False, True, "head",
+                                len(spec.stages) - 1, last.depth))
     return layers
 
 
@@ -203,6 +208,8 @@ def deepmad_flops(spec: CNNSpec) -> int:
       a ReLU after the projecting 1x1 conv too (archsearch's builds a linear bottleneck), so the count
       is the reference block's; its residual is an identity whenever ``c == out`` (average-pooled at
       stride 2, adding ``c R^2``), never a projection, and its sum is not counted.
+    * the head conv (``CNNSpec.head_channels``; a 1x1 ``ConvKXBNRELU``): ``(c + 3) * head * R^2`` at the
+      last side.
     * ``basic`` has no counterpart and is refused: the reference ``ResKXKX`` strides its second kxk
       conv where archsearch's basic block strides the first, so the two networks differ.
     * a max-pool stem (the classic ResNet's, :func:`~archsearch.space.resnet_spec`) has no counterpart
@@ -249,6 +256,8 @@ def deepmad_flops(spec: CNNSpec) -> int:
                 if stride == 2 and c == out:
                     total += c * r_in**2
             side = r_out
+    if spec.head_channels:
+        total += (spec.stages[-1].out_channels + 3) * spec.head_channels * side**2
     return round(total)
 
 

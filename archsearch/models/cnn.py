@@ -19,7 +19,8 @@ equal the module's (the tests prove it for every block and for random specs):
 * ``k1dwk1`` (Sandler et al., "MobileNetV2", CVPR 2018): inverted residual with an optional
   squeeze-excitation (Hu et al., CVPR 2018) of width :func:`~archsearch.space.se_channels`, a
   linear projection and an identity residual only when the shape is kept;
-* head: global average pooling and a linear classifier (none when ``num_classes`` is 0).
+* head: the optional 1x1 conv + BN + ReLU (``CNNSpec.head_channels``; MobileNetV2's final conv, the
+  child ``final_conv``), then global average pooling and a linear classifier (none when ``num_classes`` is 0).
 """
 
 from __future__ import annotations
@@ -202,6 +203,8 @@ class ArchsearchCNN(ArchsearchModel):
             reduction *= stage.stride
             self.feature_info.append(dict(num_chs=stage.out_channels, reduction=reduction, module=f"stages.{i}"))
         self.stages = nn.Sequential(*stages)
+        self.final_conv = (ConvNormAct(spec.stages[-1].out_channels, spec.head_channels, 1, act_layer=act_layer)
+                           if spec.head_channels else nn.Identity())
         self.head = ClassifierHead(self.num_features, self.num_classes, pool_type=global_pool, drop_rate=drop_rate)
         self._init_weights()
 
@@ -234,10 +237,11 @@ class ArchsearchCNN(ArchsearchModel):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(stem=r"^stem", blocks=r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.(\d+)")
+        return dict(stem=r"^stem", blocks=[(r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.(\d+)", None),
+                                           (r"^final_conv", (99999,))])
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._checkpointed(self.stages, self.stem_pool(self.stem(x)))
+        return self.final_conv(self._checkpointed(self.stages, self.stem_pool(self.stem(x))))
 
 
 @register_timm_model

@@ -149,7 +149,7 @@ class StageSpec:
 @register_family("cnn")
 @dataclasses.dataclass(frozen=True)
 class CNNSpec(ArchSpec):
-    """A CNN: stem, superblocks, global average pooling and a linear classifier.
+    """A CNN: stem, superblocks, an optional 1x1 head conv, global average pooling and a linear classifier.
 
     Attributes:
         stem: The stem conv.
@@ -157,6 +157,11 @@ class CNNSpec(ArchSpec):
         resolution: Input side length in pixels.
         num_classes: Classifier outputs (0: no classifier).
         name: Free-form label.
+        head_channels: Width of a 1x1 conv + BN + ReLU after the last superblock, before the pooling
+            (0: none). MobileNetV2's final conv to 1280 channels (Sandler et al., CVPR 2018), which
+            DeepMAD's reference MobileNetV2-like space keeps as its last ``ConvKXBNRELU`` (TinyNAS,
+            ``configs/classification/MBV2_FLOPs.py``); part of the backbone (its costs count in the
+            budgets), and the classifier's input.
     """
 
     family: ClassVar[str]
@@ -165,6 +170,7 @@ class CNNSpec(ArchSpec):
     resolution: int = 224
     num_classes: int = 1000
     name: str = ""
+    head_channels: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.stem, StemSpec):
@@ -174,6 +180,7 @@ class CNNSpec(ArchSpec):
             raise SpecError("cnn.stages: expected a non-empty sequence of StageSpec")
         check_int("cnn", "resolution", self.resolution, 8, 4096)
         check_int("cnn", "num_classes", self.num_classes, 0, MAX_CLASSES)
+        check_int("cnn", "head_channels", self.head_channels, 0, 16384)
         prev = self.stem.out_channels
         for i, stage in enumerate(self.stages):
             if stage.in_channels != prev:
@@ -184,7 +191,8 @@ class CNNSpec(ArchSpec):
 
     @property
     def out_channels(self) -> int:
-        return self.stages[-1].out_channels
+        """Channels of the last feature map (the head conv's when there is one): the classifier's input."""
+        return self.head_channels or self.stages[-1].out_channels
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
@@ -192,6 +200,9 @@ class CNNSpec(ArchSpec):
         # candidate keys hashed from it) of every earlier spec stay the same.
         if not self.stem.pool:
             del data["stem"]["pool"]
+        # Likewise a spec without a head conv.
+        if not self.head_channels:
+            del data["head_channels"]
         # Likewise the default shortcut rule.
         for stage in data["stages"]:
             if stage["shortcut"] == "auto":
@@ -204,6 +215,8 @@ class CNNSpec(ArchSpec):
                                         stem.kernel, stem.stride, 1)]
         rows += [(i + 1, s.block + ("+se" if s.se else "") + ("+proj" if s.shortcut == "conv" else ""), s.in_channels,
                   s.out_channels, s.bottleneck, s.kernel, s.stride, s.depth) for i, s in enumerate(self.stages)]
+        if self.head_channels:
+            rows.append(("head", "conv", self.stages[-1].out_channels, self.head_channels, "-", 1, 1, 1))
         return (f"{self.name or 'cnn'} ({self.resolution} px, {self.num_classes} classes)",
                 ["stage", "block", "in", "out", "b", "k", "stride", "depth"], rows)
 
