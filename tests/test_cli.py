@@ -25,7 +25,7 @@ def test_spaces_json_lists_templates(capsys: pytest.CaptureFixture[str]) -> None
     rows = json.loads(out)
     assert code == 0
     by_name = {r["name"]: r for r in rows}
-    assert {"deepmad-r18", "deepmad-r34", "deepmad-r50", "deepmad-mbv2", "deepmad-cifar"} <= set(by_name)
+    assert {"deepmad-r18", "deepmad-r34", "deepmad-r50", "deepmad-mbv2", "deepmad-mbv2-plus", "deepmad-cifar"} <= set(by_name)
     assert by_name["deepmad-r50"]["budget_counts"] == "backbone" and by_name["deepmad-cifar"]["resolution"] == 32
     assert all({"name", "family", "resolution", "budget_counts"} <= set(r) for r in rows)
 

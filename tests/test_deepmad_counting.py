@@ -238,7 +238,7 @@ def test_deepmad_program_takes_only_the_shortcuts_of_its_space() -> None:
     assert design.L == (1, 11, 12, 13, 15)
 
 
-@pytest.mark.parametrize("name", ["deepmad-r50", "deepmad-r18", "deepmad-mbv2", "deepmad-cifar", "deepmad-fmnist"])
+@pytest.mark.parametrize("name", ["deepmad-r50", "deepmad-r18", "deepmad-mbv2", "deepmad-mbv2-plus", "deepmad-cifar", "deepmad-fmnist"])
 def test_program_flops_equal_deepmad_flops_on_random_designs(name: str) -> None:
     """The program's closed form (integer numerators over one denominator) equals the reference count of the
     built spec, for random designs of every template (28 px and 32 px sides are odd after a few strides)."""

@@ -85,3 +85,190 @@ def test_built_module_equals_the_cost_model() -> None:
     assert measured["measured_params"] == cnn_params(spec)
     assert measured["measured_params_with_head"] == cnn_params(spec, with_head=True)
     assert measured["measured_macs_with_head"] == cnn_macs(spec, with_head=True)
+
+
+# ------------------------------------------------------------------------------------------ the space
+import functools  # noqa: E402
+import itertools  # noqa: E402
+import math  # noqa: E402
+
+from archsearch.errors import SpecError  # noqa: E402
+from archsearch.objectives import madnas_score  # noqa: E402
+from archsearch.solvers import OPTIMAL  # noqa: E402
+from archsearch.solvers.deepmad import DeepMADProgram, DeepMADSolver, Design, brute_force  # noqa: E402
+from archsearch.space import Budget, SearchSpace, get_space  # noqa: E402
+
+
+@functools.lru_cache(maxsize=None)
+def _program() -> DeepMADProgram:
+    space = get_space("deepmad-mbv2")
+    return DeepMADProgram(space, space.budget)
+
+
+def _smart_round(x: float) -> int:  # TinyNAS space_utils.smart_round with base 8
+    return max(8, round(x / 8) * 8)
+
+
+def test_space_is_the_reference_config() -> None:
+    space = get_space("deepmad-mbv2")
+    assert space.strides == (2, 2, 2, 1, 2) and space.kernels == (3, 5) and space.head_channels == 1280
+    assert space.budget == Budget(flops=300_000_000) and space.max_layers == 53 and space.score == "madnas"
+    assert (space.stem_widths, space.widths, space.depths, space.first_depth_max) == ((8, 32), (8, 1280), (1, 4), 3)
+    grid = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0)
+    for c in (8, 24, 40, 152, 280, 1280):
+        assert space.inner_widths(c) == tuple(sorted({_smart_round(r * c) for r in grid}))
+    assert space.inner_widths(24)[0] == 32 and space.min_inner_ratio() == pytest.approx(32 / 24)  # 36 -> 32 (ties to even)
+    assert space.max_inner_ratio() == 6.0
+    plus = get_space("deepmad-mbv2-plus")
+    assert plus.strides == (1, 2, 2, 2, 1, 2, 1) and plus.budget == Budget(macs=300_000_000, params=3_400_000)
+    assert plus.head_channels == 0 and plus.score == "deepmad" and not plus.bottleneck_grid
+
+
+def test_is_valid_keeps_the_reference_rules() -> None:
+    prog = _program()
+    good = Design(16, (32, 72, 152, 160, 280), (48, 112, 224, 240, 416), (5, 5, 5, 5, 5), (1, 4, 4, 4, 4))
+    assert prog.is_valid(good) and prog.layers(good.L) == 53
+    bad = {
+        "inner width off the grid": good._replace(b=(56,) + good.b[1:]),
+        "first depth above 3": good._replace(L=(4, 4, 4, 4, 1)),
+        "a depth above 4": good._replace(L=(1, 5, 4, 4, 3)),
+        "54 layers": good._replace(L=(2, 4, 4, 4, 4)),
+        "stem above 32": good._replace(c0=40, c=(40,) + good.c[1:], b=(64,) + good.b[1:]),
+        "a narrower superblock": good._replace(c=(32, 72, 152, 144, 280), b=(48, 112, 224, 216, 416)),
+        "kernel 7": good._replace(k=(7, 5, 5, 5, 5)),
+        "width above 1280": good._replace(c=good.c[:4] + (1288,), b=good.b[:4] + (1936,)),
+    }
+    for why, d in bad.items():
+        assert not prog.is_valid(d), why
+    assert prog.is_valid(good._replace(b=(192,) + good.b[1:]))  # 6 x 32
+    with pytest.raises(SpecError, match="head_channels=1280, got 0"):
+        prog.from_spec(prog.to_spec(good).replace(head_channels=0))
+
+
+def test_madnas_score_by_hand_and_program_equals_cost_model() -> None:
+    """The reference madnas score of the config's initial network: 1/2 of the log-widths of every conv (stem,
+    three per block, the head's input) plus log 1280, the head's width; no depth penalty."""
+    prog = _program()
+    spec = _spec(_START)
+    logs = math.log(27) + sum(math.log(c) + math.log(9) + math.log(b) for c, _, b, *_ in _START) + math.log(192)
+    expected = 0.5 * logs + math.log(1280)
+    assert madnas_score(spec) == pytest.approx(expected, rel=1e-12)
+    ev = prog.evaluate(prog.from_spec(spec))
+    assert ev.score == pytest.approx(expected, rel=1e-12) and ev.penalty == 0.0
+    assert (ev.flops, ev.macs, ev.params) == (73_115_840, cnn_macs(spec), cnn_params(spec))
+    from archsearch.cost import cnn_activation_memory
+    from archsearch.solvers.designs import sample
+
+    for cand in sample(get_space("deepmad-mbv2"), n=3, seed=2):
+        d = prog.from_spec(cand.spec)
+        ev = prog.evaluate(d)
+        assert prog.is_valid(d) and ev.feasible
+        assert (ev.macs, ev.params, ev.flops, ev.memory) == (
+            cnn_macs(cand.spec), cnn_params(cand.spec), deepmad_flops(cand.spec), cnn_activation_memory(cand.spec))
+        assert ev.score == pytest.approx(madnas_score(cand.spec), rel=1e-12)
+
+
+def test_solve_returns_designs_of_the_space_within_budget() -> None:
+    prog = _program()
+    res = DeepMADSolver(max_nodes=50).solve(prog.space, prog.space.budget, top_k=3)
+    assert res.status == OPTIMAL and res.gap <= 1e-3 and res.bound >= res.best.score
+    for cand in res.candidates:
+        d = prog.from_spec(cand.spec)
+        assert prog.is_valid(d) and prog.layers(d.L) <= 53
+        assert cand.extra["flops"] == deepmad_flops(cand.spec) <= 300_000_000
+        assert cand.spec.head_channels == 1280 and cand.score == pytest.approx(madnas_score(cand.spec), rel=1e-12)
+
+
+# a tiny version of the space: two superblocks, a small ratio grid, a head conv, a layer limit, the FLOPs budget
+def _tiny(**changes) -> SearchSpace:
+    base = dict(name="tiny-mbv2", block="k1dwk1", resolution=32, num_classes=10, strides=(2, 2), kernels=(3, 5),
+                stem_widths=(8, 16), widths=(8, 40), bottleneck_ratio=(1.5, 6.0), bottleneck_grid=(1.5, 3.0, 6.0),
+                depths=(1, 3), first_depth_max=2, max_width_ratio=160.0, max_layers=14, head_channels=64,
+                rho0=100.0, penalty_skip=0, last_stage_weight=1.0, score="madnas", budget=Budget(flops=600_000))
+    base.update(changes)
+    return SearchSpace(**base)
+
+
+def _all_designs(space: SearchSpace) -> list[Design]:
+    prog = DeepMADProgram(space, Budget())
+    m = prog.m
+    widths = range(space.widths[0], space.widths[1] + 1, m)
+    out = []
+    for c0 in range(space.stem_widths[0], space.stem_widths[1] + 1, m):
+        for cs in itertools.product(widths, repeat=prog.n):
+            for bs in itertools.product(*(space.inner_widths(c) for c in cs)):
+                for ks in itertools.product(space.kernels, repeat=prog.n):
+                    for Ls in itertools.product(range(1, 3), range(1, 4)):
+                        d = Design(c0, cs, bs, ks, Ls)
+                        if prog.is_valid(d):
+                            out.append(d)
+    return out
+
+
+@pytest.mark.parametrize(("score", "flops"), [("madnas", 600_000), ("madnas", 1_200_000), ("deepmad", 1_200_000)])
+def test_solver_matches_brute_force_on_a_tiny_version(score: str, flops: int) -> None:
+    """Every rule of the space binds somewhere here (the grid, the layer limit, the FLOPs budget); the deepmad
+    score (with its depth penalty) checks the stage product whose width is the head conv's constant."""
+    space = _tiny(score=score)
+    budget = Budget(flops=flops)
+    prog = DeepMADProgram(space, budget)
+    designs = _all_designs(space)
+    assert any(prog.layers(d.L) == 14 for d in designs) and not any(prog.layers(d.L) > 14 for d in designs)
+    best = brute_force(prog, designs)
+    unlimited = brute_force(DeepMADProgram(space, Budget(flops=10**12)), designs)
+    assert best is not None and unlimited[1].score > best[1].score + 1e-6  # the budget binds
+    res = DeepMADSolver().solve(space, budget)
+    assert res.status == OPTIMAL
+    assert res.best.score == pytest.approx(best[1].score, rel=1e-9)
+    assert res.bound >= best[1].score - 1e-6
+    for cand in res.candidates:
+        d = prog.from_spec(cand.spec)
+        assert prog.is_valid(d) and prog.evaluate(d).feasible and cand.extra["flops"] <= flops
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def _designs(draw, prog: DeepMADProgram) -> Design:
+    sp, m = prog.space, prog.m
+    c0 = draw(st.sampled_from(range(sp.stem_widths[0], sp.stem_widths[1] + 1, m)))
+    cs, prev = [], c0
+    for _ in range(prog.n):
+        prev = draw(st.sampled_from(range(prev, min(prev + 160, sp.widths[1]) + 1, m)))
+        cs.append(prev)
+    bs = tuple(draw(st.sampled_from(prog.b_options(c))) for c in cs)
+    ks = tuple(draw(st.sampled_from(sp.kernels)) for _ in cs)
+    budget_left = (sp.max_layers - prog.layers((1,) * prog.n)) // 3
+    Ls = []
+    for i in range(prog.n):
+        extra = draw(st.integers(0, min(budget_left, (sp.first_depth_max if i == 0 else sp.depths[1]) - 1)))
+        budget_left -= extra
+        Ls.append(1 + extra)
+    return Design(c0, tuple(cs), bs, ks, tuple(Ls))
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), resolution=st.sampled_from([224, 160, 97]), counts=st.sampled_from(["backbone", "model"]),
+       entropy=st.sampled_from(["code", "paper"]), score=st.sampled_from(["madnas", "deepmad"]))
+def test_evaluate_equals_cost_model_and_objectives(data, resolution: int, counts: str, entropy: str, score: str) -> None:
+    """The program's closed form with the head conv and the ratio grid equals the cost model and the spec-level
+    scores (madnas, and DeepMAD's entropy score, whose last stage then has the head's width), at other
+    resolutions and with the classifier counted."""
+    from archsearch.cost import costs
+    from archsearch.objectives import deepmad_score
+
+    space = get_space("deepmad-mbv2").replace(budget_counts=counts, score=score, budget=Budget(flops=10**12))
+    prog = DeepMADProgram(space, space.budget, resolution=resolution, entropy=entropy, depth_penalty=False)
+    d = data.draw(_designs(prog))
+    assert prog.is_valid(d)
+    spec, ev = prog.to_spec(d), prog.evaluate(d)
+    c = costs(spec)
+    suffix = "_with_head" if counts == "model" else ""
+    assert (ev.macs, ev.params, ev.memory) == (c["macs" + suffix], c["params" + suffix], c["activation_memory"])
+    assert ev.flops == deepmad_flops(spec)
+    sc = deepmad_score(spec, last_stage_weight=1.0, depth_penalty_on=False, entropy=entropy)
+    expected = madnas_score(spec, entropy=entropy) if score == "madnas" else sc.entropy
+    assert ev.score == pytest.approx(expected, rel=1e-12) and ev.rho == pytest.approx(sc.rho, rel=1e-12)
+    assert prog.from_spec(spec) == d

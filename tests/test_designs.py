@@ -17,7 +17,7 @@ from archsearch.space import Budget, get_space
 
 BUDGETS = [("deepmad-fmnist", "macs=1M,params=50K"), ("deepmad-fmnist", "macs=4M,params=200K"),
            ("deepmad-cifar", "macs=20M,params=500K"), ("deepmad-r50", "macs=4.13G,params=25.55M"),
-           ("deepmad-mbv2", "macs=300M,params=3.4M")]
+           ("deepmad-mbv2-plus", "macs=300M,params=3.4M")]
 
 
 def _fits(cand, budget: Budget) -> bool:

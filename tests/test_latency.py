@@ -98,7 +98,7 @@ def test_kernel_exponent_weighs_kxk_macs_by_a_power_of_the_kernel_area() -> None
 def test_design_latency_equals_spec_predictor(channel_block: int, kernel_exponent: float) -> None:
     import dataclasses
 
-    for name in ("deepmad-cifar", "deepmad-mbv2", "deepmad-r18"):  # r18: the paper's forced projections
+    for name in ("deepmad-cifar", "deepmad-mbv2-plus", "deepmad-r18"):  # r18: the paper's forced projections
         space = get_space(name)
         model = dataclasses.replace(_model(name), channel_block=channel_block, kernel_exponent=kernel_exponent)
         prog = DeepMADProgram(space, Budget())

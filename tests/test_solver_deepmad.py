@@ -57,8 +57,8 @@ def _program(name: str, **space_changes) -> DeepMADProgram:
 
 PROGRAMS = {
     "r50": _program("deepmad-r50"),
-    "mbv2": _program("deepmad-mbv2"),
-    "mbv2-se": _program("deepmad-mbv2", se=True),
+    "mbv2": _program("deepmad-mbv2-plus"),
+    "mbv2-se": _program("deepmad-mbv2-plus", se=True),
     "cifar": _program("deepmad-cifar"),
 }
 
@@ -648,7 +648,7 @@ def test_solver_matches_brute_force_in_the_reference_codes_space_and_counting(pe
     assert free[1].score > res.best.score + 1e-6
 
 
-@pytest.mark.parametrize("name", ["deepmad-r50", "deepmad-r18", "deepmad-mbv2"])
+@pytest.mark.parametrize("name", ["deepmad-r50", "deepmad-r18", "deepmad-mbv2", "deepmad-mbv2-plus"])
 def test_relaxation_never_cuts_off_a_design(name: str) -> None:
     """Every cut of the relaxation (the inner-width rule's chord and totals, the W cones, the FLOPs row) is valid:
     for random designs of the paper's spaces, the relaxation of the box holding only that design, and of random

@@ -294,7 +294,7 @@ def test_r50_budget_equals_the_published_grammar() -> None:
 
 
 def test_mbv2_and_cifar_spaces() -> None:
-    mbv2 = get_space("deepmad-mbv2")
+    mbv2 = get_space("deepmad-mbv2-plus")
     assert mbv2.rho0 == 0.5 and mbv2.block == "k1dwk1" and mbv2.kernels == (3, 5, 7) and mbv2.penalty_skip == 0
     assert mbv2.strides == (1, 2, 2, 2, 1, 2, 1) and not mbv2.se
     cifar = get_space("deepmad-cifar")
@@ -338,4 +338,4 @@ def test_invalid_space_fields_raise_spec_error(changes: dict, field: str) -> Non
 
 def test_k1dwk1_space_accepts_se() -> None:
     assert SearchSpace(name="x", block="k1dwk1", se=True).se
-    assert get_space("deepmad-mbv2").replace(se=True).se
+    assert get_space("deepmad-mbv2-plus").replace(se=True).se

@@ -28,7 +28,7 @@ def test_deepmad_and_nvit_declare_their_constants_with_ranges_and_the_papers_def
     assert (consts["rho0"].low, consts["rho0"].high) == (0.1, 0.8)
     assert consts["last_stage_weight"].log
     assert default_constants(space) == {"rho0": 0.3, "last_stage_weight": 8.0, "penalty_weight": 10.0}
-    assert default_constants(get_space("deepmad-mbv2"))["rho0"] == 0.5
+    assert default_constants(get_space("deepmad-mbv2-plus"))["rho0"] == 0.5
     nvit = get_space("nvit")
     assert [c.name for c in free_constants(nvit)] == ["priors"]
     assert default_constants(nvit) == {"priors": nvit.priors}

@@ -17,6 +17,10 @@ CVPR 2023; constants and the 1/2 factor follow the reference code (TinyNAS), the
   ``penalty_skip`` superblocks left out.
 * Effectiveness: ``rho = max over stage prefixes of L / geomean(c_i k_i^2 / g_i)`` over the
   main-path convs so far (shortcut projections excluded).
+* The reference code's older ``madnas`` score (TinyNAS ``scores/compute_madnas.py``, the score of its
+  MobileNetV2-like config): ``sum_s r_s (E_s + log C_s)``, a sum where DeepMAD's is a product, with no side
+  term and no depth penalty; the config's ``multi_block_ratio`` is ``(0, 0, 0, 0, 1)``. A head conv
+  (``CNNSpec.head_channels``) belongs to the last stage: its entropy ``1/2 log c_in`` and its width ``C``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import numpy as np
 from archsearch.cost.cnn import cnn_layers
 from archsearch.space.cnn import CNNSpec
 
-__all__ = ["DeepMADScore", "deepmad_score", "stage_ends", "depth_penalty", "DEPTH_PENALTY_SCALE"]
+__all__ = ["DeepMADScore", "deepmad_score", "madnas_score", "stage_ends", "depth_penalty", "DEPTH_PENALTY_SCALE"]
 
 DEPTH_PENALTY_SCALE = 10.0
 
@@ -126,3 +130,31 @@ def deepmad_score(
         stage_e.append(cum_e[end])
     penalty = depth_penalty([s.depth for s in spec.stages], skip=penalty_skip) if depth_penalty_on else 0.0
     return DeepMADScore(total - penalty, total, penalty, max(rhos), tuple(rhos), tuple(stage_e))
+
+
+def madnas_score(
+    spec: CNNSpec, *, multi_block_ratio: tuple[float, ...] | None = None, entropy: Literal["code", "paper"] = "code",
+) -> float:
+    """The reference code's ``madnas`` score of a CNN spec: ``sum_s r_s (E_s + log C_s)``.
+
+    ``E_s`` is the cumulative block entropy (as :func:`deepmad_score`'s) up to the end of stage ``s`` and ``C_s``
+    the stage's output width (the head conv's in the last stage when there is one).
+
+    Args:
+        spec: The network.
+        multi_block_ratio: The weights ``r_s``, one per stage; default 1 for the last stage, 0 for the others
+            (the reference MobileNetV2-like config's ``[0, 0, 0, 0, 1]``).
+        entropy: ``code`` (1/2 factor, reference code) or ``paper`` (no 1/2).
+    """
+    factor = 0.5 if entropy == "code" else 1.0
+    ends = stage_ends([s.stride for s in spec.stages])
+    ratio = tuple(multi_block_ratio) if multi_block_ratio is not None else (0.0,) * (len(ends) - 1) + (1.0,)
+    if len(ratio) != len(ends):
+        raise ValueError(f"multi_block_ratio: expected {len(ends)} weights (one per stage), got {len(ratio)}")
+    cum_e: dict[int, float] = {}
+    channels: dict[int, int] = {}
+    e = 0.0
+    for layer in (layer for layer in cnn_layers(spec) if layer.is_main):
+        e += factor * math.log(layer.c_in * layer.kernel**2 / layer.groups)
+        cum_e[layer.superblock], channels[layer.superblock] = e, layer.c_out
+    return sum(r * (cum_e[end] + math.log(channels[end])) for r, end in zip(ratio, ends) if r)

@@ -340,6 +340,7 @@ def _on_template(space: Any, spec: Any) -> bool:
     return (not getattr(spec.stem, "pool", False) and spec.stem.stride == space.stem_stride
             and spec.stem.kernel == space.stem_kernel and spec.stem.in_channels == space.in_channels
             and tuple(s.stride for s in spec.stages) == tuple(space.strides)
+            and spec.head_channels == getattr(space, "head_channels", 0)
             and all(s.block == space.block and s.se == space.se
                     and getattr(s, "shortcut", "auto") == getattr(space, "shortcut", "auto") for s in spec.stages))
 
@@ -360,6 +361,11 @@ def _cnn_score(space: Any, spec: Any, budget: Budget, options: dict[str, Any]) -
         return Candidate(spec, ev.score, ev.macs, ev.params, ev.rho, extra)
     sc = deepmad_score(spec, last_stage_weight=space.last_stage_weight, penalty_skip=space.penalty_skip,
                        depth_penalty_on=options.get("depth_penalty", True), entropy=options.get("entropy", "code"))
+    if getattr(space, "score", "deepmad") == "madnas":  # the reference's madnas score, no depth penalty
+        from archsearch.objectives.deepmad import madnas_score
+
+        value = (options.get("last_stage_weight") or space.last_stage_weight) * madnas_score(spec, entropy=options.get("entropy", "code"))
+        sc = sc._replace(score=value, entropy=value, penalty=0.0)
     extra = {"entropy": sc.entropy, "penalty": sc.penalty, "memory": cost.activation_memory(spec)}
     if budget.latency_ms is not None:
         from archsearch.cost.latency import predict_latency, require_latency_model
@@ -383,18 +389,22 @@ def _cnn_rules_ok(space: Any, spec: Any, options: dict[str, Any]) -> bool:
 #: with the stem at 16 channels (the template's widths never decrease), inner width t * c_in.
 #: deepmad-cifar / deepmad-fmnist: the bottleneck ResNet for small images (He et al., ECCV 2016,
 #: "Identity Mappings": stem 16, stages of 64/128/256 with inner width out/4), two blocks a stage as
-#: ResNet-18 has.
+#: ResNet-18 has. deepmad-mbv2 (the reference code's MobileNetV2-like space): the initial network of its config
+#: (TinyNAS ``configs/classification/MBV2_FLOPs.py``: stem 16, one block a superblock, k 3, inner width 2 out).
 _CNN_REFERENCES: dict[str, tuple[int, tuple[tuple[int, int, int, int], ...]]] = {
     "resnet50-template": (64, ((256, 64, 3, 3), (512, 128, 3, 4), (1024, 256, 3, 3), (1024, 256, 3, 3), (2048, 512, 3, 3))),
     "mbv2": (16, ((16, 16, 3, 1), (24, 96, 3, 2), (32, 144, 3, 3), (64, 192, 3, 4), (96, 384, 3, 3), (160, 576, 3, 3),
                   (320, 960, 3, 1))),
     "small": (16, ((64, 16, 3, 2), (128, 32, 3, 2), (256, 64, 3, 2))),
+    "mbv2-reference": (16, ((24, 48, 3, 1), (48, 96, 3, 1), (64, 128, 3, 1), (96, 192, 3, 1), (192, 384, 3, 1))),
 }
 
 
 def _cnn_reference_key(space: Any) -> str:
     if space.block == "k1dwk1" and len(space.strides) == 7:
         return "mbv2"
+    if space.block == "k1dwk1" and len(space.strides) == 5:
+        return "mbv2-reference"
     if len(space.strides) == 5:
         return "resnet50-template"
     if len(space.strides) == 3:
@@ -414,7 +424,8 @@ def _cnn_reference(space: Any, resolution: int | None) -> Any:
         specs.append(StageSpec(space.block, prev, out, b, k, s, L, space.se, shortcut=space.shortcut))
         prev = out
     return CNNSpec(StemSpec(c0, space.in_channels, space.stem_kernel, space.stem_stride), tuple(specs),
-                   resolution or space.resolution, space.num_classes, f"{space.name}-reference")
+                   resolution or space.resolution, space.num_classes, f"{space.name}-reference",
+                   head_channels=space.head_channels)
 
 
 def _cnn_scale(space: Any, base: Any, kind: str, m: float) -> Any:
@@ -446,13 +457,16 @@ def _cnn_scale(space: Any, base: Any, kind: str, m: float) -> Any:
             if o is None:
                 return None
             out, b, L = o, _grid_round(m * st.bottleneck, g), st.depth
-            if saturate:
-                lo, hi = _cnn_program(space, Budget(macs=10**18), {}, base.resolution).b_range(out)
+            prog = _cnn_program(space, Budget(macs=10**18), {}, base.resolution)
+            if space.bottleneck_grid:  # the grid's inner width nearest the scaled one (its ratio, near enough)
+                b = prog.snap_b(out, m * st.bottleneck)
+            elif saturate:
+                lo, hi = prog.b_range(out)
                 b = min(max(b, lo), hi)
         stages.append(dataclasses.replace(st, in_channels=prev, out_channels=out, bottleneck=b, depth=L))
         prev = out
     stem = dataclasses.replace(base.stem, out_channels=c0)
-    return CNNSpec(stem, tuple(stages), base.resolution, base.num_classes, base.name)
+    return CNNSpec(stem, tuple(stages), base.resolution, base.num_classes, base.name, head_channels=base.head_channels)
 
 
 def _cnn_draw(space: Any, rng: np.random.Generator, resolution: int | None) -> Any:
@@ -472,14 +486,14 @@ def _cnn_draw(space: Any, rng: np.random.Generator, resolution: int | None) -> A
     stages, prev = [], c0
     for i, s in enumerate(space.strides):
         out = on_grid(max(space.widths[0], prev), min(space.widths[1], space.max_width_ratio * prev))
-        b = on_grid(*prog.b_range(out))
+        b = int(rng.choice(prog.b_options(out))) if space.bottleneck_grid else on_grid(*prog.b_range(out))
         k = int(rng.choice(space.kernels))
         hi = space.first_depth_max if i == 0 else space.depths[1]
         L = int(rng.integers(space.depths[0], hi + 1))
         stages.append(StageSpec(space.block, prev, out, b, k, s, L, space.se, shortcut=space.shortcut))
         prev = out
     return CNNSpec(StemSpec(c0, space.in_channels, space.stem_kernel, space.stem_stride), tuple(stages),
-                   resolution or space.resolution, space.num_classes, "")
+                   resolution or space.resolution, space.num_classes, "", head_channels=space.head_channels)
 
 
 def _cnn_shallower(space: Any, spec: Any) -> Any:
@@ -489,7 +503,7 @@ def _cnn_shallower(space: Any, spec: Any) -> Any:
         return None
     stages = list(spec.stages)
     stages[i] = dataclasses.replace(stages[i], depth=depths[i] - 1)
-    return type(spec)(spec.stem, tuple(stages), spec.resolution, spec.num_classes, spec.name)
+    return dataclasses.replace(spec, stages=tuple(stages))
 
 
 def _cnn_published(space: Any, resolution: int | None) -> Any:

@@ -98,6 +98,20 @@ class SearchSpace(BaseSpace):
             also at least ``smart_round(out / 10)`` (out/10 to the nearest multiple of 8, ties to the even
             multiple, at least 8), the reference mutator's repair rule (TinyNAS ``space_utils.smart_round``,
             ``super_res_k1kxk1_mutator``).
+        bottleneck_grid: When not empty, the inner width is one of ``smart_round(r * out)`` for ``r`` in
+            this grid (the discrete ratios of the reference k1dwk1 mutator, TinyNAS
+            ``super_res_k1dwk1_mutator``, which sets ``btn = smart_round(out * ratio)``), and
+            ``bottleneck_ratio`` is not read.
+        head_channels: Width of the 1x1 conv + BN + ReLU after the last superblock (0: none;
+            ``CNNSpec.head_channels``); fixed, not searched, as the reference mutators never touch the last
+            block of the structure.
+        max_layers: When not 0, the most conv layers on the main path: the stem, 3 per block and the head
+            conv (the reference's ``layers`` budget, ``space_utils.__check_block_structure_info_list_valid__``).
+        score: ``deepmad`` (the entropy score S, stage products) or ``madnas``: the reference's ``madnas``
+            score with ``multi_block_ratio`` 0 for every stage but the last, ``alpha_last (E + log C_last)``
+            with ``E`` the cumulative entropy of every block up to the head and ``C_last`` the last stage's
+            width (TinyNAS ``scores/compute_madnas.py``); no depth penalty (the reference subtracts it only
+            from the ``deepmad`` score).
     """
 
     family: ClassVar[str] = "cnn"
@@ -121,9 +135,23 @@ class SearchSpace(BaseSpace):
     last_stage_weight: float = 8.0
     shortcut: str = "auto"
     bottleneck_rule: str = "ratio"
+    bottleneck_grid: tuple[float, ...] = ()
+    head_channels: int = 0
+    max_layers: int = 0
+    score: str = "deepmad"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        object.__setattr__(self, "bottleneck_grid", tuple(sorted(float(r) for r in self.bottleneck_grid)))
+        if any(not (0 < r <= 64) for r in self.bottleneck_grid):
+            raise SpecError(f"space.bottleneck_grid: expected ratios in (0, 64], got {self.bottleneck_grid!r}")
+        if not isinstance(self.head_channels, int) or self.head_channels < 0 or self.head_channels % self.channel_multiple:
+            raise SpecError(f"space.head_channels: expected 0 or a positive multiple of {self.channel_multiple}, "
+                            f"got {self.head_channels!r}")
+        if not isinstance(self.max_layers, int) or self.max_layers < 0:
+            raise SpecError(f"space.max_layers: expected 0 (no limit) or a positive integer, got {self.max_layers!r}")
+        if self.score not in ("deepmad", "madnas"):
+            raise SpecError(f"space.score: expected 'deepmad' or 'madnas', got {self.score!r}")
         if self.shortcut not in ("auto", "conv") or (self.shortcut == "conv" and self.block != "k1kxk1"):
             raise SpecError(f"space.shortcut: expected 'auto', or 'conv' for the k1kxk1 block, got {self.shortcut!r}")
         if self.bottleneck_rule not in ("ratio", "deepmad"):
@@ -160,8 +188,23 @@ class SearchSpace(BaseSpace):
     def n_superblocks(self) -> int:
         return len(self.strides)
 
+    def inner_widths(self, out: int) -> tuple[int, ...]:
+        """The inner widths a ``bottleneck_grid`` allows at output width ``out`` (sorted; empty without a grid)."""
+        return tuple(sorted({deepmad_smart_round(r * out, self.channel_multiple) for r in self.bottleneck_grid}))
+
+    def _widths(self) -> range:
+        return range(self.widths[0], self.widths[1] + 1, self.channel_multiple)
+
+    def max_inner_ratio(self) -> float:
+        """The largest ``b / out`` of any design of the space (a valid upper bound for relaxations)."""
+        if self.bottleneck_grid:
+            return max(self.inner_widths(c)[-1] / c for c in self._widths())
+        return self.bottleneck_ratio[1]
+
     def min_inner_ratio(self) -> float:
         """The least ``b / out`` of any design of the space (a valid lower bound for relaxations)."""
+        if self.bottleneck_grid:
+            return min(self.inner_widths(c)[0] / c for c in self._widths())
         lo = self.bottleneck_ratio[0]
         if self.bottleneck_rule == "deepmad":
             m = self.channel_multiple

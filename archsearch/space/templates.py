@@ -29,12 +29,30 @@ for _name, _flops, _params, _model in (("r18", 1_820_000_000, 11_690_000, "ResNe
                     f"{_model} budget (224 px)",
         **{**_RESNET, "stem_widths": (16, 64), "shortcut": "auto", "bottleneck_rule": "ratio"},
     ))
-# MobileNetV2's stride pattern (Sandler et al., CVPR 2018): stem s2, then 1, 2, 2, 2, 1, 2, 1.
+# The reference code's MobileNetV2-like space (TinyNAS configs/classification/MBV2_FLOPs.py, space_k1dwk1,
+# super_res_k1dwk1_mutator, conv_bn_relu_mutator): a 3x3 s2 stem of at most 32 channels; five k1dwk1
+# superblocks at strides 2, 2, 2, 1, 2 with kernels 3 or 5, widths non-decreasing up to 1280 (no out <= 4 in rule
+# in this mutator), inner widths smart_round(r out) for r in the ratio grid; the first superblock's depth at most 3,
+# the others' at most 53 // 3 // 4 = 4, and 53 conv layers in all; the fixed 1x1 head conv to 1280; a budget of
+# 300M in the reference's FLOPs only (no params, no effectiveness bound: rho stays below 53 / 8 anyway); the
+# madnas score of the last stage (multi_block_ratio [0, 0, 0, 0, 1]), which has no depth penalty.
 register_space(SearchSpace(
-    name="deepmad-mbv2", block="k1dwk1", strides=(1, 2, 2, 2, 1, 2, 1), kernels=(3, 5, 7),
+    name="deepmad-mbv2", block="k1dwk1", strides=(2, 2, 2, 1, 2), kernels=(3, 5), stem_widths=(8, 32),
+    widths=(8, 1280), bottleneck_ratio=(1.5, 6.0), bottleneck_grid=(1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0),
+    depths=(1, 4), first_depth_max=3, max_width_ratio=160.0, rho0=100.0, penalty_skip=0, last_stage_weight=1.0,
+    head_channels=1280, max_layers=53, score="madnas", budget=Budget(flops=300_000_000),
+    description="DeepMAD's MobileNetV2-like space as the paper's code searches and counts it (inner widths on its "
+                "ratio grid, depths <= 3/4, 53 layers, 1x1 head conv to 1280, madnas score, 224 px)",
+))
+# archsearch's wider extension: MobileNetV2's stride pattern (Sandler et al., CVPR 2018: stem s2, then 1, 2, 2, 2,
+# 1, 2, 1), kernels up to 7, any inner width from 1 to 6 times the output, depths up to 10, DeepMAD's entropy score
+# with rho <= 0.5, exact MACs; never compared with the paper as if it were its space
+register_space(SearchSpace(
+    name="deepmad-mbv2-plus", block="k1dwk1", strides=(1, 2, 2, 2, 1, 2, 1), kernels=(3, 5, 7),
     stem_widths=(8, 48), widths=(8, 1280), bottleneck_ratio=(1.0, 6.0), depths=(1, 10), rho0=0.5,
     penalty_skip=0, budget=Budget(macs=300_000_000, params=3_400_000),
-    description="DeepMAD inverted-residual template with MobileNetV2's strides (224 px)",
+    description="wider than the paper's MobileNetV2-like space (MobileNetV2's 7 strides, kernels 3-7, b/out in "
+                "[1, 6], depths <= 10, DeepMAD score with rho <= 0.5, exact MACs) (224 px)",
 ))
 register_space(SearchSpace(
     name="deepmad-cifar", block="k1kxk1", resolution=32, num_classes=10, stem_stride=1,

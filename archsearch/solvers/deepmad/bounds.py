@@ -58,7 +58,7 @@ class _Relaxation(_Formulation):
     def y_range(self, zl: np.ndarray, zu: np.ndarray, i: int, lo_ratio: float) -> tuple[float, float]:
         """Range of superblock ``i``'s log inner width over the box, narrowed by ``lo_ratio <= b / out <=``
         the space's upper ratio."""
-        n, hi_r = self.prog.n, self.prog.space.bottleneck_ratio[1]
+        n, hi_r = self.prog.n, self.prog.space.max_inner_ratio()
         o, y = 1 + i, 1 + n + i
         return max(zl[y], zl[o] + math.log(lo_ratio)), min(zu[y], zu[o] + math.log(hi_r))
 
@@ -67,7 +67,7 @@ class _Relaxation(_Formulation):
         prog, n = self.prog, self.prog.n
         ny = 2.0 if prog.bottleneck else 1.0
         o, y, k = 1 + i, 1 + n + i, 1 + 2 * n + i
-        yl, yu = self.y_range(zl, zu, i, prog.space.bottleneck_ratio[0])
+        yl, yu = self.y_range(zl, zu, i, prog.space.min_inner_ratio())
         row = np.zeros(self.nz)
         row[o], row[y], row[k] = 1.0, ny, 1.0
         return zl[o] + ny * yl + zl[k], zu[o] + ny * yu + zu[k], row
@@ -154,17 +154,21 @@ class _Relaxation(_Formulation):
         _assign_all((self.cone_on, 1.0 - off), (self.cone_off, off))
         a_up, mc_z, mc_0 = np.zeros(self.n_stages), np.zeros((self.n_stages, self.nz)), np.zeros(self.n_stages)
         for s, end in enumerate(prog.ends):
-            idx = 0 if end < 0 else 1 + end
-            two_log_r = 2 * math.log(prog.stage_side(s))
-            a_up[s] = zu[idx] + two_log_r
+            idx, const = self.stage_factor(s)
+            a_up[s] = (zu[idx] if idx is not None else 0.0) + const
+            if idx is None:  # a constant factor (the head conv's width): the product is exact, w <= A E
+                continue
+            two_log_r = const
             e_lo = self._e_lo(node, s)
             mc_z[s, idx] = e_lo
             mc_0[s] = e_lo * two_log_r - a_up[s] * e_lo
         _assign_all((self.a_up, a_up), (self.mc_z, mc_z), (self.mc_0, mc_0))
         a_lo, mc2_z, mc2_0 = np.zeros(self.n_stages), np.zeros((self.n_stages, self.nz)), np.zeros(self.n_stages)
         for s, end in enumerate(prog.ends):
-            idx = 0 if end < 0 else 1 + end
-            two_log_r = 2 * math.log(prog.stage_side(s))
+            idx, two_log_r = self.stage_factor(s)
+            if idx is None:  # constant factor: the second piece repeats the first
+                a_lo[s] = a_up[s]
+                continue
             if self.e_up is None or not np.isfinite(self.e_up[s]):  # no upper bound yet: the piece is void
                 a_lo[s] = a_up[s]
                 mc2_0[s] = 1e6
@@ -360,14 +364,34 @@ class _Relaxation(_Formulation):
         """Relaxed depths ``1 + D`` of the last solution."""
         return 1.0 + self.sol["D"]
 
+    def stage_factor(self, s: int) -> tuple[int | None, float]:
+        """Stage ``s``'s factor ``A_s = log C_s + 2 log R_s`` as ``(index of log C_s in z, constant)``; the index
+        is ``None`` where the width is a constant (a head conv's), which the constant then includes."""
+        prog = self.prog
+        two_log_r = 2 * math.log(prog.stage_side(s))
+        if s == self.n_stages - 1 and prog.head:
+            return None, math.log(prog.head) + two_log_r
+        end = prog.ends[s]
+        return (0 if end < 0 else 1 + end), two_log_r
+
+    def stage_coef(self) -> np.ndarray:
+        """Per stage, the objective's coefficient of the stage's cumulative entropy ``f logsum_s`` at its
+        largest over the box: ``alpha_s A_s^U`` (DeepMAD), ``alpha_s`` (madnas)."""
+        alpha = np.array(self.prog.alpha)
+        return alpha if self.prog.madnas else alpha * np.asarray(self.a_up.value)
+
     def stage_slack(self, node: _Node) -> np.ndarray:
-        """Per-stage McCormick slack ``alpha_s (A_s^U - A_s(z)) (E_s - E_s^L)`` at the last solution."""
+        """Per-stage McCormick slack ``alpha_s (A_s^U - A_s(z)) (E_s - E_s^L)`` at the last solution (none in
+        the madnas score, which is linear, or where ``A_s`` is a constant)."""
         prog = self.prog
         z, logsum = self.sol["z"], self.sol["logsum"]
         zl, zu = self.box(node)
         out = []
         for s, end in enumerate(prog.ends):
-            idx = 0 if end < 0 else 1 + end
+            idx, _ = self.stage_factor(s)
+            if idx is None or prog.madnas:
+                out.append(0.0)
+                continue
             out.append(prog.alpha[s] * (zu[idx] - z[idx]) * max(0.0, prog.f * logsum[s] - self._e_lo(node, s)))
         return np.array(out)
 
@@ -394,10 +418,10 @@ class _Relaxation(_Formulation):
         prog, n = self.prog, self.prog.n
         z, u, D = self.sol["z"], self.sol["u"], self.sol["D"]
         zl, zu = self.box(node)
-        a_up = self.a_up.value
+        coef = self.stage_coef()
         out = np.zeros(n)
         for i in range(n):
             _, _, vrow = self.v_range(zl, zu, i)
             gap = u[i] - D[i] * (vrow @ z)
-            out[i] = max(gap, 0.0) * prog.f * sum(prog.alpha[s] * a_up[s] for s in range(prog.stage_of[i], len(prog.ends)))
+            out[i] = max(gap, 0.0) * prog.f * sum(coef[s] for s in range(prog.stage_of[i], len(prog.ends)))
         return out

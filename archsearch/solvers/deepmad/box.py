@@ -29,7 +29,7 @@ def _root(prog: DeepMADProgram) -> _Node:
         wlo=(sp.stem_widths[0],) + tuple(sp.widths[0] for _ in range(n)),
         whi=(sp.stem_widths[1],) + tuple(sp.widths[1] for _ in range(n)),
         blo=tuple(m for _ in range(n)),
-        bhi=tuple(max(m, int(sp.widths[1] * sp.bottleneck_ratio[1] / m) * m) for _ in range(n)),
+        bhi=tuple(max(m, int(sp.widths[1] * sp.max_inner_ratio() / m + 1e-9) * m) for _ in range(n)),
     )
 
 

@@ -97,7 +97,8 @@ class _Search:
         bs = []
         for i in range(n):
             lo, hi = prog.b_range(cs[i])
-            bs.append(min(max(rnd(math.exp(z[1 + n + i])), lo, node.blo[i]), hi, max(node.bhi[i], lo)))
+            b = min(max(rnd(math.exp(z[1 + n + i])), lo, node.blo[i]), hi, max(node.bhi[i], lo))
+            bs.append(self.on_grid(cs[i], b, node, i) if prog.grid else b)
         ks = self.kernels(z, node)
         Ls = tuple(lo if lo == hi else min(max(int(round(L)), lo), hi)
                    for L, lo, hi in zip(depths, node.lo, node.hi))
@@ -110,7 +111,7 @@ class _Search:
         shortcut convolution), and where the bottleneck ratio would force an inner width up, the output
         width goes down instead."""
         prog, n, m = self.prog, self.prog.n, self.prog.m
-        lo_r = prog.space.bottleneck_ratio[0]
+        lo_r = prog.space.min_inner_ratio()
         fl = lambda v: max(m, int(math.exp(v) / m + 1e-3) * m)  # noqa: E731
         c0 = min(max(fl(z[0]), node.wlo[0]), node.whi[0])
         cs, bs, prev = [], [], c0
@@ -124,7 +125,7 @@ class _Search:
                 c = max(min(c, int(b / lo_r + 1e-6) // m * m), prev, node.wlo[1 + i])  # keep b >= c lo_r
             lo, hi = prog.b_range(c)
             cs.append(c)
-            bs.append(min(max(b, lo), hi))
+            bs.append(prog.snap_b(c, b, -1) if prog.grid else min(max(b, lo), hi))
             prev = c
         return Design(c0, tuple(cs), tuple(bs), self.kernels(z, node), tuple(node.lo))
 
@@ -136,7 +137,7 @@ class _Search:
         grid reaches only at some widths); widths the relaxation keeps equal stay equal. The best feasible
         combination, or else the one violating the constraints least."""
         prog, n, m = self.prog, self.prog.n, self.prog.m
-        lo_r = prog.space.bottleneck_ratio[0]
+        lo_r = prog.space.min_inner_ratio()
 
         def grid(v: float) -> tuple[int, int]:
             w = math.exp(v) / m
@@ -145,27 +146,31 @@ class _Search:
 
         ks, L = self.kernels(z, node), tuple(node.lo)
         c0s = sorted({min(max(x, node.wlo[0]), node.whi[0]) for x in grid(z[0])})
-        pairs: list[list[tuple[int, int]]] = []
+        # (output width, inner width, which side of the relaxed inner width): in a space with a ratio grid the
+        # inner width becomes the grid's nearest below or above it at the chosen output width
+        pairs: list[list[tuple[int, int, int]]] = []
         for i in range(n):
-            bs = {min(max(x, node.blo[i]), max(node.bhi[i], node.blo[i])) for x in grid(z[1 + n + i])}
+            b_down, b_up = grid(z[1 + n + i])
+            bs = {(min(max(x, node.blo[i]), max(node.bhi[i], node.blo[i])), side) for x, side in ((b_down, -1 if prog.grid else 0), (b_up, 1 if prog.grid else 0))}
             if abs(z[1 + i] - z[i]) < 1e-4:  # the relaxation keeps the width: 0 stands for "as before"
-                pairs.append([(0, b) for b in sorted(bs)])
+                pairs.append([(0, b, side) for b, side in sorted(bs)])
                 continue
             opts = set()
-            for b in bs:
+            for b, side in bs:
                 cap = int(b / lo_r + 1e-6) // m * m
                 for c in grid(z[1 + i]):
-                    opts.add((min(max(c, node.wlo[1 + i]), node.whi[1 + i]), b))
-                    opts.add((min(max(min(c, cap), node.wlo[1 + i]), node.whi[1 + i]), b))
+                    opts.add((min(max(c, node.wlo[1 + i]), node.whi[1 + i]), b, side))
+                    opts.add((min(max(min(c, cap), node.wlo[1 + i]), node.whi[1 + i]), b, side))
             pairs.append(sorted(opts))
         best, best_key = None, None
         for c0 in c0s:
             for combo in itertools.product(*pairs):
                 widths, prev = [], c0
-                for c, _ in combo:
+                for c, _, _ in combo:
                     prev = prev if c == 0 else c
                     widths.append(prev)
-                d = Design(c0, tuple(widths), tuple(b for _, b in combo), ks, L)
+                inner = tuple(prog.snap_b(w, b, side) if prog.grid else b for w, (_, b, side) in zip(widths, combo))
+                d = Design(c0, tuple(widths), inner, ks, L)
                 if not prog.is_valid(d):
                     continue
                 ev = self.evaluate(d)
@@ -173,6 +178,11 @@ class _Search:
                 if best_key is None or key > best_key:
                     best, best_key = d, key
         return best if best is not None else self.floor(z, node)
+
+    def on_grid(self, c: int, b: int, node: _Node, i: int) -> int:
+        """The grid's inner width at output width ``c`` nearest ``b``, inside the node's range if one is."""
+        opts = [x for x in self.prog.b_options(c) if node.blo[i] <= x <= node.bhi[i]] or list(self.prog.b_options(c))
+        return min(opts, key=lambda x: (abs(x - b), x))
 
     def kernels(self, z: np.ndarray, node: _Node) -> tuple[int, ...]:
         """The allowed kernel nearest (in log k^2) to each relaxed kappa."""
@@ -187,11 +197,19 @@ class _Search:
             for i in range(n):
                 c = list(d.c); c[i] += delta
                 out.append(d._replace(c=tuple(c)))
-                b = list(d.b); b[i] += delta
+                b = list(d.b)
+                if prog.grid:  # the next inner width of the grid at this output width
+                    b[i] = prog.snap_b(d.c[i], d.b[i] + delta / 2, 1 if delta > 0 else -1)
+                else:
+                    b[i] += delta
                 out.append(d._replace(b=tuple(b)))
-                # widen/narrow the output and keep the b/out ratio in range
-                lo, hi = prog.b_range(c[i]) if c[i] > 0 else (m, m)
-                b2 = list(d.b); b2[i] = min(max(d.b[i], lo), hi)
+                # widen/narrow the output and keep the b/out ratio in range (on the grid: the same ratio, nearly)
+                b2 = list(d.b)
+                if prog.grid:
+                    b2[i] = prog.snap_b(c[i], d.b[i] * c[i] / d.c[i]) if c[i] > 0 else m
+                else:
+                    lo, hi = prog.b_range(c[i]) if c[i] > 0 else (m, m)
+                    b2[i] = min(max(d.b[i], lo), hi)
                 out.append(d._replace(c=tuple(c), b=tuple(b2)))
         for i in range(n):
             for dl in (1, -1):

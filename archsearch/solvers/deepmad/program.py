@@ -15,6 +15,11 @@ kernel and depth. Structure that the solver uses (see :mod:`archsearch.solvers.d
 * the score is ``sum_s alpha_s (log C_s + 2 log R_s) E_s(z)``: bilinear. With the stage factors
   replaced by their upper bounds over a box of stage widths it becomes linear, and the problem
   a geometric program; that is the relaxation a branch-and-bound node solves.
+
+A space may also carry the DeepMAD reference code's MobileNetV2-like rules (``deepmad-mbv2``): inner widths
+on a ratio grid (``b = smart_round(r out)``), a fixed 1x1 head conv (its costs, and its entropy and width in
+the last stage), a limit on the conv layers, and the reference's ``madnas`` score
+``alpha_last (E_last + log C_last)`` in place of the stage products (linear in ``z``; no depth penalty).
 """
 
 from __future__ import annotations
@@ -129,6 +134,14 @@ class DeepMADProgram:
         self.force_projection = getattr(space, "shortcut", "auto") == "conv"
         self.deepmad_rule = getattr(space, "bottleneck_rule", "ratio") == "deepmad"  # b >= smart_round(out / 10)
         self.se = space.se
+        self.head = space.head_channels  # a fixed 1x1 head conv's width (0: none)
+        self.grid = bool(space.bottleneck_grid)  # inner widths on the ratio grid (:meth:`b_options`)
+        self.max_layers = space.max_layers  # conv layers on the main path at most (0: no limit)
+        self.madnas = space.score == "madnas"
+        if self.madnas:  # the reference subtracts the depth penalty from its deepmad score only
+            self.use_penalty = False
+        if self.head and self.latency_model is not None:
+            raise SpecError(f"latency: space {space.name!r} has a head conv, which the CNN latency predictor has no unit for")
         self.n = len(space.strides)
         self.strides = tuple(space.strides)
         self.m = space.channel_multiple
@@ -147,7 +160,8 @@ class DeepMADProgram:
             start = self.ends[s - 1] + 1 if s else 0
             for i in range(start, end + 1):
                 self.stage_of[i] = s
-        self.alpha = [1.0] * (len(self.ends) - 1) + [last]
+        # the madnas score weighs the last stage only (the reference config's multi_block_ratio [0, 0, 0, 0, 1])
+        self.alpha = [0.0 if self.madnas else 1.0] * (len(self.ends) - 1) + [last]
         # a bound on the exact MACs for the relaxation's MACs row: the MACs budget and, where every strided
         # side is even (so the reference's real sides are the exact ones), a FLOPs budget too, since the
         # conv MACs are part of the reference FLOPs; the FLOPs themselves are checked exactly on designs
@@ -157,15 +171,52 @@ class DeepMADProgram:
         self.count_head = space.budget_counts == "model"
         self.num_classes = space.num_classes
         self._b_ranges: dict[int, tuple[int, int]] = {}
+        self._b_options: dict[int, tuple[int, ...]] = {}
 
     # ----------------------------------------------------------------- designs
     def stage_side(self, s: int) -> int:
         end = self.ends[s]
         return self.r0 if end < 0 else self.r_out[end]
 
+    def stage_width(self, s: int, d: Design) -> int:
+        """Channels of stage ``s``'s output (the head conv's in the last stage when the space has one)."""
+        end = self.ends[s]
+        if s == len(self.ends) - 1 and self.head:
+            return self.head
+        return d.c0 if end < 0 else d.c[end]
+
+    def b_options(self, c: int) -> tuple[int, ...]:
+        """The inner widths allowed at output width ``c``, sorted: the grid's ``smart_round(r c)`` in a space
+        with a ratio grid, else every multiple of the channel multiple in :meth:`b_range`."""
+        cached = self._b_options.get(c)
+        if cached is None:
+            if self.grid:
+                cached = self.space.inner_widths(c)
+            else:
+                lo, hi = self.b_range(c)
+                cached = tuple(range(lo, hi + 1, self.m))
+            self._b_options[c] = cached
+        return cached
+
+    def snap_b(self, c: int, b: float, direction: int = 0) -> int:
+        """The allowed inner width at output width ``c`` nearest ``b`` (``direction`` -1 / +1: the nearest at or
+        below / at or above, else the end of the range)."""
+        opts = self.b_options(c) if c > 0 else (self.m,)
+        if direction < 0:
+            below = [x for x in opts if x <= b + 1e-9]
+            return below[-1] if below else opts[0]
+        if direction > 0:
+            above = [x for x in opts if x >= b - 1e-9]
+            return above[0] if above else opts[-1]
+        return min(opts, key=lambda x: (abs(x - b), x))
+
     def b_range(self, c: int) -> tuple[int, int]:
-        """Allowed inner widths for output width ``c`` (multiples of the channel multiple)."""
+        """Least and largest inner widths for output width ``c`` (multiples of the channel multiple; in a space
+        with a ratio grid, the ends of :meth:`b_options`)."""
         cached = self._b_ranges.get(c)
+        if cached is None and self.grid:
+            opts = self.space.inner_widths(c)
+            cached = self._b_ranges[c] = (opts[0], opts[-1])
         if cached is None:
             lo_r, hi_r = self.space.bottleneck_ratio
             m = self.m
@@ -188,12 +239,16 @@ class DeepMADProgram:
             if c < prev or c > sp.max_width_ratio * prev:
                 return False
             lo, hi = self.b_range(c)
-            if not (lo <= b <= hi) or k not in sp.kernels:
+            if not (lo <= b <= hi) or k not in sp.kernels or (self.grid and b not in self.b_options(c)):
                 return False
             if not (sp.depths[0] <= L <= (sp.first_depth_max if i == 0 else sp.depths[1])):
                 return False
             prev = c
-        return True
+        return not self.max_layers or self.layers(d.L) <= self.max_layers
+
+    def layers(self, depths: tuple[int, ...]) -> int:
+        """Conv layers on the main path: the stem, 3 per block, the head conv (the reference's ``layers``)."""
+        return 1 + 3 * sum(depths) + (1 if self.head else 0)
 
     def to_spec(self, d: Design, *, name: str = "") -> CNNSpec:
         stages, prev = [], d.c0
@@ -202,7 +257,7 @@ class DeepMADProgram:
                                     shortcut="conv" if self.force_projection else "auto"))
             prev = d.c[i]
         stem = StemSpec(d.c0, self.cin0, self.ks, self.space.stem_stride)
-        return CNNSpec(stem, tuple(stages), self.resolution, self.num_classes, name)
+        return CNNSpec(stem, tuple(stages), self.resolution, self.num_classes, name, head_channels=self.head)
 
     def from_spec(self, spec: CNNSpec) -> Design:
         st = spec.stages
@@ -211,6 +266,8 @@ class DeepMADProgram:
         wanted = "conv" if self.force_projection else "auto"
         if any(s.shortcut != wanted for s in st):  # evaluate()'s closed form has the space's shortcuts only
             raise SpecError(f"spec: every stage of space {self.space.name!r} has shortcut={wanted!r}")
+        if spec.head_channels != self.head:
+            raise SpecError(f"spec: space {self.space.name!r} has head_channels={self.head}, got {spec.head_channels}")
         return Design(spec.stem.out_channels, tuple(s.out_channels for s in st), tuple(s.bottleneck for s in st),
                       tuple(s.kernel for s in st), tuple(s.depth for s in st))
 
@@ -264,18 +321,30 @@ class DeepMADProgram:
             nl += 3 * L
             cum_log[i], cum_n[i] = logsum, nl
             prev = out
+        if self.head:  # the 1x1 head conv, in the last stage
+            ro2, h = self.r_out[-1] ** 2, self.head
+            macs += ro2 * prev * h
+            params += prev * h + 2 * h
+            mem = max(mem, prev * ro2 + h * ro2)
+            logsum += log(prev)
+            nl += 1
+            cum_log[-1], cum_n[-1] = logsum, nl
         if self.count_head:
-            macs += d.c[-1] * self.num_classes
-            params += d.c[-1] * self.num_classes + self.num_classes
+            macs += self.stage_width(len(self.ends) - 1, d) * self.num_classes
+            params += self.stage_width(len(self.ends) - 1, d) * self.num_classes + self.num_classes
         f = self.f
         stem_log = log(self.cin0 * ks2)
         entropy, rho = 0.0, 0.0
         for s, end in enumerate(self.ends):
             if end < 0:
-                width, side, lg, cnt = d.c0, self.r0, stem_log, 1
+                side, lg, cnt = self.r0, stem_log, 1
             else:
-                width, side, lg, cnt = d.c[end], self.r_out[end], cum_log[end], cum_n[end]
-            entropy += self.alpha[s] * (log(width) + 2 * log(side)) * f * lg
+                side, lg, cnt = self.r_out[end], cum_log[end], cum_n[end]
+            width = self.stage_width(s, d)
+            if self.madnas:
+                entropy += self.alpha[s] * (f * lg + log(width))
+            else:
+                entropy += self.alpha[s] * (log(width) + 2 * log(side)) * f * lg
             rho = max(rho, cnt / math.exp(lg / cnt))
         penalty = depth_penalty(d.L, skip=self.space.penalty_skip, scale=self.penalty_weight) if self.use_penalty else 0.0
         memory = 4 * mem
@@ -312,6 +381,8 @@ class DeepMADProgram:
                 total += (c * b + 3 * b) * ri2 + kxk * ro2 + (b * out + 3 * out) * ro2 + (c * ri2 if s == 2 and c == out else 0)
             total += (L - 1) * ((out * b + 3 * b) + kxk + (b * out + 3 * out)) * ro2
             prev = out
+        if self.head:
+            total += (prev + 3) * self.head * sides[-1][1]
         return round(Fraction(total, den))
 
     @functools.cached_property

@@ -100,7 +100,7 @@ class _Formulation:
                  self.D >= cp.exp(self.delta), self.D <= cp.multiply(self.sec_slope, self.delta) + self.sec_icpt]
         # inner-width ratio in M space (kernels at their range ends)
         # the least b / out of the box's designs (:meth:`inner_ratio`): the inner-width rule at the box's widths
-        lo_r, hi_r = prog.space.min_inner_ratio(), prog.space.bottleneck_ratio[1]
+        lo_r, hi_r = prog.space.min_inner_ratio(), prog.space.max_inner_ratio()
         self.lo_ratio, self.lo_ratio_k2 = cp.Parameter(n, nonneg=True), cp.Parameter(n, nonneg=True)
         self._ratios: dict[int, float] = {}
         cons += [self.M[:, col["b"]] >= cp.multiply(self.lo_ratio, self.M[:, col["c"]]),
@@ -224,6 +224,9 @@ class _Formulation:
                 e_z[s, i] += 1.0
                 e_z[s, 1 + n + i] += ny
                 e_z[s, 1 + 2 * n + i] += 1.0
+        if prog.head:  # the head conv, log of its input width, in the last stage
+            e_z[-1, n] += 1.0
+            self.n_first[-1] += 1
         self.e_z = e_z
         self.stem_log = math.log(prog.cin0 * prog.ks**2)
         logsum = cp.Variable(self.n_stages)
@@ -232,6 +235,8 @@ class _Formulation:
         self.N = cp.Variable(self.n_stages)
         cons.append(self.N >= self.n_first + 3 * self.e_u @ self.D)
         cons.append(logsum / 100.0 >= cp.rel_entr(self.N, prog.rho0 * np.ones(self.n_stages)) / 100.0)
+        if prog.max_layers:  # the conv layers: 1 + 3 sum L (+ the head) <= max_layers, linear in D
+            cons.append(3 * cp.sum(self.D) <= prog.max_layers - prog.layers((1,) * n))
         # width rules (constant, linear in log space)
         rows_l, rhs = [], []
         for i in range(n):
@@ -261,6 +266,16 @@ class _Formulation:
         self.e_up: np.ndarray | None = None  # set by :meth:`bound_entropy`
         self.weights = np.array(prog.alpha)
         objective = self.weights @ self.w
+        if prog.madnas:
+            # the reference's madnas score, sum_s alpha_s (f logsum_s + log C_s): linear, no stage products
+            # (the w rows above stay, unread); C_s the stage's last width, or the head conv's constant one
+            a_z, a_0 = np.zeros((self.n_stages, nz)), np.zeros(self.n_stages)
+            for s, end in enumerate(prog.ends):
+                if s == self.n_stages - 1 and prog.head:
+                    a_0[s] = math.log(prog.head)
+                else:
+                    a_z[s, 0 if end < 0 else 1 + end] = 1.0
+            objective = (self.weights @ (prog.f * logsum + a_z @ z) + float(self.weights @ a_0)) / 1000.0
         # DeepMAD's depth penalty w exp(std L) (w = 10 in the paper) is convex in L (exp of a norm): subtracted exactly
         skip = prog.space.penalty_skip
         self.penalty = None
@@ -320,9 +335,12 @@ class _Formulation:
             else:
                 macs += [e(**{p: 1, y: 1}), e(**{y: 1, k: 1}), e(**{y: 1}), e(**{o: 1, y: 1})]
                 params += [e(**{p: 1, y: 1}), e(**{y: 1}), e(**{y: 1, k: 1}), e(**{o: 1, y: 1}), e(**{o: 1}), e()]
-        if prog.count_head:
+        if prog.head:  # the head conv: c_n head MACs at the last side, c_n head + 2 head parameters
             macs.append(e(**{f"x{n}": 1}))
             params += [e(**{f"x{n}": 1}), e()]
+        if prog.count_head:  # the classifier, on the head conv's constant width where there is one
+            macs.append(e() if prog.head else e(**{f"x{n}": 1}))
+            params += [e() if prog.head else e(**{f"x{n}": 1}), e()]
         return macs, params
 
     def _cost_coefs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -351,9 +369,13 @@ class _Formulation:
                 rep_m[i, col["cb"]], rep_m[i, col["bk"]], rep_m[i, col["b"]] = 2 * ro2, ro2, se_m
                 rep_p[i, col["cb"]], rep_p[i, col["bk"]], rep_p[i, col["b"]], rep_p[i, col["c"]] = 2, 1, 4 + se_p, 2
                 rep_pd[i] = se_c / bp
+        if prog.head:
+            macs.append(prog.r_out[-1] ** 2 * prog.head)
+            params += [prog.head, 2 * prog.head]
         if prog.count_head:
-            macs.append(prog.num_classes)
-            params += [prog.num_classes, prog.num_classes]
+            cls, width = prog.num_classes, (prog.head or 1)
+            macs.append(cls * width)
+            params += [cls * width, cls]
         return (np.array(macs, float) / bm, np.array(params, float) / bp,
                 rep_m * self.KAPPA / bm, rep_p * self.KAPPA / bp, rep_pd)
 
@@ -389,6 +411,10 @@ class _Formulation:
                 coefs.append(coef)
             for name, value in per.items():
                 rep[i, col[name]] = value
+        if prog.head:  # (c_n + 3) head at the last side
+            last2 = sides[-1][1] / den * shade
+            rows += [e(**{f"x{n}": 1}), e()]
+            coefs += [prog.head * last2, 3 * prog.head * last2]
         return rows, coefs, rep
 
     def _latency_terms(self) -> tuple[list[list[float]], list[float], np.ndarray, np.ndarray]:
@@ -482,4 +508,7 @@ class _Formulation:
             if prog.bottleneck and (prog.strides[i] != 1 or prog.force_projection):
                 out.append((i, [e(**{p: 1}), e(**{o: 1})], [(ri2, False), (2 * ro2, False)]))
         out.append((0, [e(x0=1), e()], [(prog.r0**2, False), (prog.cin0 * prog.resolution**2, False)]))
+        if prog.head:  # the head conv's input and output
+            ro2 = prog.r_out[-1] ** 2
+            out.append((prog.n - 1, [e(**{f"x{prog.n}": 1}), e()], [(ro2, False), (prog.head * ro2, False)]))
         return out
