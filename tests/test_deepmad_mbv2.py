@@ -12,10 +12,11 @@ from archsearch.cost import cnn_layers, cnn_macs, cnn_params, deepmad_flops, dee
 from archsearch.space import CNNSpec, StageSpec, StemSpec
 
 
-def _spec(rows: list[tuple[int, int, int, int, int, int]], stem: int = 16, head: int = 1280) -> CNNSpec:
-    """``rows``: per superblock (in, out, inner width, kernel, stride, depth)."""
+def _spec(rows: list[tuple[int, int, int, int, int, int]], stem: int = 16, head: int = 1280, resolution: int = 224) -> CNNSpec:
+    """``rows``: per superblock (in, out, inner width, kernel, stride, depth); the reference's inverted residual."""
     return CNNSpec(stem=StemSpec(out_channels=stem, kernel=3, stride=2),
-                   stages=tuple(StageSpec("k1dwk1", *row) for row in rows), head_channels=head)
+                   stages=tuple(StageSpec("k1dwk1", *row, shortcut="pool") for row in rows), head_channels=head,
+                   resolution=resolution)
 
 
 #: the reference config's initial structure (MBV2_FLOPs.py: every depth 1, k 3, inner width 2 out)
@@ -73,6 +74,55 @@ def test_design_with_repeats_and_a_pooled_residual_by_hand() -> None:
     assert deepmad_flops(spec) == stem + sb1 + sb2 + sb3 + sb4 + sb5 + head == 199_194_016
     # the reference's model size: weights and 2 per BN channel of every conv, the head conv's included
     assert deepmad_params(spec) == cnn_params(spec)
+
+
+def _measured_reference_flops(spec: CNNSpec) -> int:
+    """The reference count measured on the built module: MACs, 2 per BatchNorm output, 1 per ReLU output, the
+    residual average pool's input elements (what the built reference block runs, independent of the rules'
+    arithmetic in :func:`deepmad_flops`)."""
+    import torch
+    from torch import nn
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from archsearch.models import build_model
+
+    with torch.device("meta"):
+        model = build_model(spec.replace(num_classes=0))
+    counts = {"elements": 0}
+
+    def add(factor: int, use_input: bool = False):
+        def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+            counts["elements"] += factor * (args[0] if use_input else out).numel()
+        return hook
+
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.register_forward_hook(add(2))
+        elif isinstance(m, nn.ReLU):
+            m.register_forward_hook(add(1))
+        elif isinstance(m, nn.AvgPool2d):
+            m.register_forward_hook(add(1, use_input=True))
+    with torch.no_grad(), FlopCounterMode(display=False) as flops:
+        model.eval()(torch.empty(1, 3, spec.resolution, spec.resolution, device="meta"))
+    return flops.get_total_flops() // 2 + counts["elements"]
+
+
+def test_built_reference_block_runs_what_the_count_counts() -> None:
+    """Built with ``shortcut="pool"``, the blocks are the reference's ResK1DWK1: a ReLU after every block, the
+    2x2 average-pooled identity where a stride-2 superblock keeps its width, none where the width changes;
+    the reference FLOPs measured on that module equal :func:`deepmad_flops`."""
+    from archsearch.models import build_model
+
+    rows = [(16, 16, 32, 3, 2, 2), (16, 40, 120, 5, 2, 3), (40, 40, 144, 5, 2, 2), (40, 96, 384, 3, 1, 4),
+            (96, 160, 800, 5, 2, 4)]
+    spec = _spec(rows)
+    assert _measured_reference_flops(spec) == deepmad_flops(spec) == 199_194_016
+    model = build_model(spec)
+    first, changed = model.stages[0][0], model.stages[1][0]
+    assert first.has_residual and type(first.pool).__name__ == "AvgPool2d" and type(first.act).__name__ == "ReLU"
+    assert not changed.has_residual and type(changed.act).__name__ == "ReLU"
+    odd = _spec(rows, resolution=97)  # sides 49, 25, 13, 7, 7, 4: the pool keeps the conv's ceil(side / 2)
+    assert model.__class__(odd)(__import__("torch").zeros(1, 3, 97, 97)).shape == (1, 1000)
 
 
 def test_built_module_equals_the_cost_model() -> None:
@@ -184,7 +234,8 @@ def _tiny(**changes) -> SearchSpace:
     base = dict(name="tiny-mbv2", block="k1dwk1", resolution=32, num_classes=10, strides=(2, 2), kernels=(3, 5),
                 stem_widths=(8, 16), widths=(8, 40), bottleneck_ratio=(1.5, 6.0), bottleneck_grid=(1.5, 3.0, 6.0),
                 depths=(1, 3), first_depth_max=2, max_width_ratio=160.0, max_layers=14, head_channels=64,
-                rho0=100.0, penalty_skip=0, last_stage_weight=1.0, score="madnas", budget=Budget(flops=600_000))
+                rho0=100.0, penalty_skip=0, last_stage_weight=1.0, score="madnas", shortcut="pool",
+                budget=Budget(flops=600_000))
     base.update(changes)
     return SearchSpace(**base)
 

@@ -135,9 +135,11 @@ def test_forced_projection_shortcut_is_built_on_the_first_block_only(block: str)
 def test_shortcut_option_is_refused_where_it_has_no_meaning() -> None:
     with pytest.raises(SpecError, match=r"stage.shortcut: 'conv' is offered for the k1kxk1 and basic blocks, not k1dwk1"):
         StageSpec("k1dwk1", 8, 8, bottleneck=16, shortcut="conv")
-    with pytest.raises(SpecError, match=r"stage.shortcut: expected one of \['auto', 'conv'\], got 'always'"):
+    with pytest.raises(SpecError, match=r"stage.shortcut: expected one of \['auto', 'conv', 'pool'\], got 'always'"):
         StageSpec("k1kxk1", 8, 8, bottleneck=4, shortcut="always")
-    with pytest.raises(SpecError, match="k1dwk1 block only has the 'auto' shortcut"):
+    with pytest.raises(SpecError, match=r"stage.shortcut: 'pool' is offered for the k1dwk1 block only, not 'k1kxk1'"):
+        StageSpec("k1kxk1", 8, 8, bottleneck=4, shortcut="pool")
+    with pytest.raises(SpecError, match="k1dwk1 block has the 'auto' and 'pool' shortcuts"):
         get_block("k1dwk1")(8, 8, bottleneck=16, shortcut="conv")
     with pytest.raises(SpecError, match="shortcut: expected one of"):
         get_block("k1kxk1")(8, 8, bottleneck=4, shortcut="identity")

@@ -77,11 +77,14 @@ def block_has_shortcut_conv(stage: StageSpec, first: bool) -> bool:
 
 
 def block_has_residual(stage: StageSpec, first: bool) -> bool:
+    """Whether a block adds a residual: ResNet blocks always; an inverted residual where the width is kept, at
+    stride 1 (``shortcut="auto"``, MobileNetV2's) or at any stride (``"pool"``, average-pooled at stride 2:
+    DeepMAD's reference ``ResK1DWK1``)."""
     c_in = stage.in_channels if first else stage.out_channels
     stride = stage.stride if first else 1
     if stage.block in _RESNET_BLOCKS:
         return True
-    return stride == 1 and c_in == stage.out_channels
+    return c_in == stage.out_channels and (stride == 1 or stage.shortcut == "pool")
 
 
 def _block_layers(stage: StageSpec, sb: int, j: int, r_in: int) -> Iterator[ConvLayer]:

@@ -18,7 +18,10 @@ equal the module's (the tests prove it for every block and for random specs):
   MACs and parameters);
 * ``k1dwk1`` (Sandler et al., "MobileNetV2", CVPR 2018): inverted residual with an optional
   squeeze-excitation (Hu et al., CVPR 2018) of width :func:`~archsearch.space.se_channels`, a
-  linear projection and an identity residual only when the shape is kept;
+  linear projection and an identity residual only when the shape is kept; with ``shortcut="pool"``
+  DeepMAD's reference ``ResK1DWK1`` (TinyNAS): the identity residual whenever the width is kept, through
+  a 2x2 average pool at stride 2 (``ceil_mode``, so odd sides give the conv's ``ceil(size / 2)``), and
+  a ReLU after the sum, on every block of the superblock;
 * head: the optional 1x1 conv + BN + ReLU (``CNNSpec.head_channels``; MobileNetV2's final conv, the
   child ``final_conv``), then global average pooling and a linear classifier (none when ``num_classes`` is 0).
 """
@@ -134,9 +137,13 @@ class InvertedResidual(nn.Module):
         se: bool = False, act_layer: str = "relu", shortcut: str = "auto",
     ) -> None:
         super().__init__()
-        if shortcut != "auto":
-            raise SpecError(f"shortcut: the k1dwk1 block only has the 'auto' shortcut, got {shortcut!r}")
-        self.has_residual = stride == 1 and in_channels == out_channels
+        if shortcut not in ("auto", "pool"):
+            raise SpecError(f"shortcut: the k1dwk1 block has the 'auto' and 'pool' shortcuts, got {shortcut!r}")
+        reference = shortcut == "pool"
+        self.has_residual = in_channels == out_channels and (stride == 1 or reference)
+        self.pool = (nn.AvgPool2d(2, stride=2, ceil_mode=True, count_include_pad=False)
+                     if self.has_residual and stride != 1 else nn.Identity())
+        self.act = create_act_layer(act_layer, inplace=True) if reference else nn.Identity()
         self.conv1 = ConvNormAct(in_channels, bottleneck, 1, act_layer=act_layer)
         self.conv2 = ConvNormAct(bottleneck, bottleneck, kernel, stride=stride, groups=bottleneck, act_layer=act_layer)
         self.se = (
@@ -146,7 +153,7 @@ class InvertedResidual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv3(self.se(self.conv2(self.conv1(x))))
-        return out + x if self.has_residual else out
+        return self.act(out + self.pool(x) if self.has_residual else out)
 
 
 def cnn_pretrained_cfg(spec: CNNSpec) -> dict[str, Any]:
@@ -196,7 +203,8 @@ class ArchsearchCNN(ArchsearchModel):
                 block_cls(
                     stage.in_channels if j == 0 else stage.out_channels, stage.out_channels,
                     bottleneck=stage.bottleneck, kernel=stage.kernel, stride=stage.stride if j == 0 else 1,
-                    se=stage.se, act_layer=act_layer, shortcut=stage.shortcut if j == 0 else "auto",
+                    se=stage.se, act_layer=act_layer,
+                    shortcut=stage.shortcut if j == 0 or stage.shortcut == "pool" else "auto",
                 )
                 for j in range(stage.depth)
             )))

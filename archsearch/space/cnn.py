@@ -14,7 +14,9 @@ Block types (Shen et al., "DeepMAD", CVPR 2023; He et al., ResNet; Sandler et al
   first block of the superblock whatever its shape, as DeepMAD's reference code builds it.
 * ``k1dwk1``: MobileNetV2 inverted residual, 1x1 expand (in -> b) -> depthwise kxk (stride) ->
   [squeeze-excitation] -> 1x1 project (b -> out), BN after each conv, ReLU after the first two;
-  an identity residual when stride is 1 and in == out.
+  an identity residual when stride is 1 and in == out. With ``shortcut="pool"``, DeepMAD's reference
+  inverted residual (TinyNAS ``ResK1DWK1``): the identity residual whenever in == out, through a 2x2
+  average pool at stride 2, and a ReLU after the sum (or after the projecting conv where there is none).
 * ``basic``: ResNet basic block (ResNet-18/34), kxk (in -> b, stride) -> kxk (b -> out), each conv
   followed by BN, ReLU after the first and after the residual sum; the shortcut is a strided 1x1
   conv + BN when the shape changes (timm's default downsample), or on the first block of the
@@ -32,7 +34,7 @@ from archsearch.space.base import MAX_CLASSES, ArchSpec, check_int, register_fam
 __all__ = ["BLOCK_TYPES", "SHORTCUTS", "StemSpec", "StageSpec", "CNNSpec", "conv_out", "pool_out", "se_channels"]
 
 BLOCK_TYPES = ("k1kxk1", "k1dwk1", "basic")
-SHORTCUTS = ("auto", "conv")
+SHORTCUTS = ("auto", "conv", "pool")
 
 
 def conv_out(size: int, stride: int) -> int:
@@ -110,8 +112,11 @@ class StageSpec:
             ``"auto"``, a 1x1 conv + BN projection only when the stride is not 1 or the width
             changes, else identity; ``"conv"``, the projection always, as DeepMAD's reference code
             builds its bottleneck superblocks (TinyNAS, ``BaseSuperBlock`` sets ``force_resproj`` on
-            the first ``ResK1KXK1``). Later blocks keep the identity either way. ``k1dwk1`` accepts
-            only ``"auto"``: the reference inverted residual never projects its shortcut.
+            the first ``ResK1KXK1``). Later blocks keep the identity either way. ``k1dwk1`` takes
+            ``"auto"`` (MobileNetV2's: an identity residual at stride 1 and equal widths) or ``"pool"``,
+            for every block of the superblock: the reference's ``ResK1DWK1``, which never projects but
+            keeps the identity whenever the width is kept, 2x2 average-pooled at stride 2, and applies a
+            ReLU after the sum.
     """
 
     block: str
@@ -122,7 +127,7 @@ class StageSpec:
     stride: int = 1
     depth: int = 1
     se: bool = False
-    shortcut: Literal["auto", "conv"] = "auto"
+    shortcut: Literal["auto", "conv", "pool"] = "auto"
 
     def __post_init__(self) -> None:
         if self.block not in BLOCK_TYPES:
@@ -143,7 +148,10 @@ class StageSpec:
             raise SpecError(f"stage.shortcut: expected one of {list(SHORTCUTS)}, got {self.shortcut!r}{did_you_mean(self.shortcut, SHORTCUTS)}")
         if self.shortcut == "conv" and self.block == "k1dwk1":
             raise SpecError("stage.shortcut: 'conv' is offered for the k1kxk1 and basic blocks, not k1dwk1 "
-                            "(DeepMAD's inverted residual never projects its shortcut); use 'auto'")
+                            "(DeepMAD's inverted residual never projects its shortcut); use 'auto' or 'pool'")
+        if self.shortcut == "pool" and self.block != "k1dwk1":
+            raise SpecError(f"stage.shortcut: 'pool' is offered for the k1dwk1 block only, not {self.block!r}; "
+                            "use 'auto' or 'conv'")
 
 
 @register_family("cnn")
@@ -213,7 +221,7 @@ class CNNSpec(ArchSpec):
         stem = self.stem
         rows: list[tuple[Any, ...]] = [("stem", "conv+maxpool" if stem.pool else "conv", stem.in_channels, stem.out_channels, "-",
                                         stem.kernel, stem.stride, 1)]
-        rows += [(i + 1, s.block + ("+se" if s.se else "") + ("+proj" if s.shortcut == "conv" else ""), s.in_channels,
+        rows += [(i + 1, s.block + ("+se" if s.se else "") + {"conv": "+proj", "pool": "+pool"}.get(s.shortcut, ""), s.in_channels,
                   s.out_channels, s.bottleneck, s.kernel, s.stride, s.depth) for i, s in enumerate(self.stages)]
         if self.head_channels:
             rows.append(("head", "conv", self.stages[-1].out_channels, self.head_channels, "-", 1, 1, 1))

@@ -93,7 +93,8 @@ class SearchSpace(BaseSpace):
             depthwise spaces).
         last_stage_weight: Weight alpha of the last stage in the score (DeepMAD: 8).
         shortcut: ``auto`` (a projection shortcut only where the shape changes) or ``conv``: the first
-            block of every bottleneck superblock projects, as the DeepMAD reference code does.
+            block of every bottleneck superblock projects, as the DeepMAD reference code does; ``pool``:
+            the reference's inverted residual (``StageSpec.shortcut``).
         bottleneck_rule: ``ratio`` (inner width within ``bottleneck_ratio`` of the output) or ``deepmad``:
             also at least ``smart_round(out / 10)`` (out/10 to the nearest multiple of 8, ties to the even
             multiple, at least 8), the reference mutator's repair rule (TinyNAS ``space_utils.smart_round``,
@@ -152,8 +153,10 @@ class SearchSpace(BaseSpace):
             raise SpecError(f"space.max_layers: expected 0 (no limit) or a positive integer, got {self.max_layers!r}")
         if self.score not in ("deepmad", "madnas"):
             raise SpecError(f"space.score: expected 'deepmad' or 'madnas', got {self.score!r}")
-        if self.shortcut not in ("auto", "conv") or (self.shortcut == "conv" and self.block != "k1kxk1"):
-            raise SpecError(f"space.shortcut: expected 'auto', or 'conv' for the k1kxk1 block, got {self.shortcut!r}")
+        if (self.shortcut not in ("auto", "conv", "pool") or (self.shortcut == "conv" and self.block != "k1kxk1")
+                or (self.shortcut == "pool" and self.block != "k1dwk1")):
+            raise SpecError(f"space.shortcut: expected 'auto', 'conv' for the k1kxk1 block or 'pool' for the k1dwk1 block, "
+                            f"got {self.shortcut!r}")
         if self.bottleneck_rule not in ("ratio", "deepmad"):
             raise SpecError(f"space.bottleneck_rule: expected 'ratio' or 'deepmad', got {self.bottleneck_rule!r}")
         object.__setattr__(self, "strides", tuple(self.strides))

@@ -40,7 +40,7 @@ register_space(SearchSpace(
     name="deepmad-mbv2", block="k1dwk1", strides=(2, 2, 2, 1, 2), kernels=(3, 5), stem_widths=(8, 32),
     widths=(8, 1280), bottleneck_ratio=(1.5, 6.0), bottleneck_grid=(1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0),
     depths=(1, 4), first_depth_max=3, max_width_ratio=160.0, rho0=100.0, penalty_skip=0, last_stage_weight=1.0,
-    head_channels=1280, max_layers=53, score="madnas", budget=Budget(flops=300_000_000),
+    head_channels=1280, max_layers=53, score="madnas", shortcut="pool", budget=Budget(flops=300_000_000),
     description="DeepMAD's MobileNetV2-like space as the paper's code searches and counts it (inner widths on its "
                 "ratio grid, depths <= 3/4, 53 layers, 1x1 head conv to 1280, madnas score, 224 px)",
 ))

@@ -97,9 +97,9 @@ def head_features(*, channels: int, side: int, num_classes: int) -> tuple[float,
 def cnn_units(spec: CNNSpec, channel_block: int = 1, kernel_exponent: float = 0.0) -> Iterator[tuple[str, tuple[float, ...]]]:
     """``(unit type, features)`` of every unit of the whole model in execution order (MACs counted at
     ``channel_block`` and ``kernel_exponent``: :func:`block_features`)."""
-    if spec.head_channels:
-        raise SpecError(f"latency: the CNN predictor has no unit for the head conv (head_channels={spec.head_channels}); "
-                        "calibrated spaces have none")
+    if spec.head_channels or any(st.shortcut == "pool" for st in spec.stages):
+        raise SpecError("latency: the CNN predictor has no unit for the head conv (head_channels) nor for the pooled "
+                        "residual of DeepMAD's reference inverted residual (shortcut='pool'); calibrated spaces have neither")
     stem = spec.stem
     yield "stem", stem_features(c_in=stem.in_channels, c_out=stem.out_channels, kernel=stem.kernel, stride=stem.stride,
                                 r_in=spec.resolution, pool=stem.pool, channel_block=channel_block,

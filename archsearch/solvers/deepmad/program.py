@@ -254,7 +254,7 @@ class DeepMADProgram:
         stages, prev = [], d.c0
         for i in range(self.n):
             stages.append(StageSpec(self.space.block, prev, d.c[i], d.b[i], d.k[i], self.strides[i], d.L[i], self.se,
-                                    shortcut="conv" if self.force_projection else "auto"))
+                                    shortcut=self.space.shortcut))
             prev = d.c[i]
         stem = StemSpec(d.c0, self.cin0, self.ks, self.space.stem_stride)
         return CNNSpec(stem, tuple(stages), self.resolution, self.num_classes, name, head_channels=self.head)
@@ -263,7 +263,7 @@ class DeepMADProgram:
         st = spec.stages
         if len(st) != self.n or any(s.block != self.space.block for s in st) or getattr(spec.stem, "pool", False):
             raise SpecError(f"spec: does not follow the template of space {self.space.name!r}")
-        wanted = "conv" if self.force_projection else "auto"
+        wanted = self.space.shortcut
         if any(s.shortcut != wanted for s in st):  # evaluate()'s closed form has the space's shortcuts only
             raise SpecError(f"spec: every stage of space {self.space.name!r} has shortcut={wanted!r}")
         if spec.head_channels != self.head:
@@ -310,7 +310,7 @@ class DeepMADProgram:
                 params += cin * b + 4 * b + k2 * b + b * out + 2 * out + se_params
                 macs += rest * (ro2 * out * b + ro2 * k2 * b + ro2 * b * out + se_macs)
                 params += rest * (2 * out * b + 4 * b + k2 * b + 2 * out + se_params)
-                held = cin * ri2 if (s == 1 and cin == out) else 0
+                held = cin * ri2 if (cin == out and (s == 1 or self.space.shortcut == "pool")) else 0
                 mem = max(mem, cin * ri2 + b * ri2, b * ri2 + b * ro2 + held, b * ro2 + out * ro2 + held,
                           (b + rd + held + b * ro2) if self.se else 0)
                 if rest:
