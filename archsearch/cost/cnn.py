@@ -208,9 +208,11 @@ def deepmad_flops(spec: CNNSpec) -> int:
       archsearch strides the 1x1 conv: the same MACs.)
     * ``k1dwk1`` (``ResK1DWK1``; ``ResK1DWSEK1`` with ``se``, whose SE the code leaves uncounted):
       ``(c b + 3b) R^2 + (b k^2 + 3b) R'^2 + (b out + 2 out + out) R'^2``: the reference block applies
-      a ReLU after the projecting 1x1 conv too (archsearch's builds a linear bottleneck), so the count
-      is the reference block's; its residual is an identity whenever ``c == out`` (average-pooled at
-      stride 2, adding ``c R^2``), never a projection, and its sum is not counted.
+      a ReLU after the projecting 1x1 conv too, so the count is the reference block's; its residual is an
+      identity whenever ``c == out`` (average-pooled at stride 2, adding ``c R^2``), never a projection,
+      and its sum is not counted. archsearch builds that block with ``StageSpec.shortcut == "pool"``
+      (``deepmad-mbv2``); with ``"auto"`` it builds MobileNetV2's linear bottleneck, whose identity is
+      at stride 1 only, and the count stays the reference block's.
     * the head conv (``CNNSpec.head_channels``; a 1x1 ``ConvKXBNRELU``): ``(c + 3) * head * R^2`` at the
       last side.
     * ``basic`` has no counterpart and is refused: the reference ``ResKXKX`` strides its second kxk

@@ -66,7 +66,7 @@ class DeepMADSolver(BaseSolver):
                 speed, and the result says so when the cap is what stopped it.
             max_nodes: Branch-and-bound nodes before the search returns its best design and bound.
             structure_solves: Relaxations the initial structure search (depths and kernels) may solve (100: at
-                R18, R34, R50, R50-plus and MBV2 as good as 300 or better, and 2 s sooner).
+                R18, R34, R50, R50-plus and MBV2-plus as good as 300 or better, and 2 s sooner).
             polish_share, structure_share: With a ``time_limit``: its shares kept for the final polish
                 and given to the structure search.
             progress: Called with ``{"phase", "nodes", "open", "score", "bound", "gap", "elapsed_s"}`` when a
