@@ -323,3 +323,17 @@ def test_evaluate_equals_cost_model_and_objectives(data, resolution: int, counts
     expected = madnas_score(spec, entropy=entropy) if score == "madnas" else sc.entropy
     assert ev.score == pytest.approx(expected, rel=1e-12) and ev.rho == pytest.approx(sc.rho, rel=1e-12)
     assert prog.from_spec(spec) == d
+
+
+@pytest.mark.parametrize("scale", ["uniform", "width", "depth"])
+def test_baselines_and_samples_stay_in_the_space(scale: str) -> None:
+    """The config's initial network scaled the classic way to the budget (depth scaling stops at the 53-layer
+    limit: every depth 3) and random designs keep every rule: grid, depths, layers, head, reference block."""
+    from archsearch.solvers.designs import baseline
+
+    prog = _program()
+    cand = baseline(prog.space, prog.space.budget, scale=scale)
+    assert cand.extra["rules_ok"] and cand.extra["fits_budget"] and prog.is_valid(prog.from_spec(cand.spec))
+    assert cand.spec.head_channels == 1280 and all(s.shortcut == "pool" for s in cand.spec.stages)
+    if scale == "depth":
+        assert [s.depth for s in cand.spec.stages] == [3, 3, 3, 3, 3]

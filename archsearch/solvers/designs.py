@@ -465,6 +465,8 @@ def _cnn_scale(space: Any, base: Any, kind: str, m: float) -> Any:
                 b = min(max(b, lo), hi)
         stages.append(dataclasses.replace(st, in_channels=prev, out_channels=out, bottleneck=b, depth=L))
         prev = out
+    if space.max_layers and 1 + 3 * sum(st.depth for st in stages) + (1 if base.head_channels else 0) > space.max_layers:
+        return None  # past the space's conv-layer limit (stem, 3 a block, head conv): out of the space
     stem = dataclasses.replace(base.stem, out_channels=c0)
     return CNNSpec(stem, tuple(stages), base.resolution, base.num_classes, base.name, head_channels=base.head_channels)
 
