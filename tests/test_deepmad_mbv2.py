@@ -337,3 +337,10 @@ def test_baselines_and_samples_stay_in_the_space(scale: str) -> None:
     assert cand.spec.head_channels == 1280 and all(s.shortcut == "pool" for s in cand.spec.stages)
     if scale == "depth":
         assert [s.depth for s in cand.spec.stages] == [3, 3, 3, 3, 3]
+
+
+def test_the_madnas_space_has_no_constants_to_tune() -> None:
+    from archsearch.solvers.constants import default_constants, free_constants
+
+    assert free_constants(get_space("deepmad-mbv2")) == () and default_constants(get_space("deepmad-mbv2")) == {}
+    assert default_constants(get_space("deepmad-mbv2-plus"))["rho0"] == 0.5

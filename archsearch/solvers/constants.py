@@ -88,6 +88,10 @@ def free_constants(space: Any) -> tuple[FreeConstant, ...]:
 
     if not getattr(space, "solver", None):
         return ()
+    if getattr(space, "score", None) == "madnas":
+        # the DeepMAD reference's madnas score (deepmad-mbv2) has no rho bound and no depth penalty, and its one
+        # stage weight only scales it: none of the DeepMAD program's constants changes which design it picks
+        return ()
     return tuple(getattr(get_solver(space.solver), "free_constants", ()))
 
 

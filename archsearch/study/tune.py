@@ -135,7 +135,7 @@ def plan_tune(*, space: Any, budgets: list[Budget], run_dir: str | Path, dataset
 
     if not free_constants(space):
         raise SpecError(f"--space {space.name}: its program ({space.solver}) declares no free constants to tune; "
-                        "the deepmad-* and nvit spaces do")
+                        "the deepmad-* spaces (but deepmad-mbv2, whose madnas score has none) and nvit do")
     if not budgets:
         raise SpecError("--budget: give at least one budget to tune at")
     for name, value, low in (("--trials", trials, 1), ("--max-nodes", max_nodes, 1)):
