@@ -115,14 +115,19 @@ def test_built_reference_block_runs_what_the_count_counts() -> None:
 
     rows = [(16, 16, 32, 3, 2, 2), (16, 40, 120, 5, 2, 3), (40, 40, 144, 5, 2, 2), (40, 96, 384, 3, 1, 4),
             (96, 160, 800, 5, 2, 4)]
+    import torch
+
     spec = _spec(rows)
     assert _measured_reference_flops(spec) == deepmad_flops(spec) == 199_194_016
-    model = build_model(spec)
+    with torch.device("meta"):
+        model = build_model(spec)
     first, changed = model.stages[0][0], model.stages[1][0]
     assert first.has_residual and type(first.pool).__name__ == "AvgPool2d" and type(first.act).__name__ == "ReLU"
     assert not changed.has_residual and type(changed.act).__name__ == "ReLU"
-    odd = _spec(rows, resolution=97)  # sides 49, 25, 13, 7, 7, 4: the pool keeps the conv's ceil(side / 2)
-    assert model.__class__(odd)(__import__("torch").zeros(1, 3, 97, 97)).shape == (1, 1000)
+    # odd sides (17 -> 9 -> 5 -> 3): the pool keeps the conv's ceil(side / 2), so the residual sums
+    small = _spec([(8, 8, 16, 3, 2, 1), (8, 8, 16, 3, 2, 2), (8, 16, 24, 3, 2, 1), (16, 16, 24, 3, 1, 1),
+                   (16, 16, 24, 3, 2, 1)], stem=8, head=32, resolution=33).replace(num_classes=10)
+    assert build_model(small)(torch.zeros(1, 3, 33, 33)).shape == (1, 10)
 
 
 def test_built_module_equals_the_cost_model() -> None:
