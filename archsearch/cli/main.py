@@ -12,6 +12,7 @@ import sys
 from typing import Any, Sequence
 
 from archsearch import __version__
+from archsearch._threads import prefer_passive_wait
 from archsearch.cli import (
     calibrate,
     designs,
@@ -30,6 +31,10 @@ from archsearch.cli._output import EXIT_USAGE, err
 from archsearch.errors import ArchsearchError
 
 __all__ = ["main", "build_parser"]
+
+# commands that train: their CPU thread pool sleeps when idle unless the user set a wait policy
+# (archsearch._threads); calibrate keeps OpenMP's default, since its figures are batch-1 latencies
+_TRAINING_COMMANDS = frozenset({"validate", "search", "worker", "tune", "teacher", "prune"})
 
 # every subcommand's parser, in the order `archsearch --help` lists them
 _COMMANDS = (
@@ -84,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.command in _TRAINING_COMMANDS:
+        prefer_passive_wait()  # before the command imports torch (archsearch._threads says why)
     try:
         _validate(args)
         preflight(args)  # every output path and the storage URL, before any work
