@@ -24,7 +24,9 @@ so a killed piece re-run with the same arguments trains only what is missing):
     the space's rules are refused without training); its best design is then trained like the others.
 ``summary``
     Tables: mean +- sample std of top-1 per design, paired differences by seed with 95 % t intervals,
-    the Spearman coefficients with 95 % bootstrap intervals, and the CPU hours of each piece; written as
+    the Spearman coefficients with 95 % bootstrap intervals (each program's objective, and beside them three
+    zero-cost proxies on one batch of the data, NASWOT, synflow and the gradient norm, measured before any
+    is offered as a term of the tuned objective), and the CPU hours of each piece; written as
     ``OUT/summary.json`` and ``OUT/summary.md`` (also printed).
 
 Goals stated by the issue: the tuned design beats the default design and the baseline by >= 0.3 points at
@@ -218,6 +220,71 @@ def _rows(path: Path) -> list[dict[str, Any]]:
         return []
 
 
+PROXIES = ("naswot", "synflow", "grad_norm")
+
+
+def _proxy_scores(spec_dicts: list[dict[str, Any]], *, batch: int = 64, seed: int = 0) -> list[dict[str, float]]:
+    """Zero-cost proxies of each design at initialisation, on one batch of the data (the first ``batch``
+    training images in a seeded order, normalised by the dataset's statistics), weights seeded ``seed``:
+
+    * ``naswot`` (Mellor et al., "Neural Architecture Search without Training", ICML 2021): the log
+      determinant of the kernel ``K = C C^T + (1 - C)(1 - C)^T`` of the images' binary ReLU codes;
+    * ``synflow`` (Tanaka et al., NeurIPS 2020, as a NAS proxy by Abdelfattah et al., ICLR 2021): the sum of
+      ``|theta * dR/dtheta|`` with ``R`` the sum of the outputs of the network with absolute weights on an
+      all-ones input, in float64, BatchNorm in eval mode (its initial statistics: an identity map);
+    * ``grad_norm``: the sum over parameters of the L2 norm of the cross-entropy gradient on the batch.
+    """
+    import numpy as np
+    import torch
+
+    from archsearch.models import build_model
+    from archsearch.space import spec_from_dict
+    from archsearch.train.datasets import get_dataset
+
+    data = get_dataset(DATASET)
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(data.train), generator=gen)[:batch].tolist()
+    x8, y = next(data.train.batches(idx, batch))
+    mean = torch.tensor(data.info.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.info.std).view(1, -1, 1, 1)
+    x = (x8.float() / 255 - mean) / std
+    out = []
+    for sd in spec_dicts:
+        torch.manual_seed(seed)
+        model = build_model(spec_from_dict(sd))
+        row: dict[str, float] = {}
+        # NASWOT: binary codes of every ReLU's output, per image
+        codes: list[torch.Tensor] = []
+        hooks = [m.register_forward_hook(lambda _m, _i, o: codes.append((o.detach() > 0).flatten(1).double()))
+                 for m in model.modules() if isinstance(m, torch.nn.ReLU)]
+        model.train()
+        with torch.no_grad():
+            model(x)
+        for h in hooks:
+            h.remove()
+        c = torch.cat(codes, 1)
+        k = c @ c.T + (1 - c) @ (1 - c).T
+        row["naswot"] = float(torch.linalg.slogdet(k)[1])
+        # grad norm
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        with torch.no_grad():
+            row["grad_norm"] = float(sum(p.grad.norm() for p in model.parameters() if p.grad is not None))
+        # synflow
+        m64 = build_model(spec_from_dict(sd)).double().eval()
+        m64.load_state_dict({k_: v.double() if v.is_floating_point() else v for k_, v in model.state_dict().items()})
+        with torch.no_grad():
+            for p_ in m64.parameters():
+                p_.abs_()
+        m64.zero_grad()
+        m64(torch.ones(1, *x.shape[1:], dtype=torch.float64)).sum().backward()
+        with torch.no_grad():
+            flow = float(sum((p_ * p_.grad).abs().sum() for p_ in m64.parameters() if p_.grad is not None))
+        row["synflow"] = float(np.log(flow)) if flow > 0 else float("-inf")  # the log: a monotone map
+        out.append(row)
+    return out
+
+
 def summary(out: Path, args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
@@ -279,6 +346,11 @@ def summary(out: Path, args: argparse.Namespace) -> dict[str, Any]:
         for name, prog in progs.items():
             scores = [prog.evaluate(prog.from_spec(spec_from_dict(s))).score for _, s in designs.values()]
             res.setdefault("spearman", {})[name] = _spearman_ci(scores, top1)
+        # zero-cost proxies on one batch of the data: measured beside the objectives, not offered in `tune`
+        # unless one ranks better (issue 20)
+        proxy_rows = _proxy_scores([s for _, s in designs.values()])
+        for proxy in PROXIES:
+            res["spearman"][f"proxy: {proxy}"] = _spearman_ci([r[proxy] for r in proxy_rows], top1)
     times = json.loads((out / "times.json").read_text()) if (out / "times.json").is_file() else {}
     res["cpu_hours"] = {k: round(v["cpu_s"] / 3600, 3) for k, v in times.items()}
     res["wall_hours"] = {k: round(v["wall_s"] / 3600, 3) for k, v in times.items()}
