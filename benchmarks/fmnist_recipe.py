@@ -24,7 +24,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     from archsearch._threads import prefer_passive_wait
 
-    prefer_passive_wait()  # as the training commands do (before torch is imported)
+    prefer_passive_wait()  # it times no latency: idle CPU threads may sleep (archsearch._threads)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/fmnist-recipe")
     parser.add_argument("--budget", default="macs=5M,params=250K")

@@ -10,10 +10,13 @@ environment already sets ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` (:mod:`archse
 
 Method: the training step of the ``quick`` recipe's quickstart network (the ``deepmad-cifar`` design at
 ``macs=5M,params=150K``, batch 64 at 32 px, AdamW) in fresh processes, ``--threads`` torch threads, each
-wait policy in turn ``--repeats`` times; once alone and once beside ``--busy`` processes that each spin on
-a core (a synthetic, repeatable stand-in for a loaded machine). The figures are the medians of seconds
-per step, wall (``time.perf_counter``) and this process's CPU time (``time.process_time``), and the
-ratio ``default / passive`` within each condition (above 1: passive is faster).
+wait policy in turn (OpenMP's default; ``OMP_WAIT_POLICY=PASSIVE``; libgomp's ``GOMP_SPINCOUNT=10000``, a
+short spin) ``--repeats`` times, interleaved; in three conditions: alone (``quiet``), beside ``--busy``
+processes that each spin on a core (``spinning``), and beside another training process of the same step
+with the default policy (``training``: a second worker or a background study). The figures are the
+medians of seconds per step, wall (``time.perf_counter``) and the process's CPU time
+(``time.process_time``), and each policy's speed-up over the default within the condition (above 1:
+faster). Results of this machine: ``reports/omp-wait.json`` (docs/training.md quotes them).
 Usage: ``python benchmarks/omp_wait.py [--threads 2] [--busy 2] [--steps 30] [--repeats 3]``.
 """
 
@@ -26,6 +29,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 _STEP = r"""
 import json, sys, time, torch
@@ -52,7 +56,7 @@ for _ in range(steps):
 print(json.dumps({"wall_s": (time.perf_counter() - t0) / steps, "cpu_s": (time.process_time() - c0) / steps}))
 """
 
-POLICIES = {"default": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}}
+POLICIES = {"default": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}, "spin10k": {"GOMP_SPINCOUNT": "10000"}}
 
 
 def _spin(stop: mp.Event) -> None:  # one busy core
@@ -60,6 +64,14 @@ def _spin(stop: mp.Event) -> None:  # one busy core
     while not stop.is_set():
         for _ in range(100_000):
             x += 1
+
+
+def _other_training(threads: int) -> subprocess.Popen:
+    """Another training process (the same step, OpenMP's default policy) running until killed: what a
+    second worker, a background study or a colleague's job puts beside a run on a shared machine."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    return subprocess.Popen([sys.executable, "-c", _STEP, str(threads), "1000000"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _run(policy: str, threads: int, steps: int) -> dict[str, float]:
@@ -73,31 +85,39 @@ def _run(policy: str, threads: int, steps: int) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--busy", type=int, default=2, help="spinning processes of the busy condition (default 2)")
+    parser.add_argument("--busy", type=int, default=2, help="spinning processes of the 'spinning' condition (default 2)")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     out: dict[str, object] = {"threads": args.threads, "busy": args.busy, "steps": args.steps, "repeats": args.repeats,
                               "cpus": os.cpu_count(), "load_before": os.getloadavg()[0], "conditions": {}}
-    for condition, busy in (("quiet", 0), ("busy", args.busy)):
+    for condition in ("quiet", "spinning", "training"):
         stop = mp.Event()
-        spinners = [mp.Process(target=_spin, args=(stop,), daemon=True) for _ in range(busy)]
+        spinners = [mp.Process(target=_spin, args=(stop,), daemon=True) for _ in range(args.busy if condition == "spinning" else 0)]
         for p in spinners:
             p.start()
+        other = _other_training(args.threads) if condition == "training" else None
+        if other is not None:
+            time.sleep(8)  # past its imports and solve: training
         try:
             runs: dict[str, list[dict[str, float]]] = {p: [] for p in POLICIES}
             for _ in range(args.repeats):
-                for policy in POLICIES:  # interleaved, so a drift of the machine's load hits both alike
+                for policy in POLICIES:  # interleaved, so a drift of the machine's load hits all alike
                     runs[policy].append(_run(policy, args.threads, args.steps))
         finally:
             stop.set()
             for p in spinners:
                 p.join()
+            if other is not None:
+                other.kill()
+                other.wait()
         row: dict[str, object] = {}
         for policy, rs in runs.items():
             row[policy] = {k: round(statistics.median(r[k] for r in rs), 4) for k in ("wall_s", "cpu_s")}
-        row["ratio_wall"] = round(row["default"]["wall_s"] / row["passive"]["wall_s"], 2)  # type: ignore[index]
-        row["ratio_cpu"] = round(row["default"]["cpu_s"] / row["passive"]["cpu_s"], 2)  # type: ignore[index]
+        for policy in POLICIES:  # above 1: faster than OpenMP's default
+            if policy != "default":
+                row[f"speedup_wall_{policy}"] = round(row["default"]["wall_s"] / row[policy]["wall_s"], 2)  # type: ignore[index]
+                row[f"speedup_cpu_{policy}"] = round(row["default"]["cpu_s"] / row[policy]["cpu_s"], 2)  # type: ignore[index]
         out["conditions"][condition] = row  # type: ignore[index]
     out["note"] = "seconds per training step (medians); wall times depend on the machine and its other load"
     print(json.dumps(out, indent=2))

@@ -32,9 +32,6 @@ KWARGS = {"img_size": 28, "patch_size": 7, "embed_dim": 64, "depth": 4, "num_hea
 
 
 def main() -> None:
-    from archsearch._threads import prefer_passive_wait
-
-    prefer_passive_wait()  # as the training commands do (before torch is imported)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--fraction", type=float, default=0.5, help="target MACs as a fraction of the dense model's")

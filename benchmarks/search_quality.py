@@ -278,7 +278,7 @@ def markdown(summary: dict[str, Any], frame: Any) -> str:
 def main(argv: list[str] | None = None) -> int:
     from archsearch._threads import prefer_passive_wait
 
-    prefer_passive_wait()  # as the training commands do (before torch is imported)
+    prefer_passive_wait()  # it times no latency: idle CPU threads may sleep (archsearch._threads)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="reports/search-quality", help="study directory (default reports/search-quality)")
     parser.add_argument("--budgets", default="1M,4M,16M", help=f"pieces to run, from {list(BUDGETS)} (default all)")

@@ -392,7 +392,7 @@ def markdown(res: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     from archsearch._threads import prefer_passive_wait
 
-    prefer_passive_wait()  # as the training commands do (before torch is imported)
+    prefer_passive_wait()  # it times no latency: idle CPU threads may sleep (archsearch._threads)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("piece", choices=("tune", "heldout", "rank", "tpe", "summary"))
     parser.add_argument("--out", type=Path, default=Path("reports/tuned"))

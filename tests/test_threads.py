@@ -1,4 +1,4 @@
-"""The CPU thread pool's wait policy: passive for training commands unless the user chose (archsearch._threads)."""
+"""The CPU thread pool's wait policy: passive for commands that time no latency unless the user chose (archsearch._threads)."""
 
 from __future__ import annotations
 
@@ -43,10 +43,11 @@ _PROBE = ("import os, sys; from archsearch.cli.main import main; code = main(sys
 
 
 @pytest.mark.parametrize("argv,policy", [
-    (["validate", "no-such-run-dir"], "PASSIVE"),  # a training command: set before anything imports torch
-    (["spaces"], None),  # the others keep OpenMP's default
+    (["validate", "no-such-run-dir", "--no-latency"], "PASSIVE"),  # trains, times nothing: set before torch loads
+    (["validate", "no-such-run-dir"], None),  # times batch-1 latency: OpenMP's default spinning
+    (["spaces"], None),
 ])
-def test_cli_sets_it_for_training_commands_only(tmp_path, argv, policy):
+def test_cli_sets_it_when_nothing_is_timed(tmp_path, argv, policy):
     env = {k: v for k, v in os.environ.items() if k not in _threads._USER_VARS}
     out = subprocess.run([sys.executable, "-c", _PROBE, *argv], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=120)
@@ -59,6 +60,6 @@ def test_cli_sets_it_for_training_commands_only(tmp_path, argv, policy):
 def test_cli_keeps_the_users_policy(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in _threads._USER_VARS}
     env["OMP_WAIT_POLICY"] = "ACTIVE"
-    out = subprocess.run([sys.executable, "-c", _PROBE, "validate", "no-such-run-dir"], cwd=tmp_path, env=env,
+    out = subprocess.run([sys.executable, "-c", _PROBE, "validate", "no-such-run-dir", "--no-latency"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1].split()[-1] == "ACTIVE"

@@ -32,9 +32,14 @@ from archsearch.errors import ArchsearchError
 
 __all__ = ["main", "build_parser"]
 
-# commands that train: their CPU thread pool sleeps when idle unless the user set a wait policy
-# (archsearch._threads); calibrate keeps OpenMP's default, since its figures are batch-1 latencies
-_TRAINING_COMMANDS = frozenset({"validate", "search", "worker", "tune", "teacher", "prune"})
+
+def _times_nothing(args: argparse.Namespace) -> bool:
+    """Trains and times no latency: then the CPU thread pool may sleep when idle (archsearch._threads).
+    Latency figures keep OpenMP's default spinning, which batch-1 timings need (sleeping threads made
+    them 1.7-3.8x longer on an idle machine): calibrate, prune and worker (its study may time latency) keep it, and validate and search
+    unless --no-latency."""
+    return args.command in ("tune", "teacher") or (args.command in ("validate", "search") and args.no_latency)
+
 
 # every subcommand's parser, in the order `archsearch --help` lists them
 _COMMANDS = (
@@ -89,8 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    if args.command in _TRAINING_COMMANDS:
-        prefer_passive_wait()  # before the command imports torch (archsearch._threads says why)
+    if _times_nothing(args):
+        prefer_passive_wait()  # before the command imports torch
     try:
         _validate(args)
         preflight(args)  # every output path and the storage URL, before any work
