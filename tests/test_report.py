@@ -199,6 +199,22 @@ def test_validated_front_with_latency_and_published_models() -> None:
     assert len(digits.references) == 0
 
 
+def test_validated_front_axis_stops_at_100() -> None:
+    """A top-1 near 100 % leaves no axis (and no tick label) above 100."""
+    import re
+
+    from archsearch.report.plots import validated_front_svg
+    from archsearch.results import validated_fronts
+
+    import pandas as pd
+
+    trials = [t | {"top1": 0.97 + 0.01 * i} for i, t in enumerate(_trials(dataset="digits", recipe="quick"))]
+    (front,) = validated_fronts(pd.DataFrame(trials))
+    svg = validated_front_svg(front)
+    ticks = [float(v) for v in re.findall(r">\s*(\d+(?:\.\d+)?)\s*</text>", svg)]
+    assert ticks and max(t for t in ticks if 90 <= t < 1000) <= 100
+
+
 def test_report_keeps_the_design_walls(solved_runs: dict, tmp_path: Path) -> None:  # noqa: F811
     """results computes without matplotlib or torch; report renders without torch, solvers, train or models."""
     runs = [str(r.path) for r in solved_runs.values()]

@@ -401,6 +401,11 @@ def validated_front_svg(front: ValidatedFront, *, key: str = "validated") -> str
                                   ref.name + (" (backbone)" if ref.counts == "backbone" else "")) for ref in refs.itertuples()]
             _fmt_axis(ax, cost)
             ax.ticklabel_format(axis="y", useOffset=False)
+            lo, hi = ax.get_ylim()
+            if hi > 100:  # top-1 stops at 100 %: no axis (or tick) above it; markers at 100 drawn whole
+                ax.set_ylim(lo, 100)
+                for artist in (*ax.lines, *ax.collections):
+                    artist.set_clip_on(False)
             ax.set_ylabel(f"top-1 % on {front.training.get('dataset')}" + (" (mean ± std)" if several else ""))
         handles, labels = axes[0].get_legend_handles_labels()
         last = ("published", "Pareto-optimal", "front")  # after the kinds, in this order
