@@ -68,7 +68,15 @@ def _log(msg: str) -> None:
 
 
 def _timed(out: Path, piece: str, fn: Any) -> None:
-    """Runs a piece and adds its wall and CPU seconds to ``OUT/times.json`` (summed over re-runs)."""
+    """Runs a piece and adds its wall and CPU seconds to ``OUT/times.json`` (summed over re-runs), also
+    when it is stopped: Ctrl-C, or a ``kill`` (SIGTERM, turned into an exit here so that the time is
+    recorded; Python's default would end the process without it)."""
+    import signal
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         fn()
