@@ -165,7 +165,8 @@ def tpe(out: Path, args: argparse.Namespace) -> None:
     n_train = sum(t.state.name == "COMPLETE" for t in tuned.trials)
     space = get_space(SPACE)
     label, text = HELDOUT
-    prog = DeepMADProgram(space, Budget.parse(text))
+    budget = Budget.parse(text)
+    prog = DeepMADProgram(space, budget)
     base = out / label / "tpe"
     base.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{base / 'tpe.db'}"
@@ -182,9 +183,9 @@ def tpe(out: Path, args: argparse.Namespace) -> None:
         prev, cs, bs, ks, Ls = c0, [], [], [], []
         for i in range(prog.n):
             grow = trial.suggest_float(f"grow{i + 1}", 1.0, float(sp.max_width_ratio))
-            c = min(sp.widths[1], max(prev, int(round(prev * grow / m)) * m))
+            c = min(sp.widths[1], max(prev, round(prev * grow / m) * m))
             lo, hi = prog.b_range(c)
-            b = lo + int(round(trial.suggest_float(f"inner{i + 1}", 0.0, 1.0) * (hi - lo) / m)) * m
+            b = lo + round(trial.suggest_float(f"inner{i + 1}", 0.0, 1.0) * (hi - lo) / m) * m
             k = trial.suggest_categorical(f"k{i + 1}", list(sp.kernels))
             L = trial.suggest_int(f"L{i + 1}", sp.depths[0], sp.first_depth_max if i == 0 else sp.depths[1])
             cs.append(c), bs.append(b), ks.append(k), Ls.append(L)
@@ -201,7 +202,6 @@ def tpe(out: Path, args: argparse.Namespace) -> None:
         if not prog.is_valid(d):
             raise AssertionError(f"the TPE parametrisation drew a design outside the space: {d}")
         if not ev.feasible:  # over the budget: not trained; told how far over, so TPE learns where the budget lies
-            budget = Budget.parse(text)
             over = max(ev.macs / budget.macs, ev.params / budget.params)
             study.tell(trial, 1.0 - over)  # < 0: below every trained top-1
             continue
@@ -210,7 +210,7 @@ def tpe(out: Path, args: argparse.Namespace) -> None:
         if not (run / "candidates.json").is_file():
             run.mkdir(parents=True, exist_ok=True)
             atomic_write_text(run / "candidates.json", json.dumps({
-                "status": "feasible", "space": SPACE, "name": run.name, "budget": Budget.parse(text).to_dict(),
+                "status": "feasible", "space": SPACE, "name": run.name, "budget": budget.to_dict(),
                 "candidates": [{"spec": spec.to_dict(), "score": ev.score, "macs": ev.macs, "params": ev.params}]}))
         rows = validate_run(run, dataset=DATASET, recipe=args.recipe, device="cpu", epochs=args.tune_epochs,
                             max_batches=args.tune_batches, seeds=[0], latency=False)
@@ -254,28 +254,30 @@ def _proxy_scores(spec_dicts: list[dict[str, Any]], *, batch: int = 64, seed: in
       all-ones input, in float64, BatchNorm in eval mode (its initial statistics: an identity map);
     * ``grad_norm``: the sum over parameters of the L2 norm of the cross-entropy gradient on the batch.
     """
+    import copy
+
     import numpy as np
     import torch
 
     from archsearch.models import build_model
     from archsearch.space import spec_from_dict
-    from archsearch.train.datasets import get_dataset
+    from archsearch.train.datasets import BatchTransform, get_dataset
 
     data = get_dataset(DATASET)
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(data.train), generator=gen)[:batch].tolist()
     x8, y = next(data.train.batches(idx, batch))
-    mean = torch.tensor(data.info.mean).view(1, -1, 1, 1)
-    std = torch.tensor(data.info.std).view(1, -1, 1, 1)
-    x = (x8.float() / 255 - mean) / std
     out = []
     for sd in spec_dicts:
         torch.manual_seed(seed)
         model = build_model(spec_from_dict(sd))
+        # the model's input as the trainer evaluates it (normalised, at the model's size and channels)
+        channels, side = model.pretrained_cfg["input_size"][0], model.pretrained_cfg["input_size"][-1]
+        x = BatchTransform(data.info, channels=channels, resolution=side, device=torch.device("cpu"))(x8, train=False)
         row: dict[str, float] = {}
         # NASWOT: binary codes of every ReLU's output, per image
         codes: list[torch.Tensor] = []
-        hooks = [m.register_forward_hook(lambda _m, _i, o: codes.append((o.detach() > 0).flatten(1).double()))
+        hooks = [m.register_forward_hook(lambda _m, _i, o, codes=codes: codes.append((o.detach() > 0).flatten(1).double()))
                  for m in model.modules() if isinstance(m, torch.nn.ReLU)]
         model.train()
         with torch.no_grad():
@@ -291,8 +293,7 @@ def _proxy_scores(spec_dicts: list[dict[str, Any]], *, batch: int = 64, seed: in
         with torch.no_grad():
             row["grad_norm"] = float(sum(p.grad.norm() for p in model.parameters() if p.grad is not None))
         # synflow
-        m64 = build_model(spec_from_dict(sd)).double().eval()
-        m64.load_state_dict({k_: v.double() if v.is_floating_point() else v for k_, v in model.state_dict().items()})
+        m64 = copy.deepcopy(model).double().eval()
         with torch.no_grad():
             for p_ in m64.parameters():
                 p_.abs_()

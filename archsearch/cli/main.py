@@ -36,8 +36,8 @@ __all__ = ["main", "build_parser"]
 def _times_nothing(args: argparse.Namespace) -> bool:
     """Trains and times no latency: then the CPU thread pool may sleep when idle (archsearch._threads).
     Latency figures keep OpenMP's default spinning, which batch-1 timings need (sleeping threads made
-    them 1.7-3.8x longer on an idle machine): calibrate, prune and worker (its study may time latency) keep it, and validate and search
-    unless --no-latency."""
+    them 1.7-3.8x longer on an idle machine): calibrate, prune and worker (its study may time latency)
+    keep it, and validate and search unless --no-latency."""
     return args.command in ("tune", "teacher") or (args.command in ("validate", "search") and args.no_latency)
 
 
