@@ -5,8 +5,8 @@ threads spin for a while after each parallel region, waiting for the next one. O
 are all free that saves a wake-up per operator; on a shared machine a spinning thread takes a core that
 another process needs, and the small operators of a CPU-sized CNN finish only when every thread of the
 pool has been scheduled. ``OMP_WAIT_POLICY=PASSIVE`` (the OpenMP standard's variable; libgomp then
-sleeps at once) trades the first for the second. The ``archsearch`` command sets it unless the
-environment already sets ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` (:mod:`archsearch.cli.main`).
+sleeps at once) trades the first for the second. The ``archsearch`` commands that time no latency set it
+unless the environment already sets a wait policy (:mod:`archsearch._threads`, :mod:`archsearch.cli.main`).
 
 Method: the training step of the ``quick`` recipe's quickstart network (the ``deepmad-cifar`` design at
 ``macs=5M,params=150K``, batch 64 at 32 px, AdamW) in fresh processes, ``--threads`` torch threads, each
@@ -66,18 +66,22 @@ def _spin(stop: mp.Event) -> None:  # one busy core
             x += 1
 
 
+def _env(policy: str) -> dict[str, str]:
+    """This environment without any wait-policy variable of the user's, then the policy's."""
+    from archsearch._threads import _USER_VARS
+
+    return {**{k: v for k, v in os.environ.items() if k not in _USER_VARS}, **POLICIES[policy]}
+
+
 def _other_training(threads: int) -> subprocess.Popen:
     """Another training process (the same step, OpenMP's default policy) running until killed: what a
     second worker, a background study or a colleague's job puts beside a run on a shared machine."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    return subprocess.Popen([sys.executable, "-c", _STEP, str(threads), "1000000"], env=env,
+    return subprocess.Popen([sys.executable, "-c", _STEP, str(threads), "1000000"], env=_env("default"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _run(policy: str, threads: int, steps: int) -> dict[str, float]:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    env.update(POLICIES[policy])
-    out = subprocess.run([sys.executable, "-c", _STEP, str(threads), str(steps)], env=env, check=True,
+    out = subprocess.run([sys.executable, "-c", _STEP, str(threads), str(steps)], env=_env(policy), check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
