@@ -72,13 +72,18 @@ class _Relaxation(_Formulation):
         row[o], row[y], row[k] = 1.0, ny, 1.0
         return zl[o] + ny * yl + zl[k], zu[o] + ny * yu + zu[k], row
 
-    def solve(self, node: _Node, ratios: np.ndarray | None = None, *, prune: bool = True) -> tuple[float, np.ndarray] | None:
+    def solve(self, node: _Node, ratios: np.ndarray | None = None, *, prune: bool = True,
+              shade: float = 0.0) -> tuple[float, np.ndarray] | None:
         """Returns ``(relaxed objective, z*)`` (the depth penalty included), ``None`` when the relaxation is
         proven infeasible, or :data:`UNSOLVED` when the backend fails. ``ratios``: the least ``b / out`` per
         superblock instead of the box's (a heuristic's choice: then the value bounds nothing). ``prune``:
         the caller prunes the box on a ``None`` result, so an infeasibility verdict is checked by a second
-        solve; a heuristic that only skips the box passes ``False`` and takes the first verdict."""
+        solve; a heuristic that only skips the box passes ``False`` and takes the first verdict. ``shade``:
+        a heuristic's solve with every budget and rho0 scaled by ``1 - shade`` and, in the spaces with the
+        reference's inner-width rule, ``b >= out / 10`` in place of its chord (then too the value bounds
+        nothing): widths that stay feasible when rounded to the grid."""
         prog, n = self.prog, self.prog.n
+        _assign_all((self.cap, 1.0 - shade), (self.rho_shift, -math.log(1.0 - shade)))
         zl, zu = self.box(node)
         if np.any(zl > zu + 1e-12):
             return None
@@ -96,6 +101,8 @@ class _Relaxation(_Formulation):
                     ga, gb = math.log(math.exp(xa) / 10 - 4), math.log(math.exp(xb) / 10 - 4)
                     slope[i] = (gb - ga) / (xb - xa)
                     icpt[i] = ga - slope[i] * xa - 1e-9
+            if shade > 0:  # a heuristic's solve: b >= out / 10 itself, which the grid's smart_round(out / 10) nearly is
+                slope, icpt = np.ones(n), np.full(n, -math.log(10.0))
             _assign_all((self.rule_slope, slope), (self.rule_icpt, icpt))
             _assign_all((self.quad_inv, np.exp(-zl[1 + 2 * n:]) * (1 + 1e-4)),  # shaded: at a point the cone is tight
                         (self.quad_off, ((np.array(node.lo) < 1.5) | (  # D may be 0, or out and inner fixed

@@ -141,6 +141,10 @@ class _Formulation:
         # budget rows whose repeated-block part is linear in M: (constraint, per-M coefficients) for the
         # cost hidden by a loose depth link (see :meth:`link_slack`)
         self.budget_rows: list[tuple[Any, Any]] = []
+        # 1 and 0 in every bound; a heuristic's shaded solve (:meth:`_Relaxation.solve`) asks for designs a
+        # fraction inside the budgets and rho0, so that rounding its widths to the grid keeps them feasible
+        self.cap = cp.Parameter(nonneg=True, value=1.0)
+        self.rho_shift = cp.Parameter(nonneg=True, value=0.0)
         for limit, lc, rows_, rep, rep_d in ((prog.macs_limit, self.lc_macs, self.first_macs, self.rep_macs, None),
                                             (b.params, self.lc_params, self.first_params, self.rep_params, self.rep_params_d)):
             if limit is None:
@@ -150,7 +154,7 @@ class _Formulation:
             total = s_ + cp.sum(cp.multiply(rep, self.M))
             if rep_d is not None:
                 total = total + rep_d @ self.D
-            cons.append(total <= 1)
+            cons.append(total <= self.cap)
             self.budget_rows.append((cons[-1], rep))
         # latency: the calibrated predictor is a non-negative combination of posynomial features (MACs,
         # activations, weights, a constant per unit), so it enters like the MACs row; its MACs with
@@ -161,7 +165,7 @@ class _Formulation:
             s_ = cp.Variable(pos=True)
             cons.append(cp.log_sum_exp(np.array(lat_rows) @ z + _log_coef(np.array(lat_coefs) / b.latency_ms)) <= cp.log(s_))
             cons.append(s_ + cp.sum(cp.multiply(rep_lat * self.KAPPA / b.latency_ms, self.M))
-                        + (rep_lat_d / b.latency_ms) @ self.D <= 1)
+                        + (rep_lat_d / b.latency_ms) @ self.D <= self.cap)
             self.budget_rows.append((cons[-1], rep_lat * self.KAPPA / b.latency_ms))
         # FLOPs in the reference code's count (:meth:`DeepMADProgram.flops`): the conv MACs at its real sides
         # plus BatchNorm and ReLU (3 per output element of every conv); a posynomial like the MACs row. Without
@@ -171,7 +175,7 @@ class _Formulation:
             f_rows, f_coefs, rep_f = self._flops_terms()
             s_ = cp.Variable(pos=True)
             cons.append(cp.log_sum_exp(np.array(f_rows) @ z + _log_coef(np.array(f_coefs) / b.flops)) <= cp.log(s_))
-            cons.append(s_ + cp.sum(cp.multiply(rep_f * self.KAPPA / b.flops, self.M)) <= 1)
+            cons.append(s_ + cp.sum(cp.multiply(rep_f * self.KAPPA / b.flops, self.M)) <= self.cap)
             self.budget_rows.append((cons[-1], rep_f * self.KAPPA / b.flops))
         self.mem_groups: list[tuple[Any, int, list[tuple[float, bool]]]] = []
         if b.memory is not None:
@@ -234,7 +238,9 @@ class _Formulation:
         cons.append(logsum == e_z @ z + self.e_u @ self.u + self.stem_log)
         self.N = cp.Variable(self.n_stages)
         cons.append(self.N >= self.n_first + 3 * self.e_u @ self.D)
-        cons.append(logsum / 100.0 >= cp.rel_entr(self.N, prog.rho0 * np.ones(self.n_stages)) / 100.0)
+        # (rho0 (1 - shade) in a shaded solve: N log(N / (rho0 (1 - shade))) = N log(N / rho0) + N rho_shift)
+        cons.append(logsum / 100.0 >= cp.rel_entr(self.N, prog.rho0 * np.ones(self.n_stages)) / 100.0
+                    + self.rho_shift * self.N / 100.0)
         if prog.max_layers:  # the conv layers: 1 + 3 sum L (+ the head) <= max_layers, linear in D
             cons.append(3 * cp.sum(self.D) <= prog.max_layers - prog.layers((1,) * n))
         # width rules (constant, linear in log space)
