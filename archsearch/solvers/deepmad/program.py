@@ -162,13 +162,16 @@ class DeepMADProgram:
                 self.stage_of[i] = s
         # the madnas score weighs the last stage only (the reference config's multi_block_ratio [0, 0, 0, 0, 1])
         self.alpha = [0.0 if self.madnas else 1.0] * (len(self.ends) - 1) + [last]
-        # a bound on the exact MACs for the relaxation's MACs row: the MACs budget and, where every strided
-        # side is even (so the reference's real sides are the exact ones), a FLOPs budget too, since the
-        # conv MACs are part of the reference FLOPs; the FLOPs themselves are checked exactly on designs
-        sides_exact = self.resolution % space.stem_stride == 0 and all(r % s == 0 for r, s in zip(self.r_in, self.strides))
-        limits = [v for v in (budget.macs, budget.flops if sides_exact else None) if v is not None]
-        self.macs_limit = min(limits) if limits else None
         self.count_head = space.budget_counts == "model"
+        # a bound on the exact MACs for the relaxation's MACs row: the MACs budget and, where every strided
+        # side is even (so the reference's real sides are the exact ones) and the budget counts the classifier
+        # (whose MACs the relaxation's FLOPs row leaves out), a FLOPs budget too, since the conv MACs are part
+        # of the reference FLOPs. Otherwise the FLOPs row (:meth:`flops`' terms) bounds every MACs term and
+        # more, and a MACs row under the FLOPs budget would only add its 21 exponential cones (R50) to every
+        # relaxation
+        sides_exact = self.resolution % space.stem_stride == 0 and all(r % s == 0 for r, s in zip(self.r_in, self.strides))
+        limits = [v for v in (budget.macs, budget.flops if sides_exact and self.count_head else None) if v is not None]
+        self.macs_limit = min(limits) if limits else None
         self.num_classes = space.num_classes
         self._b_ranges: dict[int, tuple[int, int]] = {}
         self._b_options: dict[int, tuple[int, ...]] = {}
