@@ -32,6 +32,16 @@ def _assign_all(*pairs: tuple[Any, Any]) -> None:
         _assign(param, value)
 
 
+def _merge_terms(rows: list[list[float]], coefs: list[float]) -> tuple[list[list[float]], list[float]]:
+    """A posynomial's terms with equal exponent rows summed into one (each term is an exponential cone of
+    every relaxation; R50's FLOPs row: 40 terms, 31 distinct)."""
+    merged: dict[tuple[float, ...], float] = {}
+    for row, coef in zip(rows, coefs):
+        key = tuple(row)
+        merged[key] = merged.get(key, 0.0) + coef
+    return [list(key) for key in merged], list(merged.values())
+
+
 def _log_coef(c: np.ndarray) -> np.ndarray:
     """Logs of posynomial coefficients; an absent term (0) becomes exp(-60) of the budget."""
     return np.log(np.maximum(c, 1e-26))
@@ -162,6 +172,7 @@ class _Formulation:
         self.covers_latency = prog.latency_model is not None and b.latency_ms is not None
         if self.covers_latency:
             lat_rows, lat_coefs, rep_lat, rep_lat_d = self._latency_terms()
+            lat_rows, lat_coefs = _merge_terms(lat_rows, lat_coefs)
             s_ = cp.Variable(pos=True)
             cons.append(cp.log_sum_exp(np.array(lat_rows) @ z + _log_coef(np.array(lat_coefs) / b.latency_ms)) <= cp.log(s_))
             cons.append(s_ + cp.sum(cp.multiply(rep_lat * self.KAPPA / b.latency_ms, self.M))
@@ -173,6 +184,7 @@ class _Formulation:
         # solutions broke the FLOPs budget when rounded
         if b.flops is not None:
             f_rows, f_coefs, rep_f = self._flops_terms()
+            f_rows, f_coefs = _merge_terms(f_rows, f_coefs)
             s_ = cp.Variable(pos=True)
             cons.append(cp.log_sum_exp(np.array(f_rows) @ z + _log_coef(np.array(f_coefs) / b.flops)) <= cp.log(s_))
             cons.append(s_ + cp.sum(cp.multiply(rep_f * self.KAPPA / b.flops, self.M)) <= self.cap)
