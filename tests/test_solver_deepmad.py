@@ -421,6 +421,26 @@ def test_a_shaded_solve_realises_the_structure_whose_unshaded_widths_round_off_t
     assert again is not None and again is not UNSOLVED and again[0] == pytest.approx(plain[0], rel=1e-9)
 
 
+def test_the_structure_search_starts_at_depths_rounded_down_and_kernels_rounded_up() -> None:
+    """R18's root relaxation: depths (1, 1, 14.46, 14.46, 13.21), the last kernel nearer 3 than 5. The start
+    is (1, 1, 14, 14, 13) with 5x5 kernels (rounded to the nearest, kernel 3 kept the search away from the
+    best designs, all 5x5)."""
+    from archsearch.solvers.deepmad import UNSOLVED, _Relaxation, _root, _Search
+
+    prog = _program("deepmad-r18")
+    relax = _Relaxation(prog, "CLARABEL")
+    root = _root(prog)
+    relax.bound_entropy(root)
+    res = relax.solve(root)
+    assert res is not None and res is not UNSOLVED
+    depths = relax.depths()
+    n = prog.n
+    assert 2 * math.log(3) < res[1][1 + 2 * n + n - 1] < math.log(3) + math.log(5)  # nearer 3 than 5
+    start = DeepMADSolver._start(_Search(prog, 1), root, res[1], depths)
+    assert start.L == tuple(int(math.floor(x + 1e-6)) for x in depths) == (1, 1, 14, 14, 13)
+    assert start.k == (5,) * 5
+
+
 @pytest.mark.parametrize("name", ["deepmad-r50", "deepmad-r50-plus", "deepmad-mbv2", "deepmad-cifar"])
 def test_inner_ratio_ends_equal_a_scan_of_every_width(name: str) -> None:
     """The least and largest b / out of a space (cached) equal a scan over its output widths."""

@@ -168,7 +168,7 @@ class DeepMADSolver(BaseSolver):
         root_res = relax.solve(root)
         report("structure search")
         if root_res is not None and root_res is not UNSOLVED:
-            start = search.best[0] if search.best is not None else search.round(root_res[1], root, relax.depths())
+            start = search.best[0] if search.best is not None else self._start(search, root, root_res[1], relax.depths())
             self._structure_search(prog, relax, search, root, start, t0 + self.structure_share * self.time_limit,
                                    self.structure_solves)
         if search.best is not None:
@@ -265,6 +265,20 @@ class DeepMADSolver(BaseSolver):
         return SolveResult(status, sp.name, budget, cands, bound, gap, stats)
 
     @staticmethod
+    def _start(search: "_Search", root: _Node, z: np.ndarray, depths: np.ndarray) -> Design:
+        """The structure search's first design, from the root relaxation's solution ``z``: its depths rounded
+        down (rounded to the nearest, R50's (1, 1, 20, 20, 17) has no design; the best has (1, 1, 20, 20, 14))
+        and its kernels rounded up. R18's root puts the last superblock's kernel nearer 3 than 5; from there the
+        search never left kernel 3, where (1, 1, 14, 15, 11), the depths of its best design (all 5x5), has
+        no design at all. Measured, depths down and kernels up: R34 and the -plus spaces reach a 1 % gap in a
+        third to a fifth of the nodes, R50 in 122 instead of 130, R18 in as many (docs/benchmarks.md, "Speed")."""
+        n = search.prog.n
+        start = search.round(z, root, np.floor(depths + 1e-6))
+        kappa = z[1 + 2 * n:]
+        return start._replace(k=tuple(min((k for k in kk if 2 * math.log(k) >= kappa[i] - 1e-6), default=max(kk))
+                                      for i, kk in enumerate(root.kernels)))
+
+    @staticmethod
     def _structure_search(prog: DeepMADProgram, relax: _Relaxation, search: "_Search", root: _Node, start: Design,
                           deadline: float, solves: int) -> None:
         """Steepest-ascent local search over depths and kernels; widths from the fixed-structure relaxation.
@@ -285,11 +299,24 @@ class DeepMADSolver(BaseSolver):
 
         cur = (start.L, start.k)
         cur_value = value(*cur)
-        for scale in (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2):  # an infeasible start: fewer layers ease rho and the budgets
-            if cur_value > -math.inf or spent():
+        while cur_value == -math.inf and not spent():
+            # an infeasible start (the relaxation's depths cost more than the budgets allow once its widths are
+            # realised): the best feasible structure one layer shallower, or else one layer off the deepest
+            # superblock, and again. The best designs sit where one more layer breaks a budget, so the search
+            # starts at that edge (R50: (1, 1, 20, 20, 16) -> (1, 1, 20, 20, 15); scaling every depth by 0.9
+            # started at (1, 1, 18, 18, 14), whose region the local search never left)
+            L, k = cur
+            shallower = [(L[:i] + (L[i] - 1,) + L[i + 1:], k) for i in range(n) if L[i] > sp.depths[0]]
+            if not shallower:
                 break
-            L = tuple(max(sp.depths[0], int(x * scale)) for x in start.L)
-            cur, cur_value = (L, start.k), value(L, start.k)
+            scored = [(value(*move), move) for move in shallower]
+            best_value = max(v for v, _ in scored)
+            if best_value > -math.inf:
+                cur_value, cur = max(scored, key=lambda vm: vm[0])
+                break
+            deepest = max(range(n), key=lambda i: (L[i], i))
+            cur = (L[:deepest] + (L[deepest] - 1,) + L[deepest + 1:], k)
+            cur_value = value(*cur)
         while not spent():
             L, k = cur
             moves = []
