@@ -174,6 +174,7 @@ class DeepMADProgram:
         self.macs_limit = min(limits) if limits else None
         self.num_classes = space.num_classes
         self._b_ranges: dict[int, tuple[int, int]] = {}
+        self._blocks: dict[tuple[int, ...], tuple[int, int, int, float]] = {}
         self._b_options: dict[int, tuple[int, ...]] = {}
 
     # ----------------------------------------------------------------- designs
@@ -274,6 +275,53 @@ class DeepMADProgram:
         return Design(spec.stem.out_channels, tuple(s.out_channels for s in st), tuple(s.bottleneck for s in st),
                       tuple(s.kernel for s in st), tuple(s.depth for s in st))
 
+    def _block(self, i: int, cin: int, out: int, b: int, k: int, L: int) -> tuple[int, int, int, float]:
+        """Superblock ``i``'s MACs, params, peak activation memory (elements) and log-sum of layer widths, for
+        :meth:`evaluate`; kept per argument tuple, since the heuristics evaluate thousands of designs that differ
+        in one or two superblocks (R50: an eighth of a solve's CPU went to evaluations)."""
+        key = (i, cin, out, b, k, L)
+        hit = self._blocks.get(key)
+        if hit is not None:
+            return hit
+        log = math.log
+        ri, ro, s = self.r_in[i], self.r_out[i], self.strides[i]
+        macs_, params_, mem_ = 0, 0, 0
+        k2 = k * k
+        ri2, ro2 = ri * ri, ro * ro
+        rest = L - 1
+        if self.bottleneck:
+            sc = s != 1 or cin != out or self.force_projection
+            macs_ += ri2 * cin * b + ro2 * (k2 * b * b + b * out) + (ro2 * cin * out if sc else 0)
+            params_ += cin * b + 4 * b + k2 * b * b + b * out + 2 * out + ((cin * out + 2 * out) if sc else 0)
+            macs_ += rest * ro2 * (2 * out * b + k2 * b * b)
+            params_ += rest * (2 * out * b + 4 * b + k2 * b * b + 2 * out)
+            held = cin * ri2
+            mem_ = max(mem_, cin * ri2 + b * ri2, b * ri2 + b * ro2 + held, b * ro2 + out * ro2 + held,
+                      (cin * ri2 + 2 * out * ro2) if sc else 0)
+            if rest:
+                mem_ = max(mem_, out * ro2 + b * ro2, 2 * b * ro2 + out * ro2, b * ro2 + 2 * out * ro2)
+            log_ = log(cin) + log(b * k2) + log(b) + rest * (log(out) + log(b * k2) + log(b))
+        else:
+            rd = se_channels(b) if self.se else 0
+            se_macs = 2 * b * rd
+            se_params = 2 * b * rd + rd + b if self.se else 0
+            macs_ += ri2 * cin * b + ro2 * k2 * b + ro2 * b * out + se_macs
+            params_ += cin * b + 4 * b + k2 * b + b * out + 2 * out + se_params
+            macs_ += rest * (ro2 * out * b + ro2 * k2 * b + ro2 * b * out + se_macs)
+            params_ += rest * (2 * out * b + 4 * b + k2 * b + 2 * out + se_params)
+            held = cin * ri2 if (cin == out and (s == 1 or self.space.shortcut == "pool")) else 0
+            mem_ = max(mem_, cin * ri2 + b * ri2, b * ri2 + b * ro2 + held, b * ro2 + out * ro2 + held,
+                      (b + rd + held + b * ro2) if self.se else 0)
+            if rest:
+                held = out * ro2
+                mem_ = max(mem_, out * ro2 + b * ro2, 2 * b * ro2 + held, b * ro2 + out * ro2 + held,
+                          (b + rd + held + b * ro2) if self.se else 0)
+            log_ = log(cin) + log(k2) + log(b) + rest * (log(out) + log(k2) + log(b))
+        if len(self._blocks) > 200_000:
+            self._blocks.clear()
+        hit = self._blocks[key] = (macs_, params_, mem_, log_)
+        return hit
+
     # -------------------------------------------------------------- evaluation
     def evaluate(self, d: Design) -> Evaluation:
         """Exact costs, score and rho of a design, in closed form (equal to the cost model)."""
@@ -288,42 +336,15 @@ class DeepMADProgram:
         cum_log, cum_n = [0.0] * self.n, [0] * self.n
         prev = d.c0
         for i in range(self.n):
-            cin, out, b, k, L = prev, d.c[i], d.b[i], d.k[i], d.L[i]
-            ri, ro, s = self.r_in[i], self.r_out[i], self.strides[i]
-            k2 = k * k
-            ri2, ro2 = ri * ri, ro * ro
-            rest = L - 1
-            if self.bottleneck:
-                sc = s != 1 or cin != out or self.force_projection
-                macs += ri2 * cin * b + ro2 * (k2 * b * b + b * out) + (ro2 * cin * out if sc else 0)
-                params += cin * b + 4 * b + k2 * b * b + b * out + 2 * out + ((cin * out + 2 * out) if sc else 0)
-                macs += rest * ro2 * (2 * out * b + k2 * b * b)
-                params += rest * (2 * out * b + 4 * b + k2 * b * b + 2 * out)
-                held = cin * ri2
-                mem = max(mem, cin * ri2 + b * ri2, b * ri2 + b * ro2 + held, b * ro2 + out * ro2 + held,
-                          (cin * ri2 + 2 * out * ro2) if sc else 0)
-                if rest:
-                    mem = max(mem, out * ro2 + b * ro2, 2 * b * ro2 + out * ro2, b * ro2 + 2 * out * ro2)
-                logsum += log(cin) + log(b * k2) + log(b) + rest * (log(out) + log(b * k2) + log(b))
-            else:
-                rd = se_channels(b) if self.se else 0
-                se_macs = 2 * b * rd
-                se_params = 2 * b * rd + rd + b if self.se else 0
-                macs += ri2 * cin * b + ro2 * k2 * b + ro2 * b * out + se_macs
-                params += cin * b + 4 * b + k2 * b + b * out + 2 * out + se_params
-                macs += rest * (ro2 * out * b + ro2 * k2 * b + ro2 * b * out + se_macs)
-                params += rest * (2 * out * b + 4 * b + k2 * b + 2 * out + se_params)
-                held = cin * ri2 if (cin == out and (s == 1 or self.space.shortcut == "pool")) else 0
-                mem = max(mem, cin * ri2 + b * ri2, b * ri2 + b * ro2 + held, b * ro2 + out * ro2 + held,
-                          (b + rd + held + b * ro2) if self.se else 0)
-                if rest:
-                    held = out * ro2
-                    mem = max(mem, out * ro2 + b * ro2, 2 * b * ro2 + held, b * ro2 + out * ro2 + held,
-                              (b + rd + held + b * ro2) if self.se else 0)
-                logsum += log(cin) + log(k2) + log(b) + rest * (log(out) + log(k2) + log(b))
+            L = d.L[i]
+            block_macs, block_params, block_mem, block_log = self._block(i, prev, d.c[i], d.b[i], d.k[i], L)
+            macs += block_macs
+            params += block_params
+            mem = max(mem, block_mem)
+            logsum += block_log
             nl += 3 * L
             cum_log[i], cum_n[i] = logsum, nl
-            prev = out
+            prev = d.c[i]
         if self.head:  # the 1x1 head conv, in the last stage
             ro2, h = self.r_out[-1] ** 2, self.head
             macs += ro2 * prev * h
