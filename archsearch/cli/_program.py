@@ -73,7 +73,8 @@ def solver_for(space: Any, args: argparse.Namespace) -> tuple[Any, dict[str, Any
         kwargs["time_limit"] = args.time_limit
     if getattr(args, "progress_fn", None) is not None and "progress" in takes:
         kwargs["progress"] = args.progress_fn
-    return cls(gap_tol=args.gap_tol, **kwargs), options
+    gap_tol = cls.cli_gap_tol if args.gap_tol is None else args.gap_tol
+    return cls(gap_tol=gap_tol, **kwargs), options
 
 
 def design_options(space: Any, args: argparse.Namespace) -> dict[str, Any]:

@@ -53,7 +53,8 @@ def register_search(sub: Any) -> None:
     p.add_argument("--time-limit", type=float, default=None,
                    help="a wall-clock cap in seconds per solve (default none: deepmad-* solves stop at --gap-tol or "
                         "their node budget, so the proposals are the same on any machine)")
-    p.add_argument("--gap-tol", type=float, default=1e-3, help="stop a solve when its relative gap is <= this (default 1e-3)")
+    p.add_argument("--gap-tol", type=float, default=None,
+                   help="stop a solve when its relative gap is <= this (default 1e-2 for deepmad-* spaces, 1e-3 for the others)")
     _add_worker_options(p)
     p.set_defaults(func=cmd_search, rho=None, no_depth_penalty=False, entropy="code", no_priors=False)
 

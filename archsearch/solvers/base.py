@@ -145,6 +145,7 @@ class BaseSolver:
         gives_bound: Whether results carry a finite upper bound.
         options: Keyword options of :meth:`solve` beyond ``top_k`` and ``resolution``.
         budget_keys: The budget keys its programs count (:func:`check_budget_keys`).
+        cli_gap_tol: The gap at which the command line stops a solve unless ``--gap-tol`` says otherwise.
     """
 
     name: ClassVar[str] = ""
@@ -152,6 +153,7 @@ class BaseSolver:
     gives_bound: ClassVar[bool] = True
     options: ClassVar[tuple[str, ...]] = ()
     budget_keys: ClassVar[tuple[str, ...]] = ("macs", "params", "latency", "memory")
+    cli_gap_tol: ClassVar[float] = GAP_OPTIMAL
 
     def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float = 30.0) -> None:
         """Args:
