@@ -175,6 +175,7 @@ class DeepMADProgram:
         self.num_classes = space.num_classes
         self._b_ranges: dict[int, tuple[int, int]] = {}
         self._blocks: dict[tuple[int, ...], tuple[int, int, int, float]] = {}
+        self._valid_blocks: dict[tuple[int, ...], bool] = {}
         self._b_options: dict[int, tuple[int, ...]] = {}
 
     # ----------------------------------------------------------------- designs
@@ -236,19 +237,32 @@ class DeepMADProgram:
         if not (sp.stem_widths[0] <= d.c0 <= sp.stem_widths[1]) or d.c0 % m:
             return False
         prev = d.c0
+        valid = self._valid_blocks
         for i in range(self.n):
-            c, b, k, L = d.c[i], d.b[i], d.k[i], d.L[i]
-            if c % m or b % m or not (sp.widths[0] <= c <= sp.widths[1]):
+            key = (i, prev, d.c[i], d.b[i], d.k[i], d.L[i])
+            ok = valid.get(key)
+            if ok is None:
+                if len(valid) > 200_000:
+                    valid.clear()
+                ok = valid[key] = self._block_valid(*key)
+            if not ok:
                 return False
-            if c < prev or c > sp.max_width_ratio * prev:
-                return False
-            lo, hi = self.b_range(c)
-            if not (lo <= b <= hi) or k not in sp.kernels or (self.grid and b not in self.b_options(c)):
-                return False
-            if not (sp.depths[0] <= L <= (sp.first_depth_max if i == 0 else sp.depths[1])):
-                return False
-            prev = c
+            prev = d.c[i]
         return not self.max_layers or self.layers(d.L) <= self.max_layers
+
+    def _block_valid(self, i: int, prev: int, c: int, b: int, k: int, L: int) -> bool:
+        """Whether superblock ``i`` may have output ``c``, inner ``b``, kernel ``k`` and depth ``L`` after width
+        ``prev``: :meth:`is_valid` per superblock, kept per argument tuple (the local searches test thousands of
+        neighbours that differ in one or two superblocks)."""
+        sp, m = self.space, self.m
+        if c % m or b % m or not (sp.widths[0] <= c <= sp.widths[1]):
+            return False
+        if c < prev or c > sp.max_width_ratio * prev:
+            return False
+        lo, hi = self.b_range(c)
+        if not (lo <= b <= hi) or k not in sp.kernels or (self.grid and b not in self.b_options(c)):
+            return False
+        return sp.depths[0] <= L <= (sp.first_depth_max if i == 0 else sp.depths[1])
 
     def layers(self, depths: tuple[int, ...]) -> int:
         """Conv layers on the main path: the stem, 3 per block, the head conv (the reference's ``layers``)."""
