@@ -69,7 +69,7 @@ def three_workers_one_killed(url: str, run_dir: Path, *, trials: int = 6, timeou
     from archsearch.train import get_dataset
 
     get_dataset("digits", seed=0, resolution=16)
-    p = plan(run_dir, storage=url, trials=trials, epochs=1, max_batches=8)
+    p = plan(run_dir, storage=url, trials=trials, epochs=1, max_batches=None)  # a whole epoch (~1 s): the victim holds a running trial long enough to be caught
     assert p.enqueued == trials
     queue = SearchQueue(name=p.study, storage=open_storage(url, heartbeat_interval=1, grace_period=3))
     workers = [start_worker(url, p.study, run_dir / f"worker{i}.log") for i in range(3)]
