@@ -446,6 +446,7 @@ def _cnn_scale(space: Any, base: Any, kind: str, m: float) -> Any:
     # the stem saturates at the top of its range (a paper space caps it at 32 where ResNet-50 has 64)
     c0 = min(max(base.stem.out_channels if kind in ("width", "depth") else _grid_round(m * base.stem.out_channels, g),
                  space.stem_widths[0]), space.stem_widths[1])
+    prog = _cnn_program(space, Budget(macs=10**18), {}, base.resolution)
     stages, prev = [], c0
     for st in base.stages:
         if kind == "depth":
@@ -457,7 +458,6 @@ def _cnn_scale(space: Any, base: Any, kind: str, m: float) -> Any:
             if o is None:
                 return None
             out, b, L = o, _grid_round(m * st.bottleneck, g), st.depth
-            prog = _cnn_program(space, Budget(macs=10**18), {}, base.resolution)
             if space.bottleneck_grid:  # the grid's inner width nearest the scaled one (its ratio, near enough)
                 b = prog.snap_b(out, m * st.bottleneck)
             elif saturate:
@@ -465,7 +465,7 @@ def _cnn_scale(space: Any, base: Any, kind: str, m: float) -> Any:
                 b = min(max(b, lo), hi)
         stages.append(dataclasses.replace(st, in_channels=prev, out_channels=out, bottleneck=b, depth=L))
         prev = out
-    if space.max_layers and 1 + 3 * sum(st.depth for st in stages) + (1 if base.head_channels else 0) > space.max_layers:
+    if prog.max_layers and prog.layers(tuple(st.depth for st in stages)) > prog.max_layers:
         return None  # past the space's conv-layer limit (stem, 3 a block, head conv): out of the space
     stem = dataclasses.replace(base.stem, out_channels=c0)
     return CNNSpec(stem, tuple(stages), base.resolution, base.num_classes, base.name, head_channels=base.head_channels)

@@ -374,12 +374,8 @@ class _Relaxation(_Formulation):
     def stage_factor(self, s: int) -> tuple[int | None, float]:
         """Stage ``s``'s factor ``A_s = log C_s + 2 log R_s`` as ``(index of log C_s in z, constant)``; the index
         is ``None`` where the width is a constant (a head conv's), which the constant then includes."""
-        prog = self.prog
-        two_log_r = 2 * math.log(prog.stage_side(s))
-        if s == self.n_stages - 1 and prog.head:
-            return None, math.log(prog.head) + two_log_r
-        end = prog.ends[s]
-        return (0 if end < 0 else 1 + end), two_log_r
+        idx, log_c = self.stage_width_term(s)
+        return idx, log_c + 2 * math.log(self.prog.stage_side(s))
 
     def stage_coef(self) -> np.ndarray:
         """Per stage, the objective's coefficient of the stage's cumulative entropy ``f logsum_s`` at its

@@ -220,7 +220,7 @@ class DeepMADProgram:
         with a ratio grid, the ends of :meth:`b_options`)."""
         cached = self._b_ranges.get(c)
         if cached is None and self.grid:
-            opts = self.space.inner_widths(c)
+            opts = self.b_options(c)
             cached = self._b_ranges[c] = (opts[0], opts[-1])
         if cached is None:
             lo_r, hi_r = self.space.bottleneck_ratio
@@ -368,8 +368,9 @@ class DeepMADProgram:
             nl += 1
             cum_log[-1], cum_n[-1] = logsum, nl
         if self.count_head:
-            macs += self.stage_width(len(self.ends) - 1, d) * self.num_classes
-            params += self.stage_width(len(self.ends) - 1, d) * self.num_classes + self.num_classes
+            features = self.stage_width(len(self.ends) - 1, d)
+            macs += features * self.num_classes
+            params += features * self.num_classes + self.num_classes
         f = self.f
         stem_log = log(self.cin0 * ks2)
         entropy, rho = 0.0, 0.0

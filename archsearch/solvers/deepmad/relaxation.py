@@ -288,11 +288,10 @@ class _Formulation:
             # the reference's madnas score, sum_s alpha_s (f logsum_s + log C_s): linear, no stage products
             # (the w rows above stay, unread); C_s the stage's last width, or the head conv's constant one
             a_z, a_0 = np.zeros((self.n_stages, nz)), np.zeros(self.n_stages)
-            for s, end in enumerate(prog.ends):
-                if s == self.n_stages - 1 and prog.head:
-                    a_0[s] = math.log(prog.head)
-                else:
-                    a_z[s, 0 if end < 0 else 1 + end] = 1.0
+            for s in range(self.n_stages):
+                idx, a_0[s] = self.stage_width_term(s)
+                if idx is not None:
+                    a_z[s, idx] = 1.0
             objective = (self.weights @ (prog.f * logsum + a_z @ z) + float(self.weights @ a_0)) / 1000.0
         # DeepMAD's depth penalty w exp(std L) (w = 10 in the paper) is convex in L (exp of a norm): subtracted exactly
         skip = prog.space.penalty_skip
@@ -327,6 +326,16 @@ class _Formulation:
             self.compiled_tighten = CompiledProblem(self.tighten_problem)
         self.sol: dict[str, np.ndarray] = {}  # values of :attr:`read_vars` at the last solve of :attr:`problem`
         self._duals: dict[int, Any] = {}
+
+    def stage_width_term(self, s: int) -> tuple[int | None, float]:
+        """Stage ``s``'s ``log C_s`` (its output width's log) as ``(index in z, constant)``: the stem's or the
+        stage's last superblock's log-width, or, in the last stage of a space with a head conv, no index and
+        the head's constant ``log C``."""
+        prog = self.prog
+        if s == self.n_stages - 1 and prog.head:
+            return None, math.log(prog.head)
+        end = prog.ends[s]
+        return (0 if end < 0 else 1 + end), 0.0
 
     # exponent rows are over z = [x_stem, x_1..x_n, y_1..y_n, kappa_1..kappa_n]
     def _e(self, **idx: float) -> list[float]:
