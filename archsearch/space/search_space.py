@@ -194,17 +194,17 @@ class SearchSpace(BaseSpace):
 
     def inner_widths(self, out: int) -> tuple[int, ...]:
         """The inner widths a ``bottleneck_grid`` allows at output width ``out`` (sorted; empty without a grid)."""
-        return tuple(sorted({deepmad_smart_round(r * out, self.channel_multiple) for r in self.bottleneck_grid}))
+        return _grid_inner_widths(out, self.bottleneck_grid, self.channel_multiple)
 
     def max_inner_ratio(self) -> float:
         """The largest ``b / out`` of any design of the space (a valid upper bound for relaxations)."""
         return _inner_ratio_ends(self.widths, self.channel_multiple, self.bottleneck_ratio, self.bottleneck_rule,
-                                 tuple(self.bottleneck_grid))[1]
+                                 self.bottleneck_grid)[1]
 
     def min_inner_ratio(self) -> float:
         """The least ``b / out`` of any design of the space (a valid lower bound for relaxations)."""
         return _inner_ratio_ends(self.widths, self.channel_multiple, self.bottleneck_ratio, self.bottleneck_rule,
-                                 tuple(self.bottleneck_grid))[0]
+                                 self.bottleneck_grid)[0]
 
     def summary(self) -> dict[str, Any]:
         row = super().summary()
@@ -220,12 +220,18 @@ def _inner_ratio_ends(widths: tuple[int, int], m: int, ratio: tuple[float, float
     times per node (1 s of a 15 s R50 solve's CPU before this cache); spaces are immutable, so it is kept."""
     outs = range(widths[0], widths[1] + 1, m)
     if grid:
-        inner = [sorted({deepmad_smart_round(r * c, m) for r in grid}) for c in outs]
+        inner = [_grid_inner_widths(c, grid, m) for c in outs]
         return min(b[0] / c for b, c in zip(inner, outs)), max(b[-1] / c for b, c in zip(inner, outs))
     lo = ratio[0]
     if rule == "deepmad":
         lo = max(lo, min(deepmad_smart_round(c / 10) / c for c in outs))
     return lo, ratio[1]
+
+
+def _grid_inner_widths(out: int, grid: tuple[float, ...], m: int) -> tuple[int, ...]:
+    """The inner widths a ratio grid allows at output width ``out``: each ratio times ``out``, smart-rounded
+    to the multiple ``m`` (:meth:`SearchSpace.inner_widths`), sorted, without repeats."""
+    return tuple(sorted({deepmad_smart_round(r * out, m) for r in grid}))
 
 
 def deepmad_smart_round(x: float, base: int = 8) -> int:
