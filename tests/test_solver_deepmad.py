@@ -720,6 +720,46 @@ def test_solver_matches_brute_force_in_the_reference_codes_space_and_counting(pe
     assert free[1].score > res.best.score + 1e-6
 
 
+@pytest.mark.parametrize("name", ["deepmad-r50", "deepmad-r18", "deepmad-r50-plus", "deepmad-mbv2", "deepmad-mbv2-plus"])
+def test_budget_rows_over_shared_monomials_count_a_designs_costs(name: str) -> None:
+    """The budget rows are linear in one exponential cone per distinct first-block monomial (shared by every
+    row) and in the repeated blocks' totals: at a design's widths and depths they give its costs, exactly in
+    the paper's spaces (every term is present) and never more than them elsewhere (terms only some designs
+    have are left out). R50's rows share 31 monomials and its relaxation has 92 exponential cones (125 with a
+    log_sum_exp per row)."""
+    import numpy as np
+
+    from archsearch.solvers.deepmad import _Relaxation
+    from archsearch.solvers.designs import sample
+
+    space = get_space(name)
+    prog = DeepMADProgram(space, space.budget)
+    relax = _Relaxation(prog, "CLARABEL")
+    limits = {"macs": prog.macs_limit, "params": space.budget.params, "flops": space.budget.flops}
+    assert set(relax.budget_kinds) == {k for k, v in limits.items() if v is not None}
+    if name == "deepmad-r50":
+        assert relax.mono_rows_first.shape[0] == 31
+        assert sum(type(c).__name__ == "ExponentialConeT" for c in relax.compiled._cones) == 92
+    exact = space.name in ("deepmad-r50", "deepmad-r18")
+    checked = 0
+    for cand in sample(space, n=6, seed=3):
+        d = prog.from_spec(cand.spec)
+        ev = prog.evaluate(d)
+        z = np.log(np.array((d.c0,) + d.c + d.b + tuple(k * k for k in d.k), float))
+        D = np.array(d.L, float) - 1
+        totals = D[:, None] * np.exp(relax.mono_rows @ z) / relax.KAPPA  # (n, J): the repeated blocks' M
+        for kind, coef, c0, (rep, rep_d) in zip(relax.budget_kinds, relax.mono_coefs, relax.mono_const, relax.budget_rep):
+            row = coef @ np.exp(relax.mono_rows_first @ z) + c0 + float((np.asarray(rep) * totals).sum())
+            if rep_d is not None:
+                row += float(np.asarray(rep_d) @ D)
+            cost = {"macs": ev.macs, "params": ev.params, "flops": ev.flops}[kind] / limits[kind]
+            assert row <= cost * (1 + 1e-9), (kind, d)
+            if exact:
+                assert row == pytest.approx(cost, rel=1e-9), (kind, d)
+            checked += 1
+    assert checked >= 6
+
+
 @pytest.mark.parametrize("name", ["deepmad-r50", "deepmad-r18", "deepmad-mbv2", "deepmad-mbv2-plus"])
 def test_relaxation_never_cuts_off_a_design(name: str) -> None:
     """Every cut of the relaxation (the inner-width rule's chord and totals, the W cones, the FLOPs row) is valid:

@@ -5,7 +5,8 @@ range of inner widths, and a range for the stem and every superblock output widt
 (:class:`_Relaxation`, one DPP-parametrised cvxpy problem re-solved per node) is a convex program
 whose optimum bounds every design in the box from above:
 
-* costs are posynomials in the log-widths (conic GP form) for the first block of each superblock,
+* costs are posynomials in the log-widths for the first block of each superblock (one exponential cone
+  per distinct monomial, shared by every budget row),
   and linear in the totals ``M_j`` of the repeated blocks' cost monomials, linked to the widths;
 * rho <= rho0 is ``sum log(c k^2/g) >= N log(N/rho0)``;
 * each stage product ``(log C_s + 2 log R_s) E_s`` is bounded by McCormick, with the entropy floor

@@ -184,6 +184,11 @@ class _Relaxation(_Formulation):
             mc2_0[s] = self.e_up[s] * (two_log_r - a_lo[s])
         _assign_all((self.a_lo, a_lo), (self.mc2_z, mc2_z), (self.mc2_0, mc2_0))
         _assign_all((self.zl, zl), (self.zu, zu))
+        sigma = self.mono_rows_first @ (0.5 * (zl + zu))
+        _assign(self.mono_sigma, sigma)
+        scale = np.exp(sigma)
+        for param, coef in zip(self.mono_coef_params, self.mono_coefs):
+            _assign(param, coef * scale)
         return True
 
     def solve(self, node: _Node, ratios: np.ndarray | None = None, *, prune: bool = True,
