@@ -62,8 +62,8 @@ class DeepMADSolver(BaseSolver):
     options = ("rho0", "depth_penalty", "entropy", "last_stage_weight", "penalty_weight")
     budget_keys = ("macs", "params", "latency", "memory", "flops")
     free_constants = FREE_CONSTANTS
-    # the command line's default stop: a certified 1 % gap (R50: the whole call 3.7 s; a 0.1 % tolerance runs
-    # the 1 000 default nodes, 9.4 s of CPU, to 0.36 % and the same best design, as at R34 and R18); the
+    # the command line's default stop: a certified 1 % gap (R50: the whole call 3.4-3.7 s; a 0.1 % tolerance
+    # runs the 1 000 default nodes, 7.6 s of CPU, to 0.35 % and the same best design, as at R34 and R18); the
     # library's default stays 0.1 %
     cli_gap_tol = 1e-2
 
