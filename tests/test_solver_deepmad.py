@@ -891,3 +891,28 @@ def test_sequential_bound_tightening_narrows_at_least_as_much_as_one_box_per_rou
                 + sum(math.log(h - lo + 1) for lo, h in zip(node.lo, node.hi)))
 
     assert volume(seq) < volume(jac) - 1.0
+
+
+def test_a_nodes_structure_is_realised_when_the_node_is_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The branch and bound realises a node's structure (a fixed-structure relaxation, rounded, repaired and
+    polished) when it takes the node from its queue, never for nodes it only solves: each pass of its loop
+    takes at most one node, so there are at most as many realisations as passes (less the last, which
+    stops). Realising every solved node made about two per pass (R50, 12 nodes: 10 for 5 passes)."""
+    from archsearch.solvers.deepmad import solver as deepmad_solver
+
+    space = get_space("deepmad-r50")
+    phase, passes, realised = [""], [0], [0]
+    incumbent = deepmad_solver.DeepMADSolver._incumbent
+
+    def counting(*args, **kwargs):
+        realised[0] += phase[0] == "branch and bound"
+        return incumbent(*args, **kwargs)
+
+    def progress(state: dict) -> None:
+        phase[0] = state["phase"]
+        passes[0] += state["phase"] == "branch and bound"
+
+    monkeypatch.setattr(deepmad_solver.DeepMADSolver, "_incumbent", staticmethod(counting))
+    res = DeepMADSolver(max_nodes=12, progress=progress).solve(space, space.budget, top_k=1)
+    assert res.stats.nodes == 12 and res.stats.extra["stopped"] == "nodes"
+    assert passes[0] >= 4 and 1 <= realised[0] <= passes[0] - 1
