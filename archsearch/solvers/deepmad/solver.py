@@ -146,6 +146,7 @@ class DeepMADSolver(BaseSolver):
                 return
             if res is UNSOLVED:  # keep the parent's bound; split the widest range blindly
                 stats_unsolved[0] += 1
+                pending = None  # no relaxed solution to realise
                 children = self._split_widest(node, prog.m)
                 if not children:  # a box of one design: its exact score stands in for the missing bound
                     search.evaluate(Design(node.wlo[0], node.wlo[1:], node.blo, tuple(k[0] for k in node.kernels), node.lo))
@@ -160,12 +161,12 @@ class DeepMADSolver(BaseSolver):
                     return
                 node = smaller
                 children = self._branch(prog, relax, node, res[1], stage_vars)  # reads the last solve
-                entry_id = next(counter)
-                unrealised[entry_id] = (node, res[1], relax.depths())
-                search.evaluate(search.round(res[1], node, unrealised[entry_id][2]))
-                heapq.heappush(heap, (-ub, entry_id, node, children))
-                return
-            heapq.heappush(heap, (-ub, next(counter), node, children))
+                pending = (node, res[1], relax.depths())
+                search.evaluate(search.round(res[1], node, pending[2]))
+            entry_id = next(counter)
+            if pending is not None:
+                unrealised[entry_id] = pending
+            heapq.heappush(heap, (-ub, entry_id, node, children))
 
         root = _root(prog)
         relax.bound_entropy(root)
