@@ -816,12 +816,13 @@ def test_solver_matches_brute_force_where_the_inner_width_rule_cuts_bind() -> No
 
 
 def test_a_relaxation_is_first_solved_without_iterative_refinement_and_retried_with_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Clarabel's first attempt skips iterative refinement (a third less time per solve); its values equal the
-    refined solve's to 1e-6 relative on R50's root and fixed-structure boxes, and a solve it leaves unfinished is
-    retried with refinement, whose value then stands."""
+    """Clarabel's first attempt skips iterative refinement (a third less time per solve) and stops at a 1e-6
+    duality gap; its values, with the margin the relaxation adds, are never below Clarabel's default solve's
+    (1e-8, without the margin) on R50's root and fixed-structure boxes and exceed them by less than 1e-5 relative; a solve it leaves
+    unfinished is retried with refinement, whose value then stands."""
     from archsearch.solvers import conic
     from archsearch.solvers.deepmad import _Relaxation, _root
-    from archsearch.solvers.deepmad.bounds import FAST
+    from archsearch.solvers.deepmad.bounds import FAST, MARGIN
 
     space = get_space("deepmad-r50")
     prog = DeepMADProgram(space, space.budget)
@@ -842,16 +843,18 @@ def test_a_relaxation_is_first_solved_without_iterative_refinement_and_retried_w
         attempts.clear()
         fast.append(relax.solve(box, prune=False))
         firsts.append(attempts[0])
-    assert firsts == [FAST] * len(boxes) and FAST == {"iterative_refinement_enable": False}
+    assert firsts == [FAST] * len(boxes)
+    assert FAST == {"iterative_refinement_enable": False, "tol_gap_abs": 1e-6, "tol_gap_rel": 1e-6}
 
-    def refined_only(self, **settings):  # what every solve did before: Clarabel's defaults
-        return solve(self, **{k: v for k, v in settings.items() if k != "iterative_refinement_enable"})
+    def refined_only(self, **settings):  # Clarabel's defaults
+        return solve(self, **{k: v for k, v in settings.items() if k not in FAST})
 
     monkeypatch.setattr(conic.CompiledProblem, "solve", refined_only)
     refined = [relax.solve(box, prune=False) for box in boxes]
     for a, b in zip(fast, refined):
         assert a is not None and b is not None and math.isfinite(a[0])
-        assert a[0] == pytest.approx(b[0], rel=1e-6)
+        accurate = b[0] - MARGIN * abs(b[0])  # the default solve's own value, without the margin
+        assert accurate <= a[0] <= accurate + 1e-5 * abs(accurate)
 
     attempts.clear()
 

@@ -32,8 +32,14 @@ UNSOLVED = (math.inf, np.zeros(0))  # a relaxation the backend could not solve: 
 # interior-point iterations, a third less time per solve (R50's 424 solves: 2.5 -> 1.6 s), values within
 # 1e-7 relative of the refined ones, and the same tolerances on the result. A solve it leaves unfinished is
 # retried with refinement (the next attempt of :meth:`_Relaxation.solve`). Other backends go through cvxpy
-# with their own defaults.
-FAST = {"iterative_refinement_enable": False}
+# with their own defaults. It also stops at a duality gap of 1e-6 (Clarabel's default: 1e-8): ~14 % fewer
+# iterations (R18 29.2 -> 25.6 per solve, R50 31.1 -> 27.3) and ~7 % less CPU to R18's and R50's 1 % gap on
+# the same paths; 1e-5 and 1e-4 cost more nodes than they save (R18 606 and > 1 000 nodes instead of 382:
+# the duals that tighten the boxes are less accurate). The feasibility tolerance stays Clarabel's
+FAST = {"iterative_refinement_enable": False, "tol_gap_abs": 1e-6, "tol_gap_rel": 1e-6}
+#: the relative margin added to every relaxed value (and kept in the cutoffs of reduced-cost and bound
+#: tightening), on the safe side of the 1e-6 duality gap at which a solve may stop
+MARGIN = 3e-6
 
 
 class _Relaxation(_Formulation):
@@ -235,6 +241,7 @@ class _Relaxation(_Formulation):
             self.sol = {k: np.asarray(v.value, float) for k, v in self.read_vars.items()}
             self._duals = {con.id: con.dual_value for con in self.dual_cons}
         value = 1000.0 * objective
+        value += MARGIN * max(1.0, abs(value))
         if status == "optimal_inaccurate":
             value += 1e-3 * abs(value)  # keep the bound on the safe side
         return value, self.sol["z"]
@@ -268,7 +275,7 @@ class _Relaxation(_Formulation):
             return node
         if value < cutoff:
             return None
-        slack = value - cutoff + 1e-6 * max(1.0, abs(value))  # on the safe side of the solver's tolerance
+        slack = value - cutoff + MARGIN * max(1.0, abs(value))  # on the safe side of the solver's tolerance
         n, m = self.prog.n, self.prog.m
         duals = [self._duals.get(c.id) for c in self.box_cons]
         if any(d is None for d in duals):
@@ -326,7 +333,7 @@ class _Relaxation(_Formulation):
                 return node
             if res[0] < cutoff:
                 return None
-            _assign(self.cutoff, cutoff - 1e-6 * max(1.0, abs(cutoff)))  # on the safe side of the solver's tolerance
+            _assign(self.cutoff, cutoff - MARGIN * max(1.0, abs(cutoff)))  # on the safe side of the solver's tolerance
             fields = {k: list(getattr(node, k)) for k in ("lo", "hi", "wlo", "whi", "blo", "bhi")}
             last = node
             targets = ([("w", j, j) for j in range(n + 1)] + [("b", i, 1 + n + i) for i in range(n)]
@@ -390,7 +397,7 @@ class _Relaxation(_Formulation):
         for s in range(self.n_stages):
             lowest = self._lowest(self.nz + self.prog.n + s, -1.0)
             if lowest is not None:
-                e_up[s] = self.prog.f * 100.0 * -lowest * (1 + 1e-6) + 1e-6
+                e_up[s] = self.prog.f * 100.0 * -lowest * (1 + 1e-5) + 1e-5
         if self.e_up is not None:  # a sub-box: never looser than before
             e_up = np.minimum(e_up, self.e_up)
         self.e_up = e_up
