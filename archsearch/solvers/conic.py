@@ -11,11 +11,62 @@ Clarabel's solution. Statuses and signs follow cvxpy's (the equality with cvxpy'
 
 from __future__ import annotations
 
+import sys
+import threading
+import types
 from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["CompiledProblem"]
+__all__ = ["CompiledProblem", "import_cvxpy"]
+
+_IMPORT_LOCK = threading.Lock()
+
+
+class _DeferredStats(types.ModuleType):
+    """Stands in for ``scipy.stats`` while cvxpy is imported: cvxpy reads one function from it at import
+    (``entropy``, for the numeric value of its quantum relative entropy atom), and importing scipy.stats
+    costs ~0.35 s (it parses the docstrings of its ~100 distributions), a third of a CLI call's imports.
+    ``entropy`` here imports the real module when first called; any other name imports it at once."""
+
+    def __init__(self) -> None:
+        super().__init__("scipy.stats")
+
+    @staticmethod
+    def entropy(*args: Any, **kwargs: Any) -> Any:
+        return _real_stats().entropy(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(_real_stats(), name)
+
+
+def _real_stats() -> Any:
+    if isinstance(sys.modules.get("scipy.stats"), _DeferredStats):
+        del sys.modules["scipy.stats"]
+    import scipy.stats
+
+    return scipy.stats
+
+
+def import_cvxpy() -> Any:
+    """``cvxpy``, imported without importing ``scipy.stats`` (see :class:`_DeferredStats`; ~0.35 s of every
+    solve from the command line). A ``scipy.stats`` already imported is used as it is; the stand-in is in
+    ``sys.modules`` only while cvxpy's own import runs, and whatever asks it for more than ``entropy`` gets
+    the real module."""
+    if "cvxpy" in sys.modules:
+        return sys.modules["cvxpy"]
+    with _IMPORT_LOCK:
+        stub = None
+        if "scipy.stats" not in sys.modules:
+            stub = sys.modules["scipy.stats"] = _DeferredStats()
+        try:
+            import cvxpy
+        finally:
+            if stub is not None and sys.modules.get("scipy.stats") is stub:
+                del sys.modules["scipy.stats"]
+    return cvxpy
 
 # Clarabel's statuses in cvxpy's words (cvxpy's CLARABEL.STATUS_MAP)
 _STATUS = {"Solved": "optimal", "AlmostSolved": "optimal_inaccurate", "PrimalInfeasible": "infeasible",
@@ -39,8 +90,9 @@ class CompiledProblem:
     """
 
     def __init__(self, problem: Any, variables: Sequence[Any] = (), constraints: Sequence[Any] = ()) -> None:
-        import cvxpy as cp
         import scipy.sparse as sp
+
+        cp = import_cvxpy()
         from cvxpy import settings as s
         from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import dims_to_solver_cones
 

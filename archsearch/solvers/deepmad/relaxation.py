@@ -64,7 +64,9 @@ class _Formulation:
     KAPPA = 1e4  # scale of the M variables
 
     def __init__(self, prog: DeepMADProgram, solver: str | None) -> None:
-        import cvxpy as cp
+        from archsearch.solvers.conic import import_cvxpy
+
+        cp = import_cvxpy()
 
         self.cp = cp
         self.prog = prog
