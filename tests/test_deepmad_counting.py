@@ -241,13 +241,15 @@ def test_deepmad_program_takes_only_the_shortcuts_of_its_space() -> None:
 @pytest.mark.parametrize("name", ["deepmad-r50", "deepmad-r18", "deepmad-mbv2", "deepmad-mbv2-plus", "deepmad-cifar", "deepmad-fmnist"])
 def test_program_flops_equal_deepmad_flops_on_random_designs(name: str) -> None:
     """The program's closed form (integer numerators over one denominator) equals the reference count of the
-    built spec, for random designs of every template (28 px and 32 px sides are odd after a few strides)."""
+    built spec, for random designs of every template (28 px and 32 px sides are odd after a few strides), and
+    so does :meth:`evaluate`'s, summed from its per-superblock cache."""
     from archsearch.solvers.designs import sample
 
     space = get_space(name)
     prog = DeepMADProgram(space, Budget(flops=10**15))
     for cand in sample(space, n=4, seed=3):
-        assert prog.flops(prog.from_spec(cand.spec)) == deepmad_flops(cand.spec)
+        d = prog.from_spec(cand.spec)
+        assert prog.flops(d) == deepmad_flops(cand.spec) == prog.evaluate(d).flops
 
 
 @pytest.mark.parametrize("name, flops, params, score", [

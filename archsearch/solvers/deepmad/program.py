@@ -174,7 +174,7 @@ class DeepMADProgram:
         self.macs_limit = min(limits) if limits else None
         self.num_classes = space.num_classes
         self._b_ranges: dict[int, tuple[int, int]] = {}
-        self._blocks: dict[tuple[int, ...], tuple[int, int, int, float]] = {}
+        self._blocks: dict[tuple[int, ...], tuple[int, int, int, float, int]] = {}
         self._valid_blocks: dict[tuple[int, ...], bool] = {}
         self._b_options: dict[int, tuple[int, ...]] = {}
 
@@ -289,8 +289,9 @@ class DeepMADProgram:
         return Design(spec.stem.out_channels, tuple(s.out_channels for s in st), tuple(s.bottleneck for s in st),
                       tuple(s.kernel for s in st), tuple(s.depth for s in st))
 
-    def _block(self, i: int, cin: int, out: int, b: int, k: int, L: int) -> tuple[int, int, int, float]:
-        """Superblock ``i``'s MACs, params, peak activation memory (elements) and log-sum of layer widths, for
+    def _block(self, i: int, cin: int, out: int, b: int, k: int, L: int) -> tuple[int, int, int, float, int]:
+        """Superblock ``i``'s MACs, params, peak activation memory (elements), log-sum of layer widths and FLOPs
+        (the numerator of :meth:`_block_flops`), for
         :meth:`evaluate`; kept per argument tuple, since the heuristics evaluate thousands of designs that differ
         in one or two superblocks (R50: an eighth of a solve's CPU went to evaluations)."""
         key = (i, cin, out, b, k, L)
@@ -333,7 +334,7 @@ class DeepMADProgram:
             log_ = log(cin) + log(k2) + log(b) + rest * (log(out) + log(k2) + log(b))
         if len(self._blocks) > 200_000:
             self._blocks.clear()
-        hit = self._blocks[key] = (macs_, params_, mem_, log_)
+        hit = self._blocks[key] = (macs_, params_, mem_, log_, self._block_flops(i, cin, out, b, k, L))
         return hit
 
     # -------------------------------------------------------------- evaluation
@@ -349,9 +350,11 @@ class DeepMADProgram:
         nl = 1
         cum_log, cum_n = [0.0] * self.n, [0] * self.n
         prev = d.c0
+        flops = (self.cin0 * ks2 + 3) * d.c0 * self._flops_sides[0][0]
         for i in range(self.n):
             L = d.L[i]
-            block_macs, block_params, block_mem, block_log = self._block(i, prev, d.c[i], d.b[i], d.k[i], L)
+            block_macs, block_params, block_mem, block_log, block_flops = self._block(i, prev, d.c[i], d.b[i], d.k[i], L)
+            flops += block_flops
             macs += block_macs
             params += block_params
             mem = max(mem, block_mem)
@@ -389,7 +392,7 @@ class DeepMADProgram:
         memory = 4 * mem
         b = self.budget
         latency = self.latency(d) if self.latency_model is not None else 0.0
-        flops = self.flops(d) if b.flops is not None else 0
+        flops = self._flops_total(flops, d.c[-1]) if b.flops is not None else 0
         violation = max(0.0, rho / self.rho0 - 1.0)
         for value, limit in ((macs, b.macs), (params, b.params), (memory, b.memory), (latency, b.latency_ms),
                              (flops, b.flops)):
@@ -403,26 +406,40 @@ class DeepMADProgram:
         :func:`archsearch.cost.cnn.deepmad_flops` of :meth:`to_spec` (the reference scales every term by the
         real side ``resolution / total stride``, so this does too, exactly: every squared side is an integer
         numerator over one common denominator, :attr:`_flops_sides`, and the sum is rounded once)."""
-        (stem2, *sides), den = self._flops_sides
+        (stem2, *_), den = self._flops_sides
         total = (self.cin0 * self.ks * self.ks + 3) * d.c0 * stem2
         prev = d.c0
         for i in range(self.n):
-            c, out, b, k2, L = prev, d.c[i], d.b[i], d.k[i] ** 2, d.L[i]
-            s = self.strides[i]
-            ri2, ro2 = sides[i]
-            if self.bottleneck:
-                kxk = b * b * k2 + 3 * b
-                total += (c * b + 3 * b) * ri2 + kxk * ro2 + (b * out + 3 * out) * ro2 + (c * ri2 if s == 2 else 0)
-                if s != 1 or c != out or self.force_projection:
-                    total += (c * out + 3 * out) * ro2
-            else:
-                kxk = b * k2 + 3 * b
-                total += (c * b + 3 * b) * ri2 + kxk * ro2 + (b * out + 3 * out) * ro2 + (c * ri2 if s == 2 and c == out else 0)
-            total += (L - 1) * ((out * b + 3 * b) + kxk + (b * out + 3 * out)) * ro2
-            prev = out
+            total += self._block_flops(i, prev, d.c[i], d.b[i], d.k[i], d.L[i])
+            prev = d.c[i]
+        return self._flops_total(total, prev)
+
+    def _flops_total(self, total: int, last: int) -> int:
+        """The FLOPs of a design whose stem and superblocks add up to ``total`` (numerator over the common
+        denominator of :attr:`_flops_sides`), with the head on the last width ``last``; rounded once, half to
+        even as ``round`` rounds a fraction."""
+        (*_, (_, last2)), den = self._flops_sides
         if self.head:
-            total += (prev + 3) * self.head * sides[-1][1]
-        return round(Fraction(total, den))
+            total += (last + 3) * self.head * last2
+        q, r = divmod(total, den)
+        return q + (1 if 2 * r > den or (2 * r == den and q % 2) else 0)
+
+    def _block_flops(self, i: int, c: int, out: int, b: int, k: int, L: int) -> int:
+        """Superblock ``i``'s FLOPs in the reference's count (:meth:`flops`), as a numerator over the common
+        denominator of :attr:`_flops_sides`."""
+        (_, *sides), _ = self._flops_sides
+        k2 = k * k
+        s = self.strides[i]
+        ri2, ro2 = sides[i]
+        if self.bottleneck:
+            kxk = b * b * k2 + 3 * b
+            total = (c * b + 3 * b) * ri2 + kxk * ro2 + (b * out + 3 * out) * ro2 + (c * ri2 if s == 2 else 0)
+            if s != 1 or c != out or self.force_projection:
+                total += (c * out + 3 * out) * ro2
+        else:
+            kxk = b * k2 + 3 * b
+            total = (c * b + 3 * b) * ri2 + kxk * ro2 + (b * out + 3 * out) * ro2 + (c * ri2 if s == 2 and c == out else 0)
+        return total + (L - 1) * ((out * b + 3 * b) + kxk + (b * out + 3 * out)) * ro2
 
     @functools.cached_property
     def _flops_sides(self) -> tuple[tuple[Any, ...], int]:
