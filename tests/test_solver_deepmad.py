@@ -969,3 +969,37 @@ def test_past_a_one_percent_gap_each_structure_is_tightened_once(monkeypatch: py
     structures = [(n.lo, n.kernels) for n in calls[1:]]
     assert structures and all(lo == n.hi and all(len(k) == 1 for k in n.kernels) for n, (lo, _) in zip(calls[1:], structures))
     assert len(set(structures)) == len(structures)
+
+
+def test_a_structure_box_that_cannot_be_solved_after_its_tightening_keeps_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the relaxation of a structure's tightened box cannot be solved, the node keeps the bound of the box
+    before the tightening and is split blindly (never pruned): the solve still certifies its gap, with the
+    same best design and a bound above it."""
+    from archsearch.solvers.deepmad.bounds import UNSOLVED, _Relaxation
+
+    space = get_space("deepmad-cifar")
+    reference = DeepMADSolver(gap_tol=1e-3, max_nodes=300).solve(space, space.budget, top_k=1)
+    fail_next = [False]
+    failed = [0]
+    tighten, solve = _Relaxation.tighten, _Relaxation.solve
+
+    def tighten_then_fail(self, node, cutoff, *args, **kwargs):
+        out = tighten(self, node, cutoff, *args, **kwargs)
+        # a structure's box that the tightening narrowed: the next solve is the narrower box's
+        fail_next[0] = out is not None and out != node and all(a == b for a, b in zip(node.lo, node.hi))
+        return out
+
+    def solve_or_fail(self, node, *args, **kwargs):
+        if fail_next[0]:
+            fail_next[0] = False
+            failed[0] += 1
+            self.solves += 1
+            return UNSOLVED
+        return solve(self, node, *args, **kwargs)
+
+    monkeypatch.setattr(_Relaxation, "tighten", tighten_then_fail)
+    monkeypatch.setattr(_Relaxation, "solve", solve_or_fail)
+    res = DeepMADSolver(gap_tol=1e-3, max_nodes=300).solve(space, space.budget, top_k=1)
+    assert failed[0] >= 1 and res.stats.extra["unsolved_relaxations"] >= 1
+    assert res.best.score == pytest.approx(reference.best.score) and res.gap <= 1e-3
+    assert res.bound >= reference.best.score

@@ -156,6 +156,22 @@ class DeepMADSolver(BaseSolver):
             inc = search.best[1].score if search.best else -math.inf
             if math.isfinite(ub) and ub <= inc + 1e-9 * abs(ub):  # an unsolved root (ub = inf) is never pruned
                 return
+            fixed = all(a == b for a, b in zip(node.lo, node.hi)) and all(len(k) == 1 for k in node.kernels)
+            if proving and fixed and res is not UNSOLVED and (node.lo, node.kernels) not in tightened:
+                # a structure met for the first time in the proof phase: its box tightened as the root's, against
+                # the incumbent (every design that beats it stays inside)
+                tightened.add((node.lo, node.kernels))
+                smaller = relax.tighten(node, inc)
+                if smaller is None:
+                    return
+                if smaller != node:
+                    node, res = smaller, relax.solve(smaller)
+                    if res is None:
+                        return
+                    if res is not UNSOLVED:  # (unsolved: the larger box's bound stands, as below)
+                        ub = min(ub, res[0])
+                        if ub <= inc + 1e-9 * abs(ub):
+                            return
             if res is UNSOLVED:  # keep the parent's bound; split the widest range blindly
                 stats_unsolved[0] += 1
                 pending = None  # no relaxed solution to realise
@@ -164,25 +180,6 @@ class DeepMADSolver(BaseSolver):
                     search.evaluate(Design(node.wlo[0], node.wlo[1:], node.blo, tuple(k[0] for k in node.kernels), node.lo))
                     return
             else:
-                fixed = all(a == b for a, b in zip(node.lo, node.hi)) and all(len(k) == 1 for k in node.kernels)
-                if proving and fixed and search.best is not None and (node.lo, node.kernels) not in tightened:
-                    tightened.add((node.lo, node.kernels))
-                    smaller = relax.tighten(node, inc)
-                    if smaller is None:
-                        return
-                    if smaller != node:
-                        again = relax.solve(smaller)
-                        if again is None:
-                            return
-                        if again is UNSOLVED:  # keep the box as it was; its solve again sets what follows reads
-                            res = relax.solve(node)
-                            if res is None or res is UNSOLVED:
-                                return
-                        else:
-                            node, res = smaller, again
-                            ub = min(ub, res[0])
-                            if ub <= inc + 1e-9 * abs(ub):
-                                return
                 # shrink the box around the designs that can still beat the incumbent (reduced costs); the
                 # node keeps its bound and branches the smaller box from its solution, whose children are
                 # solved when pushed (solving the smaller box again cost a relaxation at every other node:
