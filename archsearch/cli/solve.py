@@ -58,7 +58,7 @@ def register_solve(sub: Any) -> None:
                         "depends on the machine's speed")
     p.add_argument("--gap-tol", type=float, default=None,
                    help="stop when (bound - score)/|bound| <= this (default 1e-2 for deepmad-* spaces, whose branch "
-                        "and bound certifies 1 %% at R50 in ~3 s and 0.1 %% not in 1000 nodes; 1e-3 for the others)")
+                        "and bound certifies 1 %% at R50 in ~2 s and 0.1 %% in ~15 s; 1e-3 for the others)")
     p.add_argument("--max-nodes", type=int, default=None,
                    help="branch-and-bound nodes before returning the best design and its certified gap (deepmad-* "
                         "spaces; default 1000)")

@@ -350,7 +350,7 @@ class DeepMADProgram:
         nl = 1
         cum_log, cum_n = [0.0] * self.n, [0] * self.n
         prev = d.c0
-        flops = (self.cin0 * ks2 + 3) * d.c0 * self._flops_sides[0][0]
+        flops = 0
         for i in range(self.n):
             L = d.L[i]
             block_macs, block_params, block_mem, block_log, block_flops = self._block(i, prev, d.c[i], d.b[i], d.k[i], L)
@@ -392,7 +392,7 @@ class DeepMADProgram:
         memory = 4 * mem
         b = self.budget
         latency = self.latency(d) if self.latency_model is not None else 0.0
-        flops = self._flops_total(flops, d.c[-1]) if b.flops is not None else 0
+        flops = self._flops_total(flops, d.c0, d.c[-1]) if b.flops is not None else 0
         violation = max(0.0, rho / self.rho0 - 1.0)
         for value, limit in ((macs, b.macs), (params, b.params), (memory, b.memory), (latency, b.latency_ms),
                              (flops, b.flops)):
@@ -406,19 +406,18 @@ class DeepMADProgram:
         :func:`archsearch.cost.cnn.deepmad_flops` of :meth:`to_spec` (the reference scales every term by the
         real side ``resolution / total stride``, so this does too, exactly: every squared side is an integer
         numerator over one common denominator, :attr:`_flops_sides`, and the sum is rounded once)."""
-        (stem2, *_), den = self._flops_sides
-        total = (self.cin0 * self.ks * self.ks + 3) * d.c0 * stem2
-        prev = d.c0
+        total, prev = 0, d.c0
         for i in range(self.n):
             total += self._block_flops(i, prev, d.c[i], d.b[i], d.k[i], d.L[i])
             prev = d.c[i]
-        return self._flops_total(total, prev)
+        return self._flops_total(total, d.c0, prev)
 
-    def _flops_total(self, total: int, last: int) -> int:
-        """The FLOPs of a design whose stem and superblocks add up to ``total`` (numerator over the common
-        denominator of :attr:`_flops_sides`), with the head on the last width ``last``; rounded once, half to
-        even as ``round`` rounds a fraction."""
-        (*_, (_, last2)), den = self._flops_sides
+    def _flops_total(self, total: int, c0: int, last: int) -> int:
+        """The FLOPs of a design whose superblocks add up to ``total`` (numerator over the common denominator
+        of :attr:`_flops_sides`), with the stem's ``c0`` and the head on the last width ``last``; rounded once,
+        half to even as ``round`` rounds a fraction."""
+        (stem2, *_, (_, last2)), den = self._flops_sides
+        total += (self.cin0 * self.ks * self.ks + 3) * c0 * stem2
         if self.head:
             total += (last + 3) * self.head * last2
         q, r = divmod(total, den)

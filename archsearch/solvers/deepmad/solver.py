@@ -53,7 +53,7 @@ SHADE_WHEN = 5e-3
 #: (depths and kernels fixed) the first time it meets one, as the root is tightened (:meth:`_Relaxation.tighten`
 #: against the incumbent). A structure's relaxation over the root's widths lies up to ~0.3 % above its best
 #: design, and reduced costs alone narrow its widths slowly; its own tightening closes most of that at once. R50
-#: to a 0.1 % gap: 748 nodes and ~15 s of CPU (before: 0.17 % after 8 000 nodes and 52 s); R34 536 nodes. Before
+#: to a 0.1 % gap: 748 nodes and ~15 s of CPU (before: 0.17 % after 8 000 nodes and 52 s); R34 650 nodes. Before
 #: this gap the search splits whatever its relaxation overestimates most (the 1 % gap sooner: R18 382 nodes
 #: against 472 when depths come first), so a solve that stops at 1 % is unchanged
 PROOF_GAP = 1e-2
@@ -72,9 +72,10 @@ class DeepMADSolver(BaseSolver):
     options = ("rho0", "depth_penalty", "entropy", "last_stage_weight", "penalty_weight")
     budget_keys = ("macs", "params", "latency", "memory", "flops")
     free_constants = FREE_CONSTANTS
-    # the command line's default stop: a certified 1 % gap (R50: the whole call 3.1-3.2 s; a 0.1 % tolerance
-    # runs the 1 000 default nodes, 7.5 s of CPU, to 0.35 % and the same best design, as at R34; R18's is
-    # 0.05 % better there); the library's default stays 0.1 %
+    # the command line's default stop: a certified 1 % gap (R50: the whole call 2.2-2.3 s; a 0.1 % tolerance
+    # certifies 0.06 % in 748 nodes, 15 s of CPU, and finds 52 043 against 52 018; R34 0.09 % in 650 nodes with
+    # the same design; R18 runs the 1 000 default nodes to 0.64 % and a design 0.05 % better); the library's
+    # default stays 0.1 %
     cli_gap_tol = 1e-2
 
     def __init__(self, *, gap_tol: float = GAP_OPTIMAL, time_limit: float | None = None, max_nodes: int = 1000,
@@ -156,8 +157,8 @@ class DeepMADSolver(BaseSolver):
             inc = search.best[1].score if search.best else -math.inf
             if math.isfinite(ub) and ub <= inc + 1e-9 * abs(ub):  # an unsolved root (ub = inf) is never pruned
                 return
-            fixed = all(a == b for a, b in zip(node.lo, node.hi)) and all(len(k) == 1 for k in node.kernels)
-            if proving and fixed and res is not UNSOLVED and (node.lo, node.kernels) not in tightened:
+            if (proving and res is not UNSOLVED and node.lo == node.hi and all(len(k) == 1 for k in node.kernels)
+                    and (node.lo, node.kernels) not in tightened):
                 # a structure met for the first time in the proof phase: its box tightened as the root's, against
                 # the incumbent (every design that beats it stays inside)
                 tightened.add((node.lo, node.kernels))
