@@ -8,13 +8,15 @@ an incumbent (the best design of a ``--max-nodes`` solve at 0.1 %, or ``--incumb
 
 * setup: building the relaxation, the root solve and the root's bound tightening against the incumbent (the solver
   does the same before its search);
-* the structure tree: depth-first, every box split in its widest depth range at the middle, then in its kernels,
-  never in its widths, pruned at the threshold and cut by reduced costs to the part that can exceed it (as the
-  solver cuts its nodes); the solves and CPU seconds it takes until every box left is one
-  structure, and how many structures are left above the threshold (each needs width branching of its own);
+* the structure tree: depth-first, every box split as the solver's proof phase splits it (its widest depth range
+  at the middle, then its kernels: :meth:`DeepMADSolver._branch` with ``structure_first``), never in its widths,
+  pruned at the threshold and cut by reduced costs to the part that can exceed it (as the solver cuts its nodes);
+  the solves and CPU seconds it takes until every box left is one structure, and how many structures are left
+  above the threshold (each needs width branching of its own);
 * the width search inside the best of those structures: its box tightened as the solver tightens its root
   (:meth:`_Relaxation.tighten`, :meth:`_Relaxation.bound_entropy`, at the threshold), then best-first with the
-  solver's own branching (:meth:`DeepMADSolver._branch`) and reduced-cost cuts, the nodes and CPU seconds until its bound falls to the threshold (or ``--width-nodes``).
+  solver's own branching (:meth:`DeepMADSolver._branch`) and reduced-cost cuts, the nodes and CPU seconds until
+  its bound falls to the threshold (or ``--width-nodes``).
 
 CPU seconds are ``time.process_time``; solve counts do not depend on the machine. The structure tree is one search
 order, not a proof of a lower bound for every order; it never branches widths before the structure is fixed, which
@@ -82,17 +84,8 @@ def main() -> None:
                     node = relax.reduced_cost_box(node, res[0], threshold)
                     if node is None:
                         continue
-                depth_open = [(node.hi[i] - node.lo[i], i) for i in range(prog.n) if node.hi[i] > node.lo[i]]
-                if depth_open:
-                    _, i = max(depth_open)
-                    mid = (node.lo[i] + node.hi[i]) // 2
-                    stack += [node._replace(hi=node.hi[:i] + (mid,) + node.hi[i + 1:]),
-                              node._replace(lo=node.lo[:i] + (mid + 1,) + node.lo[i + 1:])]
-                    continue
-                kernel_open = [i for i in range(prog.n) if len(node.kernels[i]) > 1]
-                if kernel_open:
-                    i = kernel_open[0]
-                    stack += [node._replace(kernels=node.kernels[:i] + ((k,),) + node.kernels[i + 1:]) for k in node.kernels[i]]
+                if node.lo != node.hi or any(len(k) > 1 for k in node.kernels):  # the proof phase's own split
+                    stack += DeepMADSolver._branch(prog, relax, node, res[1], stage_vars, structure_first=True)
                     continue
                 leaves.append((res[0], node))
             tree_cpu = time.process_time() - c
